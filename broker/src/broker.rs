@@ -1,0 +1,57 @@
+//! `Broker`: what every request handler can reach — settings, the metadata cache, the
+//! hosted partitions, the controller client and the producer-id allocator.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+
+use crate::config::NodeConfig;
+use crate::controller_client::ControllerClient;
+use crate::group::GroupCoordinator;
+use crate::metadata_cache::MetadataCache;
+use crate::producer_ids::ProducerIdManager;
+use crate::replica_manager::ReplicaManager;
+
+pub struct Broker {
+    pub config: NodeConfig,
+    pub node_id: i32,
+    pub cache: Arc<MetadataCache>,
+    pub replicas: Arc<ReplicaManager>,
+    pub controller: Arc<ControllerClient>,
+    pub producer_ids: ProducerIdManager,
+    pub groups: Arc<GroupCoordinator>,
+    pub api_versions: Vec<ApiVersion>,
+    broker_epoch: AtomicI64,
+}
+
+impl Broker {
+    pub fn new(
+        config: NodeConfig,
+        cache: Arc<MetadataCache>,
+        replicas: Arc<ReplicaManager>,
+        controller: Arc<ControllerClient>,
+        groups: Arc<GroupCoordinator>,
+        api_versions: Vec<ApiVersion>,
+    ) -> Broker {
+        Broker {
+            node_id: config.node_id,
+            config,
+            cache,
+            replicas,
+            controller,
+            producer_ids: ProducerIdManager::default(),
+            groups,
+            api_versions,
+            broker_epoch: AtomicI64::new(-1),
+        }
+    }
+
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn set_broker_epoch(&self, e: i64) {
+        self.broker_epoch.store(e, Ordering::Release);
+    }
+}

@@ -1,0 +1,160 @@
+//! `strom cluster describe`: brokers, the controller quorum (voters, leader, epoch, each
+//! node's metadata offset) and partitions that are under-replicated or offline.
+
+use clap::{Args, Subcommand};
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use strom_client::Admin;
+
+use super::{connect, table, Conn};
+
+#[derive(Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: ClusterCmd,
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Brokers, controllers, the quorum leader, under-replicated partitions.
+    Describe,
+}
+
+pub async fn run(a: ClusterArgs) -> i32 {
+    let client = match connect(&a.conn).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let ClusterCmd::Describe = a.cmd;
+    let admin = Admin::new(client.clone());
+    let cluster = match admin.describe_cluster().await {
+        Ok(c) => c,
+        Err(e) => return super::topic::fail(e),
+    };
+    let conn = match client.any_connection().await {
+        Ok(c) => c,
+        Err(e) => return super::topic::fail(e),
+    };
+    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let quorum = match conn.version_for::<DescribeQuorumRequest>(2) {
+        Ok(v) => conn.send(req, v).await.ok(),
+        Err(_) => None,
+    };
+    println!(
+        "Cluster id: {}",
+        cluster.cluster_id.clone().unwrap_or_default()
+    );
+    let part = quorum
+        .as_ref()
+        .and_then(|q| q.topics.first())
+        .and_then(|t| t.partitions.first())
+        .cloned();
+    let now = strom_common::clock::now_ms();
+    let ago = |ts: i64| {
+        if ts > 0 {
+            format!("{:.1} s ago", (now - ts) as f64 / 1000.0)
+        } else {
+            "-".to_string()
+        }
+    };
+    match &part {
+        Some(p) if p.error_code == 0 => println!(
+            "Quorum leader: {}   leader epoch: {}   high watermark: {}",
+            p.leader_id.0, p.leader_epoch, p.high_watermark
+        ),
+        _ => println!("Quorum: no leader reachable"),
+    }
+    println!();
+    let observers: std::collections::BTreeMap<i32, (i64, i64)> = part
+        .as_ref()
+        .map(|p| {
+            p.current_voters
+                .iter()
+                .chain(p.observers.iter())
+                .map(|o| (o.replica_id.0, (o.log_end_offset, o.last_fetch_timestamp)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let rows: Vec<Vec<String>> = cluster
+        .brokers
+        .iter()
+        .map(|b| {
+            let (offset, seen) = observers.get(&b.node_id).copied().unwrap_or((-1, -1));
+            vec![
+                b.node_id.to_string(),
+                b.addr(),
+                b.rack.clone().unwrap_or_default(),
+                if offset >= 0 {
+                    offset.to_string()
+                } else {
+                    "-".into()
+                },
+                ago(seen),
+            ]
+        })
+        .collect();
+    table::print(
+        &[
+            "BROKER",
+            "ADDRESS",
+            "RACK",
+            "METADATA OFFSET",
+            "LAST HEARTBEAT",
+        ],
+        &rows,
+    );
+    println!();
+    if let Some(p) = &part {
+        let rows: Vec<Vec<String>> = p
+            .current_voters
+            .iter()
+            .map(|v| {
+                let role = if v.replica_id == p.leader_id {
+                    "leader"
+                } else {
+                    "follower"
+                };
+                let lag = if v.log_end_offset > 0 {
+                    (p.high_watermark - v.log_end_offset).max(0).to_string()
+                } else {
+                    "-".into()
+                };
+                vec![
+                    v.replica_id.0.to_string(),
+                    role.to_string(),
+                    v.log_end_offset.to_string(),
+                    lag,
+                ]
+            })
+            .collect();
+        table::print(&["VOTER", "ROLE", "LOG END OFFSET", "LAG"], &rows);
+        println!();
+    }
+    match admin.describe_topics(None).await {
+        Ok(topics) => {
+            let mut under = 0;
+            let mut offline = 0;
+            for t in &topics {
+                for p in &t.partitions {
+                    if p.leader < 0 {
+                        offline += 1;
+                    }
+                    if p.isr.len() < p.replicas.len() {
+                        under += 1;
+                    }
+                }
+            }
+            println!(
+                "Topics: {}   under-replicated partitions: {under}   offline partitions: {offline}",
+                topics.len()
+            );
+            0
+        }
+        Err(e) => super::topic::fail(e),
+    }
+}

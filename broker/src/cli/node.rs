@@ -1,0 +1,92 @@
+//! `strom node --config FILE [--set key=value]...`
+
+use std::path::PathBuf;
+
+use clap::Args;
+use strom_broker::{NodeConfig, NodeEnv};
+
+#[derive(Args)]
+pub struct NodeArgs {
+    /// TOML file with Kafka-named settings (`"node.id" = 1`, `listeners = "..."`).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Override a setting: `--set log.retention.ms=60000` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+pub async fn run(a: NodeArgs) -> i32 {
+    let mut settings = match &a.config {
+        Some(p) => match NodeConfig::read_file(p) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("{e}");
+                return 2;
+            }
+        },
+        None => Default::default(),
+    };
+    settings.extend(NodeConfig::from_env(std::env::vars()));
+    match super::parse_sets(&a.sets) {
+        Ok(m) => settings.extend(m),
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    }
+    let cfg = match NodeConfig::resolve(settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let started = tokio::time::Instant::now();
+    let node = match strom_broker::start(cfg, NodeEnv::real()).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("strom: cannot start: {e}");
+            return 1;
+        }
+    };
+    let kafka: Vec<String> = node
+        .kafka_addrs
+        .iter()
+        .map(|(_, a)| a.to_string())
+        .collect();
+    let internal = node
+        .internal_addr
+        .map(|a| format!(" internal={a}"))
+        .unwrap_or_default();
+    println!(
+        "strom node {} READY {}{internal} ready_ms={}",
+        node.node_id,
+        if kafka.is_empty() {
+            "controller-only".to_string()
+        } else {
+            format!("kafka={}", kafka.join(","))
+        },
+        started.elapsed().as_millis()
+    );
+    wait_for_signal().await;
+    tracing::info!("stopping");
+    node.shutdown().await;
+    0
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM.
+pub(crate) async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

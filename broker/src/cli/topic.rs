@@ -1,0 +1,246 @@
+//! `strom topic create|list|describe|delete|alter-config`, like `kafka-topics.sh` and
+//! `kafka-configs.sh`.
+
+use clap::{Args, Subcommand};
+use strom_client::{Admin, AlterConfigOp, ConfigResource, ConfigSource, NewTopic};
+
+use super::{connect, table, Conn};
+
+#[derive(Args)]
+pub struct TopicArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: TopicCmd,
+}
+
+#[derive(Subcommand)]
+enum TopicCmd {
+    /// Create a topic.
+    Create {
+        name: String,
+        /// Partitions (default: the broker's num.partitions).
+        #[arg(long, short)]
+        partitions: Option<i32>,
+        /// Replicas per partition (default: the broker's default.replication.factor).
+        #[arg(long, short = 'r')]
+        replication_factor: Option<i16>,
+        /// A topic config: `--config retention.ms=60000` (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+        /// Check the request without creating anything.
+        #[arg(long)]
+        validate_only: bool,
+    },
+    /// List topics.
+    List {
+        /// Include internal topics (__consumer_offsets, ...).
+        #[arg(long)]
+        internal: bool,
+    },
+    /// Describe topics: partitions, leaders, replicas, ISR, and configs that differ from
+    /// the defaults.
+    Describe {
+        /// Topics (all when none).
+        names: Vec<String>,
+    },
+    /// Delete topics.
+    Delete {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Change a topic's configs.
+    AlterConfig {
+        name: String,
+        /// Set a config: `--set retention.ms=60000` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Remove a config override, going back to the default (repeatable).
+        #[arg(long = "delete", value_name = "KEY")]
+        deletes: Vec<String>,
+    },
+}
+
+pub async fn run(a: TopicArgs) -> i32 {
+    let client = match connect(&a.conn).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let admin = Admin::new(client);
+    match a.cmd {
+        TopicCmd::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+            validate_only,
+        } => {
+            let mut t = NewTopic::new(
+                &name,
+                partitions.unwrap_or(-1),
+                replication_factor.unwrap_or(-1),
+            );
+            for kv in &configs {
+                let Some((k, v)) = kv.split_once('=') else {
+                    eprintln!("--config {kv}: expected KEY=VALUE");
+                    return 2;
+                };
+                t = t.config(k.trim(), v.trim());
+            }
+            match admin.create_topics(vec![t], validate_only).await {
+                Ok(rs) => {
+                    let mut code = 0;
+                    for r in rs {
+                        match r.error {
+                            None if validate_only => {
+                                println!("topic {} is valid (not created)", r.name)
+                            }
+                            None => println!(
+                                "created topic {} ({} partitions, replication factor {}, id {})",
+                                r.name,
+                                r.num_partitions,
+                                r.replication_factor,
+                                r.topic_id.map(|u| u.to_string()).unwrap_or_default()
+                            ),
+                            Some(e) => {
+                                eprintln!("cannot create {}: {e}", r.name);
+                                code = 1;
+                            }
+                        }
+                    }
+                    code
+                }
+                Err(e) => fail(e),
+            }
+        }
+        TopicCmd::List { internal } => match admin.list_topics(internal).await {
+            Ok(ts) => {
+                for t in ts {
+                    println!("{}", t.name);
+                }
+                0
+            }
+            Err(e) => fail(e),
+        },
+        TopicCmd::Describe { names } => {
+            let filter = if names.is_empty() {
+                None
+            } else {
+                Some(names.as_slice())
+            };
+            let topics = match admin.describe_topics(filter).await {
+                Ok(t) => t,
+                Err(e) => return fail(e),
+            };
+            let mut code = 0;
+            for t in topics {
+                if let Some(e) = &t.error {
+                    eprintln!("{}: {e}", t.name);
+                    code = 1;
+                    continue;
+                }
+                let overrides = match admin
+                    .describe_configs(&ConfigResource::Topic(t.name.clone()), None)
+                    .await
+                {
+                    Ok(cs) => cs
+                        .into_iter()
+                        .filter(|c| c.source == ConfigSource::DynamicTopic)
+                        .map(|c| format!("{}={}", c.name, c.value.unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    Err(_) => String::new(),
+                };
+                let rf = t.partitions.first().map_or(0, |p| p.replicas.len());
+                println!(
+                    "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
+                    t.name,
+                    t.topic_id,
+                    t.partitions.len(),
+                    rf,
+                    overrides
+                );
+                let rows: Vec<Vec<String>> = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.partition.to_string(),
+                            p.leader.to_string(),
+                            p.leader_epoch.to_string(),
+                            join(&p.replicas),
+                            join(&p.isr),
+                            join(&p.offline_replicas),
+                        ]
+                    })
+                    .collect();
+                table::print(
+                    &["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "OFFLINE"],
+                    &rows,
+                );
+                println!();
+            }
+            code
+        }
+        TopicCmd::Delete { names } => match admin.delete_topics(&names).await {
+            Ok(rs) => {
+                let mut code = 0;
+                for r in rs {
+                    match r.error {
+                        None => println!("deleted topic {}", r.name),
+                        Some(e) => {
+                            eprintln!("cannot delete {}: {e}", r.name);
+                            code = 1;
+                        }
+                    }
+                }
+                code
+            }
+            Err(e) => fail(e),
+        },
+        TopicCmd::AlterConfig {
+            name,
+            sets,
+            deletes,
+        } => {
+            let mut ops = Vec::new();
+            for kv in &sets {
+                let Some((k, v)) = kv.split_once('=') else {
+                    eprintln!("--set {kv}: expected KEY=VALUE");
+                    return 2;
+                };
+                ops.push(AlterConfigOp::Set(
+                    k.trim().to_string(),
+                    v.trim().to_string(),
+                ));
+            }
+            ops.extend(deletes.into_iter().map(AlterConfigOp::Delete));
+            if ops.is_empty() {
+                eprintln!("nothing to change: give --set KEY=VALUE or --delete KEY");
+                return 2;
+            }
+            match admin
+                .incremental_alter_configs(&ConfigResource::Topic(name.clone()), &ops, false)
+                .await
+            {
+                Ok(()) => {
+                    println!("altered configs of topic {name}");
+                    0
+                }
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
+
+fn join(v: &[i32]) -> String {
+    v.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn fail(e: strom_client::ClientError) -> i32 {
+    eprintln!("error: {e}");
+    1
+}

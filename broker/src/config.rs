@@ -1,0 +1,484 @@
+//! Node settings with Kafka's names. Sources, later ones winning: built-in defaults
+//! (Kafka's), the TOML file, `STROM_`-prefixed environment variables (`STROM_NODE_ID`
+//! sets `node.id`), and `--set key=value` flags. TOML may spell a key quoted
+//! (`"log.retention.ms" = 1000`) or as dotted keys (`log.retention.ms = 1000`): both
+//! flatten to the same name.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Keys strom reads itself, with their defaults ("" = no default). Other Kafka names
+/// are kept as static settings (topic config synonyms read them) and reported by
+/// `DescribeConfigs`.
+pub const KNOWN: &[(&str, &str)] = &[
+    ("node.id", "1"),
+    ("process.roles", "broker,controller"),
+    ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+    ("advertised.listeners", ""),
+    ("internal.listener", "127.0.0.1:9093"),
+    ("controller.quorum.voters", ""),
+    ("data.dir", "./strom-data"),
+    ("log.dirs", ""),
+    ("cluster.id", ""),
+    ("num.partitions", "1"),
+    ("default.replication.factor", "1"),
+    ("auto.create.topics.enable", "true"),
+    ("delete.topic.enable", "true"),
+    ("message.max.bytes", "1048588"),
+    ("socket.request.max.bytes", "104857600"),
+    ("broker.session.timeout.ms", "9000"),
+    ("broker.heartbeat.interval.ms", "2000"),
+    ("log.retention.check.interval.ms", "300000"),
+    ("log.flush.scheduler.interval.ms", "1000"),
+    ("log.flush.offset.checkpoint.interval.ms", "60000"),
+    ("producer.id.expiration.ms", "86400000"),
+    ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.replication.factor", "3"),
+    ("unclean.leader.election.enable", "false"),
+    ("metadata.log.snapshot.every", "5000"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
+    ("group.consumer.session.timeout.ms", "45000"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
+    ("group.consumer.max.size", "2147483647"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
+    ("offset.metadata.max.bytes", "4096"),
+    ("log.cleaner.backoff.ms", "15000"),
+    ("rack", ""),
+];
+
+/// A listener: `NAME://host:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    pub fn parse_list(s: &str) -> Result<Vec<Listener>, ConfigError> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(Listener::parse)
+            .collect()
+    }
+
+    fn parse(s: &str) -> Result<Listener, ConfigError> {
+        let bad = || ConfigError::Invalid("listeners".into(), s.to_string());
+        let (name, rest) = s.split_once("://").ok_or_else(bad)?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Ok(Listener {
+            name: name.to_uppercase(),
+            host: host.to_string(),
+            port: port.parse().map_err(|_| bad())?,
+        })
+    }
+
+    pub fn addr(&self) -> String {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
+        format!("{host}:{}", self.port)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0} is not valid TOML: {1}")]
+    Toml(PathBuf, String),
+    #[error("invalid value for {0}: {1:?}")]
+    Invalid(String, String),
+}
+
+/// Every setting of a node, resolved.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub node_id: i32,
+    pub broker: bool,
+    pub controller: bool,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub internal_listener: String,
+    pub voters: BTreeMap<u64, String>,
+    pub data_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub cluster_id: Option<String>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i32,
+    pub auto_create_topics: bool,
+    pub delete_topic_enable: bool,
+    pub message_max_bytes: usize,
+    pub socket_request_max_bytes: usize,
+    pub session_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub retention_check_interval_ms: u64,
+    pub flush_scheduler_interval_ms: u64,
+    pub checkpoint_interval_ms: u64,
+    pub producer_id_expiration_ms: i64,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_replication_factor: i32,
+    pub unclean_leader_election: bool,
+    pub metadata_snapshot_every: u64,
+    pub rack: String,
+    /// Every setting given explicitly (file, environment, flags), by Kafka name.
+    pub explicit: BTreeMap<String, String>,
+}
+
+/// Flattens a TOML table into dotted names with string values.
+fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&name, v, out);
+            }
+        }
+        toml::Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+        }
+        toml::Value::Array(a) => {
+            let items: Vec<String> = a
+                .iter()
+                .map(|x| match x {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            out.insert(prefix.to_string(), items.join(","));
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads a TOML file into flat settings.
+    pub fn read_file(path: &std::path::Path) -> Result<BTreeMap<String, String>, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_path_buf(), e))?;
+        Self::parse_toml(&text).map_err(|e| ConfigError::Toml(path.to_path_buf(), e))
+    }
+
+    pub fn parse_toml(text: &str) -> Result<BTreeMap<String, String>, String> {
+        let v: toml::Value = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+        let mut out = BTreeMap::new();
+        flatten("", &v, &mut out);
+        Ok(out)
+    }
+
+    /// Settings from `STROM_*` environment variables.
+    pub fn from_env(vars: impl Iterator<Item = (String, String)>) -> BTreeMap<String, String> {
+        vars.filter_map(|(k, v)| {
+            let rest = k.strip_prefix("STROM_")?;
+            if rest.is_empty() || rest == "LOG" {
+                return None;
+            }
+            Some((rest.to_lowercase().replace('_', "."), v))
+        })
+        .collect()
+    }
+
+    /// Resolves settings (explicit ones over Kafka's defaults).
+    pub fn resolve(explicit: BTreeMap<String, String>) -> Result<NodeConfig, ConfigError> {
+        let get = |k: &str| -> String {
+            explicit
+                .get(k)
+                .cloned()
+                .or_else(|| {
+                    KNOWN
+                        .iter()
+                        .find(|(n, _)| *n == k)
+                        .map(|(_, d)| d.to_string())
+                })
+                .unwrap_or_default()
+        };
+        fn num<T: std::str::FromStr>(k: &str, v: String) -> Result<T, ConfigError> {
+            v.trim()
+                .parse()
+                .map_err(|_| ConfigError::Invalid(k.to_string(), v))
+        }
+        fn flag(k: &str, v: String) -> Result<bool, ConfigError> {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(ConfigError::Invalid(k.to_string(), v)),
+            }
+        }
+        for k in explicit.keys() {
+            let known = KNOWN.iter().any(|(n, _)| n == k)
+                || strom_common::topic_config::TOPIC_CONFIGS
+                    .iter()
+                    .any(|d| d.synonyms.iter().any(|s| s.name == k));
+            if !known {
+                tracing::warn!(setting = %k, "unknown setting; kept for DescribeConfigs but unused");
+            }
+        }
+        let node_id: i32 = num("node.id", get("node.id"))?;
+        let roles = get("process.roles").to_lowercase();
+        let broker = roles.split(',').any(|r| r.trim() == "broker");
+        let controller = roles.split(',').any(|r| r.trim() == "controller");
+        if !broker && !controller {
+            return Err(ConfigError::Invalid("process.roles".into(), roles));
+        }
+        let listeners = Listener::parse_list(&get("listeners"))?;
+        let advertised = match get("advertised.listeners") {
+            s if s.trim().is_empty() => listeners
+                .iter()
+                .map(|l| Listener {
+                    host: if l.host.is_empty() || l.host == "0.0.0.0" {
+                        "127.0.0.1".into()
+                    } else {
+                        l.host.clone()
+                    },
+                    ..l.clone()
+                })
+                .collect(),
+            s => Listener::parse_list(&s)?,
+        };
+        let internal = get("internal.listener");
+        let mut voters = BTreeMap::new();
+        for v in get("controller.quorum.voters")
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            let (id, addr) = v.split_once('@').ok_or_else(|| {
+                ConfigError::Invalid("controller.quorum.voters".into(), v.to_string())
+            })?;
+            voters.insert(
+                num::<u64>("controller.quorum.voters", id.to_string())?,
+                addr.to_string(),
+            );
+        }
+        if voters.is_empty() {
+            voters.insert(node_id as u64, internal.clone());
+        }
+        let data_dir = PathBuf::from(get("data.dir"));
+        let log_dir = match get("log.dirs") {
+            s if s.trim().is_empty() => data_dir.join("logs"),
+            s => PathBuf::from(s.split(',').next().unwrap_or("").trim()),
+        };
+        let cluster_id = Some(get("cluster.id")).filter(|c| !c.trim().is_empty());
+        Ok(NodeConfig {
+            node_id,
+            broker,
+            controller,
+            listeners,
+            advertised_listeners: advertised,
+            internal_listener: internal,
+            voters,
+            data_dir,
+            log_dir,
+            cluster_id,
+            num_partitions: num("num.partitions", get("num.partitions"))?,
+            default_replication_factor: num(
+                "default.replication.factor",
+                get("default.replication.factor"),
+            )?,
+            auto_create_topics: flag(
+                "auto.create.topics.enable",
+                get("auto.create.topics.enable"),
+            )?,
+            delete_topic_enable: flag("delete.topic.enable", get("delete.topic.enable"))?,
+            message_max_bytes: num("message.max.bytes", get("message.max.bytes"))?,
+            socket_request_max_bytes: num(
+                "socket.request.max.bytes",
+                get("socket.request.max.bytes"),
+            )?,
+            session_timeout_ms: num(
+                "broker.session.timeout.ms",
+                get("broker.session.timeout.ms"),
+            )?,
+            heartbeat_interval_ms: num(
+                "broker.heartbeat.interval.ms",
+                get("broker.heartbeat.interval.ms"),
+            )?,
+            retention_check_interval_ms: num(
+                "log.retention.check.interval.ms",
+                get("log.retention.check.interval.ms"),
+            )?,
+            flush_scheduler_interval_ms: num(
+                "log.flush.scheduler.interval.ms",
+                get("log.flush.scheduler.interval.ms"),
+            )?,
+            checkpoint_interval_ms: num(
+                "log.flush.offset.checkpoint.interval.ms",
+                get("log.flush.offset.checkpoint.interval.ms"),
+            )?,
+            producer_id_expiration_ms: num(
+                "producer.id.expiration.ms",
+                get("producer.id.expiration.ms"),
+            )?,
+            offsets_topic_num_partitions: num(
+                "offsets.topic.num.partitions",
+                get("offsets.topic.num.partitions"),
+            )?,
+            offsets_topic_replication_factor: num(
+                "offsets.topic.replication.factor",
+                get("offsets.topic.replication.factor"),
+            )?,
+            unclean_leader_election: flag(
+                "unclean.leader.election.enable",
+                get("unclean.leader.election.enable"),
+            )?,
+            metadata_snapshot_every: num(
+                "metadata.log.snapshot.every",
+                get("metadata.log.snapshot.every"),
+            )?,
+            rack: get("rack"),
+            explicit,
+        })
+    }
+
+    /// A known setting's value (explicit, else the default), parsed; the default when
+    /// the explicit value does not parse (a warning is logged).
+    fn known<T: std::str::FromStr>(&self, key: &str) -> T {
+        let default = KNOWN
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, d)| *d)
+            .unwrap_or("");
+        let v = self
+            .explicit
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or(default);
+        v.trim().parse().unwrap_or_else(|_| {
+            tracing::warn!(
+                setting = key,
+                value = v,
+                "not a valid value; using the default"
+            );
+            default.parse().ok().expect("defaults parse")
+        })
+    }
+
+    /// `log.cleaner.backoff.ms`: how often compacted logs are checked.
+    pub fn cleaner_backoff_ms(&self) -> u64 {
+        self.known("log.cleaner.backoff.ms")
+    }
+
+    /// The group coordinator's settings.
+    pub fn group_config(&self) -> crate::group::coordinator::CoordinatorConfig {
+        use crate::group::classic::ClassicConfig;
+        use crate::group::consumer::ConsumerConfig;
+        crate::group::coordinator::CoordinatorConfig {
+            classic: ClassicConfig {
+                min_session_timeout_ms: self.known("group.min.session.timeout.ms"),
+                max_session_timeout_ms: self.known("group.max.session.timeout.ms"),
+                initial_rebalance_delay_ms: self.known("group.initial.rebalance.delay.ms"),
+                max_size: self.known::<i64>("group.max.size").max(1) as usize,
+            },
+            consumer: ConsumerConfig {
+                session_timeout_ms: self.known("group.consumer.session.timeout.ms"),
+                heartbeat_interval_ms: self.known("group.consumer.heartbeat.interval.ms"),
+                max_size: self.known::<i64>("group.consumer.max.size").max(1) as usize,
+            },
+            offsets_partitions: self.offsets_topic_num_partitions.max(1),
+            offsets_retention_ms: self
+                .known::<i64>("offsets.retention.minutes")
+                .saturating_mul(60_000),
+            retention_check_interval_ms: self.known("offsets.retention.check.interval.ms"),
+            offset_metadata_max_bytes: self.known::<i64>("offset.metadata.max.bytes").max(0)
+                as usize,
+        }
+    }
+
+    /// The effective value and whether it was set explicitly, for `DescribeConfigs`.
+    pub fn describe(&self) -> Vec<(String, String, bool)> {
+        let mut out: BTreeMap<String, (String, bool)> = BTreeMap::new();
+        for (k, d) in KNOWN {
+            out.insert(k.to_string(), (d.to_string(), false));
+        }
+        for def in strom_common::topic_config::TOPIC_CONFIGS {
+            if let Some(s) = def.synonyms.first() {
+                out.entry(s.name.to_string())
+                    .or_insert((def.default.to_string(), false));
+            }
+        }
+        for (k, v) in &self.explicit {
+            out.insert(k.clone(), (v.clone(), true));
+        }
+        out.insert(
+            "node.id".into(),
+            (
+                self.node_id.to_string(),
+                self.explicit.contains_key("node.id"),
+            ),
+        );
+        out.insert(
+            "broker.id".into(),
+            (
+                self.node_id.to_string(),
+                self.explicit.contains_key("node.id"),
+            ),
+        );
+        out.insert(
+            "log.dirs".into(),
+            (
+                self.log_dir.display().to_string(),
+                self.explicit.contains_key("log.dirs"),
+            ),
+        );
+        out.into_iter().map(|(k, (v, e))| (k, v, e)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_and_dotted_keys_flatten_alike() {
+        let a = NodeConfig::parse_toml("\"log.retention.ms\" = 1000\n\"node.id\" = 3").unwrap();
+        let b = NodeConfig::parse_toml("log.retention.ms = 1000\nnode.id = 3").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a["log.retention.ms"], "1000");
+    }
+
+    #[test]
+    fn env_overrides_and_defaults() {
+        let mut m =
+            NodeConfig::parse_toml("\"node.id\" = 3\nlisteners = \"PLAINTEXT://0.0.0.0:9092\"")
+                .unwrap();
+        m.extend(NodeConfig::from_env(
+            vec![
+                ("STROM_NUM_PARTITIONS".to_string(), "4".to_string()),
+                ("PATH".into(), "/bin".into()),
+            ]
+            .into_iter(),
+        ));
+        let c = NodeConfig::resolve(m).unwrap();
+        assert_eq!(c.node_id, 3);
+        assert_eq!(c.num_partitions, 4);
+        assert_eq!(c.message_max_bytes, 1048588);
+        assert_eq!(c.socket_request_max_bytes, 100 * 1024 * 1024);
+        assert_eq!(c.advertised_listeners[0].host, "127.0.0.1");
+        assert_eq!(c.voters.get(&3).map(String::as_str), Some("127.0.0.1:9093"));
+        assert!(c.broker && c.controller);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let m = NodeConfig::parse_toml("\"num.partitions\" = \"many\"").unwrap();
+        assert!(NodeConfig::resolve(m).is_err());
+        let m = NodeConfig::parse_toml("listeners = \"nonsense\"").unwrap();
+        assert!(NodeConfig::resolve(m).is_err());
+        let m = NodeConfig::parse_toml("\"controller.quorum.voters\" = \"1@a:1,x\"").unwrap();
+        assert!(NodeConfig::resolve(m).is_err());
+    }
+}

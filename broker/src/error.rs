@@ -1,0 +1,42 @@
+//! The one place where the broker's internal errors become Kafka error codes.
+
+use kafka_protocol::error::ResponseError as E;
+
+use crate::log::batch::BatchError;
+use crate::log::producer_state::ProducerError;
+use crate::log::LogError;
+
+/// Kafka's code for a log error.
+pub fn log_error_code(e: &LogError) -> i16 {
+    match e {
+        LogError::OffsetOutOfRange { .. } => E::OffsetOutOfRange.code(),
+        LogError::Batch(b) => batch_error_code(b),
+        LogError::Producer(ProducerError::InvalidEpoch { .. }) => E::InvalidProducerEpoch.code(),
+        LogError::Producer(ProducerError::OutOfOrder { .. }) => E::OutOfOrderSequenceNumber.code(),
+        LogError::InvalidTimestamp(_) => E::InvalidTimestamp.code(),
+        LogError::Io(_) => E::KafkaStorageError.code(),
+        LogError::Deleted => E::NotLeaderOrFollower.code(),
+    }
+}
+
+/// Kafka's code for a refused record batch.
+pub fn batch_error_code(e: &BatchError) -> i16 {
+    match e {
+        BatchError::Corrupt | BatchError::CrcMismatch { .. } => E::CorruptMessage.code(),
+        BatchError::UnsupportedMagic(_) => E::UnsupportedForMessageFormat.code(),
+        BatchError::InvalidRecord(_) => E::InvalidRecord.code(),
+        BatchError::TooLarge(_) => E::MessageTooLarge.code(),
+        BatchError::UnsupportedCompression(_) => E::UnsupportedCompressionType.code(),
+    }
+}
+
+/// Kafka's code for a failed call to the controller quorum.
+pub fn controller_status_code(s: &tonic::Status) -> i16 {
+    match s.code() {
+        tonic::Code::DeadlineExceeded => E::RequestTimedOut.code(),
+        tonic::Code::Unavailable => E::NotController.code(),
+        _ => E::UnknownServerError.code(),
+    }
+}
+
+pub use kafka_protocol::error::ResponseError;

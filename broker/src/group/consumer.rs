@@ -1,0 +1,1099 @@
+//! The consumer group protocol of KIP-848 (ConsumerGroupHeartbeat): the coordinator
+//! assigns partitions itself (uniform or range), members move from epoch to epoch, and a
+//! partition moves to its new owner only after the old owner has revoked it, so no
+//! partition is ever held by two members at once.
+//!
+//! Pure state machine with time passed in; the coordinator persists the group after
+//! every change a heartbeat reports.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError as E;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// Partitions by topic id.
+pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
+
+/// Settings (Kafka's `group.consumer.*` names and defaults).
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    /// `group.consumer.session.timeout.ms`
+    pub session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`
+    pub heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`
+    pub max_size: usize,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5000,
+            max_size: usize::MAX,
+        }
+    }
+}
+
+/// The topics as the coordinator sees them: name -> (id, partition count).
+pub type TopicView = BTreeMap<String, (Uuid, i32)>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberState {
+    Stable,
+    /// Told to revoke partitions; keeps its epoch until it confirms.
+    UnrevokedPartitions,
+    /// At the new epoch, waiting for partitions other members still hold.
+    UnreleasedPartitions,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsumerMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    pub state: MemberState,
+    pub assigned: Assignment,
+    pub pending_revocation: Assignment,
+    pub last_heartbeat: Instant,
+    revocation_deadline: Option<Instant>,
+    /// A static member that left with epoch -2 and whose instance may come back.
+    pub static_left: bool,
+}
+
+/// A heartbeat as the state machine needs it (absent fields: unchanged).
+#[derive(Clone, Debug, Default)]
+pub struct Heartbeat {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub subscribed_topic_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    /// The partitions the member owns now (None: not reported).
+    pub owned: Option<Assignment>,
+    /// v0: the coordinator makes member ids; v1 (KIP-1082): the client does.
+    pub client_makes_member_id: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeartbeatAnswer {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// Sent when the member's assignment changed or it just joined.
+    pub assignment: Option<Assignment>,
+}
+
+/// A KIP-848 consumer group.
+#[derive(Clone, Debug)]
+pub struct ConsumerGroup {
+    pub id: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: BTreeMap<String, ConsumerMember>,
+    pub target: BTreeMap<String, Assignment>,
+    pub static_members: BTreeMap<String, String>,
+    /// The subscribed topics' ids and partition counts the target was computed for.
+    subscription_view: TopicView,
+    pub state_since: Instant,
+    pub dead: bool,
+}
+
+pub const ASSIGNORS: &[&str] = &["uniform", "range"];
+
+fn sub(a: &Assignment, b: &Assignment) -> Assignment {
+    let mut out = Assignment::new();
+    for (t, ps) in a {
+        let keep: BTreeSet<i32> = ps
+            .iter()
+            .filter(|p| !b.get(t).is_some_and(|x| x.contains(p)))
+            .copied()
+            .collect();
+        if !keep.is_empty() {
+            out.insert(*t, keep);
+        }
+    }
+    out
+}
+
+fn inter(a: &Assignment, b: &Assignment) -> Assignment {
+    let mut out = Assignment::new();
+    for (t, ps) in a {
+        if let Some(other) = b.get(t) {
+            let keep: BTreeSet<i32> = ps.intersection(other).copied().collect();
+            if !keep.is_empty() {
+                out.insert(*t, keep);
+            }
+        }
+    }
+    out
+}
+
+fn union(a: &Assignment, b: &Assignment) -> Assignment {
+    let mut out = a.clone();
+    for (t, ps) in b {
+        out.entry(*t).or_default().extend(ps.iter().copied());
+    }
+    out
+}
+
+fn count(a: &Assignment) -> usize {
+    a.values().map(|s| s.len()).sum()
+}
+
+impl ConsumerGroup {
+    pub fn new(id: &str, now: Instant) -> ConsumerGroup {
+        ConsumerGroup {
+            id: id.to_string(),
+            group_epoch: 0,
+            assignment_epoch: 0,
+            members: BTreeMap::new(),
+            target: BTreeMap::new(),
+            static_members: BTreeMap::new(),
+            subscription_view: TopicView::new(),
+            state_since: now,
+            dead: false,
+        }
+    }
+
+    /// The state names ConsumerGroupDescribe and ListGroups report.
+    pub fn state_name(&self) -> &'static str {
+        if self.dead {
+            "Dead"
+        } else if self.members.is_empty() {
+            "Empty"
+        } else if self.group_epoch > self.assignment_epoch {
+            "Assigning"
+        } else if self
+            .members
+            .values()
+            .any(|m| m.member_epoch != self.assignment_epoch || m.state != MemberState::Stable)
+        {
+            "Reconciling"
+        } else {
+            "Stable"
+        }
+    }
+
+    /// Topics some member subscribes to (by name, regex matched against `topics`).
+    fn subscribed(&self, topics: &TopicView) -> TopicView {
+        let mut out = TopicView::new();
+        for m in self.members.values() {
+            for t in &m.subscribed_topic_names {
+                if let Some(v) = topics.get(t) {
+                    out.insert(t.clone(), *v);
+                }
+            }
+            if let Some(re) = m
+                .subscribed_topic_regex
+                .as_ref()
+                .and_then(|r| regex::Regex::new(&format!("^(?:{r})$")).ok())
+            {
+                for (t, v) in topics {
+                    if re.is_match(t) && !t.starts_with("__") {
+                        out.insert(t.clone(), *v);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn member_topics(m: &ConsumerMember, topics: &TopicView) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = m
+            .subscribed_topic_names
+            .iter()
+            .filter(|t| topics.contains_key(*t))
+            .cloned()
+            .collect();
+        if let Some(re) = m
+            .subscribed_topic_regex
+            .as_ref()
+            .and_then(|r| regex::Regex::new(&format!("^(?:{r})$")).ok())
+        {
+            out.extend(
+                topics
+                    .keys()
+                    .filter(|t| re.is_match(t) && !t.starts_with("__"))
+                    .cloned(),
+            );
+        }
+        out
+    }
+
+    fn bump(&mut self, now: Instant) {
+        self.group_epoch += 1;
+        self.state_since = now;
+    }
+
+    /// ConsumerGroupHeartbeat. Err is a Kafka error code.
+    pub fn heartbeat(
+        &mut self,
+        hb: Heartbeat,
+        topics: &TopicView,
+        now: Instant,
+        cfg: &ConsumerConfig,
+    ) -> Result<HeartbeatAnswer, i16> {
+        if self.dead {
+            return Err(E::CoordinatorNotAvailable.code());
+        }
+        if let Some(a) = &hb.server_assignor {
+            if !ASSIGNORS.contains(&a.as_str()) {
+                return Err(E::UnsupportedAssignor.code());
+            }
+        }
+        let mut joined = false;
+        let member_id = match hb.member_epoch {
+            -2 if self
+                .members
+                .get(&hb.member_id)
+                .is_some_and(|m| m.instance_id.is_some()) =>
+            {
+                // A static member leaving for a while (KIP-848): it stays in the group with
+                // its partitions, so that the same instance coming back within the session
+                // timeout takes them over without a rebalance; the session timeout removes
+                // it otherwise.
+                let m = self.members.get_mut(&hb.member_id).expect("checked");
+                m.static_left = true;
+                m.last_heartbeat = now;
+                return Ok(HeartbeatAnswer {
+                    member_id: hb.member_id,
+                    member_epoch: -2,
+                    heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+                    assignment: None,
+                });
+            }
+            -1 | -2 => {
+                if let Some(m) = self.members.remove(&hb.member_id) {
+                    if let Some(i) = &m.instance_id {
+                        self.static_members.remove(i);
+                    }
+                    self.target.remove(&hb.member_id);
+                    self.bump(now);
+                }
+                return Ok(HeartbeatAnswer {
+                    member_id: hb.member_id,
+                    member_epoch: hb.member_epoch,
+                    heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+                    assignment: None,
+                });
+            }
+            0 => {
+                let id = if hb.client_makes_member_id {
+                    if hb.member_id.is_empty() {
+                        return Err(E::InvalidRequest.code());
+                    }
+                    hb.member_id.clone()
+                } else if hb.member_id.is_empty() {
+                    uuid::Builder::from_random_bytes(
+                        strom_common::clock::random_u128().to_be_bytes(),
+                    )
+                    .into_uuid()
+                    .to_string()
+                } else {
+                    hb.member_id.clone()
+                };
+                if let Some(instance) = &hb.instance_id {
+                    if let Some(old_id) = self.static_members.get(instance).cloned() {
+                        if let Some(old) = self.members.remove(&old_id) {
+                            // The instance came back (KIP-345/848): the new member id takes
+                            // over the old member's epoch and partitions, and the group
+                            // rebalances only if the subscription changed.
+                            let target = self.target.remove(&old_id);
+                            let answer = self.replace_static(old, id, target, hb, topics, now, cfg);
+                            return Ok(answer);
+                        }
+                    }
+                    self.static_members.insert(instance.clone(), id.clone());
+                }
+                if self.members.len() >= cfg.max_size && !self.members.contains_key(&id) {
+                    return Err(E::GroupMaxSizeReached.code());
+                }
+                // A (re)joining member starts over with nothing.
+                self.members.insert(
+                    id.clone(),
+                    ConsumerMember {
+                        member_id: id.clone(),
+                        instance_id: hb.instance_id.clone(),
+                        rack_id: hb.rack_id.clone(),
+                        client_id: hb.client_id.clone(),
+                        client_host: hb.client_host.clone(),
+                        subscribed_topic_names: hb
+                            .subscribed_topic_names
+                            .clone()
+                            .unwrap_or_default(),
+                        subscribed_topic_regex: hb.subscribed_topic_regex.clone(),
+                        server_assignor: hb.server_assignor.clone(),
+                        rebalance_timeout_ms: hb.rebalance_timeout_ms,
+                        member_epoch: 0,
+                        previous_member_epoch: -1,
+                        state: MemberState::Stable,
+                        assigned: Assignment::new(),
+                        pending_revocation: Assignment::new(),
+                        last_heartbeat: now,
+                        revocation_deadline: None,
+                        static_left: false,
+                    },
+                );
+                self.bump(now);
+                joined = true;
+                id
+            }
+            epoch => {
+                let Some(m) = self.members.get_mut(&hb.member_id) else {
+                    return Err(E::UnknownMemberId.code());
+                };
+                if let Some(instance) = &hb.instance_id {
+                    if self
+                        .static_members
+                        .get(instance)
+                        .is_some_and(|x| *x != hb.member_id)
+                    {
+                        return Err(E::FencedInstanceId.code());
+                    }
+                }
+                if m.static_left || epoch != m.member_epoch && epoch != m.previous_member_epoch {
+                    return Err(E::FencedMemberEpoch.code());
+                }
+                m.last_heartbeat = now;
+                m.client_id = hb.client_id.clone();
+                m.client_host = hb.client_host.clone();
+                if hb.rebalance_timeout_ms > 0 {
+                    m.rebalance_timeout_ms = hb.rebalance_timeout_ms;
+                }
+                let mut changed = false;
+                if let Some(names) = &hb.subscribed_topic_names {
+                    if *names != m.subscribed_topic_names {
+                        m.subscribed_topic_names = names.clone();
+                        changed = true;
+                    }
+                }
+                if hb.subscribed_topic_regex.is_some()
+                    && hb.subscribed_topic_regex != m.subscribed_topic_regex
+                {
+                    m.subscribed_topic_regex = hb.subscribed_topic_regex.clone();
+                    changed = true;
+                }
+                if hb.server_assignor.is_some() && hb.server_assignor != m.server_assignor {
+                    m.server_assignor = hb.server_assignor.clone();
+                    changed = true;
+                }
+                if changed {
+                    self.bump(now);
+                }
+                hb.member_id.clone()
+            }
+        };
+        // Topic changes (a subscribed topic created, deleted or grown) need a new target.
+        if self.group_epoch <= self.assignment_epoch
+            && self.subscribed(topics) != self.subscription_view
+        {
+            self.bump(now);
+        }
+        if self.group_epoch > self.assignment_epoch {
+            self.compute_target(topics);
+        }
+        let before = self.members[&member_id].assigned.clone();
+        let epoch_before = self.members[&member_id].member_epoch;
+        self.reconcile(&member_id, hb.owned.as_ref(), now);
+        let m = &self.members[&member_id];
+        let send = joined
+            || m.assigned != before
+            || m.member_epoch != epoch_before
+            || hb.owned.as_ref().is_some_and(|o| *o != m.assigned);
+        Ok(HeartbeatAnswer {
+            member_id: member_id.clone(),
+            member_epoch: m.member_epoch,
+            heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+            assignment: send.then(|| m.assigned.clone()),
+        })
+    }
+
+    /// A static member's instance joins again under `new_id`: it inherits `old`'s epochs
+    /// and partitions (and its target), as Kafka's coordinator does.
+    #[allow(clippy::too_many_arguments)]
+    fn replace_static(
+        &mut self,
+        old: ConsumerMember,
+        new_id: String,
+        target: Option<Assignment>,
+        hb: Heartbeat,
+        topics: &TopicView,
+        now: Instant,
+        cfg: &ConsumerConfig,
+    ) -> HeartbeatAnswer {
+        let names = hb
+            .subscribed_topic_names
+            .clone()
+            .unwrap_or_else(|| old.subscribed_topic_names.clone());
+        let regex = hb
+            .subscribed_topic_regex
+            .clone()
+            .or_else(|| old.subscribed_topic_regex.clone());
+        let assignor = hb
+            .server_assignor
+            .clone()
+            .or_else(|| old.server_assignor.clone());
+        let changed = names != old.subscribed_topic_names
+            || regex != old.subscribed_topic_regex
+            || assignor != old.server_assignor;
+        let instance = old.instance_id.clone().expect("a static member");
+        tracing::info!(group = %self.id, instance = %instance, old = %old.member_id, new = %new_id,
+            "static member replaced by its returning instance");
+        self.members.insert(
+            new_id.clone(),
+            ConsumerMember {
+                member_id: new_id.clone(),
+                instance_id: Some(instance.clone()),
+                rack_id: hb.rack_id.clone().or(old.rack_id),
+                client_id: hb.client_id.clone(),
+                client_host: hb.client_host.clone(),
+                subscribed_topic_names: names,
+                subscribed_topic_regex: regex,
+                server_assignor: assignor,
+                rebalance_timeout_ms: if hb.rebalance_timeout_ms > 0 {
+                    hb.rebalance_timeout_ms
+                } else {
+                    old.rebalance_timeout_ms
+                },
+                static_left: false,
+                last_heartbeat: now,
+                ..old
+            },
+        );
+        if let Some(t) = target {
+            self.target.insert(new_id.clone(), t);
+        }
+        self.static_members.insert(instance, new_id.clone());
+        if changed {
+            self.bump(now);
+        }
+        if self.group_epoch <= self.assignment_epoch
+            && self.subscribed(topics) != self.subscription_view
+        {
+            self.bump(now);
+        }
+        if self.group_epoch > self.assignment_epoch {
+            self.compute_target(topics);
+        }
+        self.reconcile(&new_id, None, now);
+        let m = &self.members[&new_id];
+        HeartbeatAnswer {
+            member_id: new_id.clone(),
+            member_epoch: m.member_epoch,
+            heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+            assignment: Some(m.assigned.clone()),
+        }
+    }
+
+    fn compute_target(&mut self, topics: &TopicView) {
+        let assignor = self
+            .members
+            .values()
+            .filter_map(|m| m.server_assignor.clone())
+            .next()
+            .unwrap_or_else(|| "uniform".to_string());
+        let subs: BTreeMap<String, BTreeSet<String>> = self
+            .members
+            .values()
+            .map(|m| (m.member_id.clone(), Self::member_topics(m, topics)))
+            .collect();
+        self.target = match assignor.as_str() {
+            "range" => assign_range(&subs, topics),
+            _ => assign_uniform(&subs, topics, &self.target),
+        };
+        self.subscription_view = self.subscribed(topics);
+        self.assignment_epoch = self.group_epoch;
+    }
+
+    /// Moves one member toward its target without ever giving it a partition another
+    /// member still holds.
+    fn reconcile(&mut self, member_id: &str, owned: Option<&Assignment>, now: Instant) {
+        let target = self.target.get(member_id).cloned().unwrap_or_default();
+        let held_by_others: Assignment = self
+            .members
+            .values()
+            .filter(|o| o.member_id != member_id)
+            .fold(Assignment::new(), |acc, o| {
+                union(&union(&acc, &o.assigned), &o.pending_revocation)
+            });
+        let epoch = self.assignment_epoch;
+        let m = self.members.get_mut(member_id).expect("member");
+        if m.state == MemberState::UnrevokedPartitions {
+            // Still holding what it must give up? Then wait.
+            let still = owned
+                .map(|o| !inter(o, &m.pending_revocation).is_empty())
+                .unwrap_or(true);
+            if still {
+                return;
+            }
+            m.pending_revocation.clear();
+            m.revocation_deadline = None;
+            m.state = MemberState::Stable;
+        }
+        let revoking = sub(&m.assigned, &target);
+        if !revoking.is_empty() {
+            m.assigned = inter(&m.assigned, &target);
+            m.pending_revocation = revoking;
+            m.state = MemberState::UnrevokedPartitions;
+            m.revocation_deadline =
+                Some(now + Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64));
+            return;
+        }
+        let wanted = sub(&target, &m.assigned);
+        let free = sub(&wanted, &held_by_others);
+        m.assigned = union(&m.assigned, &free);
+        if m.member_epoch != epoch {
+            m.previous_member_epoch = m.member_epoch;
+            m.member_epoch = epoch;
+        }
+        m.state = if count(&free) == count(&wanted) {
+            MemberState::Stable
+        } else {
+            MemberState::UnreleasedPartitions
+        };
+    }
+
+    /// Fences members whose session or revocation time ran out. Returns true if the
+    /// group changed.
+    pub fn tick(&mut self, now: Instant, cfg: &ConsumerConfig) -> bool {
+        let session = Duration::from_millis(cfg.session_timeout_ms.max(0) as u64);
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                now.saturating_duration_since(m.last_heartbeat) > session
+                    || m.revocation_deadline.is_some_and(|d| now >= d)
+            })
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in &gone {
+            tracing::info!(group = %self.id, member = %id, "consumer group member fenced (session or revocation timeout)");
+            if let Some(m) = self.members.remove(id) {
+                if let Some(i) = m.instance_id {
+                    self.static_members.remove(&i);
+                }
+            }
+            self.target.remove(id);
+        }
+        if !gone.is_empty() {
+            self.bump(now);
+        }
+        !gone.is_empty()
+    }
+
+    /// The epoch an OffsetCommit must carry for `member_id`.
+    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), i16> {
+        let Some(m) = self.members.get(member_id) else {
+            return Err(E::UnknownMemberId.code());
+        };
+        if epoch > m.member_epoch {
+            return Err(E::FencedMemberEpoch.code());
+        }
+        if epoch < m.member_epoch && epoch != m.previous_member_epoch {
+            return Err(E::StaleMemberEpoch.code());
+        }
+        Ok(())
+    }
+
+    /// Restores a stored group (after a coordinator change).
+    pub fn restore(
+        &mut self,
+        group_epoch: i32,
+        assignment_epoch: i32,
+        members: Vec<ConsumerMember>,
+        target: BTreeMap<String, Assignment>,
+    ) {
+        self.group_epoch = group_epoch;
+        self.assignment_epoch = assignment_epoch;
+        for m in members {
+            if let Some(i) = &m.instance_id {
+                self.static_members.insert(i.clone(), m.member_id.clone());
+            }
+            self.members.insert(m.member_id.clone(), m);
+        }
+        self.target = target;
+    }
+}
+
+impl ConsumerMember {
+    /// A member restored from storage, heartbeat clock starting now.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restored(
+        member_id: String,
+        instance_id: Option<String>,
+        rack_id: Option<String>,
+        client_id: String,
+        client_host: String,
+        subscribed_topic_names: Vec<String>,
+        subscribed_topic_regex: Option<String>,
+        server_assignor: Option<String>,
+        rebalance_timeout_ms: i32,
+        member_epoch: i32,
+        previous_member_epoch: i32,
+        assigned: Assignment,
+        pending_revocation: Assignment,
+        now: Instant,
+    ) -> ConsumerMember {
+        let state = if pending_revocation.is_empty() {
+            MemberState::Stable
+        } else {
+            MemberState::UnrevokedPartitions
+        };
+        ConsumerMember {
+            member_id,
+            instance_id,
+            rack_id,
+            client_id,
+            client_host,
+            subscribed_topic_names,
+            subscribed_topic_regex,
+            server_assignor,
+            rebalance_timeout_ms,
+            member_epoch,
+            previous_member_epoch,
+            state,
+            assigned,
+            pending_revocation,
+            last_heartbeat: now,
+            revocation_deadline: None,
+            static_left: false,
+        }
+    }
+}
+
+/// Range: per topic, consecutive partitions split over the members subscribed to it.
+pub fn assign_range(
+    subs: &BTreeMap<String, BTreeSet<String>>,
+    topics: &TopicView,
+) -> BTreeMap<String, Assignment> {
+    let mut out: BTreeMap<String, Assignment> = subs
+        .keys()
+        .map(|m| (m.clone(), Assignment::new()))
+        .collect();
+    for (name, (id, partitions)) in topics {
+        let members: Vec<&String> = subs
+            .iter()
+            .filter(|(_, t)| t.contains(name))
+            .map(|(m, _)| m)
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let n = members.len() as i32;
+        let (per, extra) = (partitions / n, partitions % n);
+        let mut next = 0;
+        for (i, m) in members.iter().enumerate() {
+            let take = per + if (i as i32) < extra { 1 } else { 0 };
+            let ps: BTreeSet<i32> = (next..next + take).collect();
+            next += take;
+            if !ps.is_empty() {
+                out.get_mut(*m).expect("member").insert(*id, ps);
+            }
+        }
+    }
+    out
+}
+
+/// Uniform: every partition of the subscribed topics to one subscribed member, as evenly
+/// as possible, keeping each partition where the previous target put it when that keeps
+/// the balance (sticky).
+pub fn assign_uniform(
+    subs: &BTreeMap<String, BTreeSet<String>>,
+    topics: &TopicView,
+    previous: &BTreeMap<String, Assignment>,
+) -> BTreeMap<String, Assignment> {
+    let mut out: BTreeMap<String, Assignment> = subs
+        .keys()
+        .map(|m| (m.clone(), Assignment::new()))
+        .collect();
+    let mut load: BTreeMap<&String, usize> = subs.keys().map(|m| (m, 0)).collect();
+    // Per topic: the eligible members and a fair share for each.
+    for (name, (id, partitions)) in topics {
+        let eligible: Vec<&String> = subs
+            .iter()
+            .filter(|(_, t)| t.contains(name))
+            .map(|(m, _)| m)
+            .collect();
+        if eligible.is_empty() {
+            continue;
+        }
+        let quota = (*partitions as usize).div_ceil(eligible.len());
+        let mut per_member: BTreeMap<&String, usize> = eligible.iter().map(|m| (*m, 0)).collect();
+        let mut unassigned = Vec::new();
+        for p in 0..*partitions {
+            let prev = previous
+                .iter()
+                .find(|(m, a)| {
+                    a.get(id).is_some_and(|s| s.contains(&p)) && per_member.contains_key(m)
+                })
+                .map(|(m, _)| m);
+            match prev {
+                Some(m) if per_member[m] < quota => {
+                    let key = eligible
+                        .iter()
+                        .find(|e| **e == m)
+                        .copied()
+                        .expect("eligible");
+                    *per_member.get_mut(key).expect("member") += 1;
+                    *load.get_mut(key).expect("member") += 1;
+                    out.get_mut(key)
+                        .expect("member")
+                        .entry(*id)
+                        .or_default()
+                        .insert(p);
+                }
+                _ => unassigned.push(p),
+            }
+        }
+        for p in unassigned {
+            let m = *eligible
+                .iter()
+                .min_by_key(|m| (per_member[*m], load[*m], **m))
+                .expect("eligible");
+            *per_member.get_mut(m).expect("member") += 1;
+            *load.get_mut(m).expect("member") += 1;
+            out.get_mut(m)
+                .expect("member")
+                .entry(*id)
+                .or_default()
+                .insert(p);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(topics: &[(&str, i32)]) -> TopicView {
+        topics
+            .iter()
+            .enumerate()
+            .map(|(i, (n, p))| (n.to_string(), (Uuid::from_u128(i as u128 + 1), *p)))
+            .collect()
+    }
+
+    fn hb(member: &str, epoch: i32, topics: &[&str], owned: Option<Assignment>) -> Heartbeat {
+        Heartbeat {
+            member_id: member.to_string(),
+            member_epoch: epoch,
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(topics.iter().map(|t| t.to_string()).collect()),
+            owned,
+            client_makes_member_id: true,
+            ..Default::default()
+        }
+    }
+
+    /// No partition in two members' (assigned ∪ pending revocation).
+    fn check_exclusive(g: &ConsumerGroup) {
+        let mut seen = BTreeSet::new();
+        for m in g.members.values() {
+            for (t, ps) in union(&m.assigned, &m.pending_revocation) {
+                for p in ps {
+                    assert!(seen.insert((t, p)), "partition {t}/{p} held twice");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn members_join_and_partitions_move_only_after_revocation() {
+        let t = Instant::now();
+        let cfg = ConsumerConfig::default();
+        let topics = view(&[("orders", 6)]);
+        let mut g = ConsumerGroup::new("g", t);
+        let a = g
+            .heartbeat(hb("a", 0, &["orders"], None), &topics, t, &cfg)
+            .unwrap();
+        assert_eq!(a.member_epoch, 1);
+        assert_eq!(count(a.assignment.as_ref().unwrap()), 6);
+        // b joins: the target splits 3/3, but b gets nothing until a revokes.
+        let b = g
+            .heartbeat(hb("b", 0, &["orders"], None), &topics, t, &cfg)
+            .unwrap();
+        assert_eq!(count(b.assignment.as_ref().unwrap()), 0);
+        check_exclusive(&g);
+        // a heartbeats still owning all 6: told to keep 3 (revoke 3), epoch unchanged.
+        let owned_a = a.assignment.clone().unwrap();
+        let a2 = g
+            .heartbeat(hb("a", 1, &["orders"], Some(owned_a)), &topics, t, &cfg)
+            .unwrap();
+        assert_eq!(a2.member_epoch, 1);
+        let kept = a2.assignment.clone().unwrap();
+        assert_eq!(count(&kept), 3);
+        check_exclusive(&g);
+        // b still waits: a has not confirmed.
+        let b2 = g
+            .heartbeat(
+                hb("b", b.member_epoch, &["orders"], Some(Assignment::new())),
+                &topics,
+                t,
+                &cfg,
+            )
+            .unwrap();
+        assert_eq!(
+            count(b2.assignment.as_ref().unwrap_or(&Assignment::new())),
+            0
+        );
+        // a confirms (owns only the 3 it keeps): epoch 2; then b gets the other 3.
+        let a3 = g
+            .heartbeat(
+                hb("a", 1, &["orders"], Some(kept.clone())),
+                &topics,
+                t,
+                &cfg,
+            )
+            .unwrap();
+        assert_eq!(a3.member_epoch, 2);
+        let b3 = g
+            .heartbeat(
+                hb("b", b2.member_epoch, &["orders"], Some(Assignment::new())),
+                &topics,
+                t,
+                &cfg,
+            )
+            .unwrap();
+        assert_eq!(b3.member_epoch, 2);
+        assert_eq!(count(b3.assignment.as_ref().unwrap()), 3);
+        assert_eq!(g.state_name(), "Stable");
+        check_exclusive(&g);
+    }
+
+    #[tokio::test]
+    async fn a_static_member_that_leaves_and_returns_keeps_its_partitions() {
+        let t = Instant::now();
+        let cfg = ConsumerConfig::default();
+        let topics = view(&[("t", 4)]);
+        let mut g = ConsumerGroup::new("g", t);
+        let static_hb = |id: &str, epoch: i32, owned: Option<Assignment>| Heartbeat {
+            instance_id: Some(format!("inst-{id}")),
+            ..hb(id, epoch, &["t"], owned)
+        };
+        // a and b settle on 2 partitions each.
+        let mut owned: BTreeMap<&str, (i32, Assignment)> = BTreeMap::new();
+        for id in ["a", "b"] {
+            let r = g
+                .heartbeat(static_hb(id, 0, None), &topics, t, &cfg)
+                .unwrap();
+            owned.insert(id, (r.member_epoch, r.assignment.unwrap_or_default()));
+        }
+        for _ in 0..4 {
+            for id in ["a", "b"] {
+                let (e, o) = owned[id].clone();
+                let r = g
+                    .heartbeat(static_hb(id, e, Some(o.clone())), &topics, t, &cfg)
+                    .unwrap();
+                owned.insert(id, (r.member_epoch, r.assignment.unwrap_or(o)));
+            }
+        }
+        assert_eq!(g.state_name(), "Stable");
+        let (a_epoch, a_parts) = owned["a"].clone();
+        let (b_epoch, b_parts) = owned["b"].clone();
+        assert_eq!((count(&a_parts), count(&b_parts)), (2, 2));
+        let group_epoch = g.group_epoch;
+        // a leaves as a static member (-2): it stays, with its partitions.
+        let left = g
+            .heartbeat(static_hb("a", -2, None), &topics, t, &cfg)
+            .unwrap();
+        assert_eq!(left.member_epoch, -2);
+        assert_eq!(g.members.len(), 2);
+        assert_eq!(g.group_epoch, group_epoch);
+        // Its old id is fenced from now on.
+        assert_eq!(
+            g.heartbeat(static_hb("a", a_epoch, None), &topics, t, &cfg),
+            Err(E::FencedMemberEpoch.code())
+        );
+        // The instance returns under a new id: same partitions, same epoch, no rebalance.
+        let back = Heartbeat {
+            instance_id: Some("inst-a".into()),
+            ..hb("a2", 0, &["t"], None)
+        };
+        let r = g.heartbeat(back, &topics, t, &cfg).unwrap();
+        assert_eq!(r.member_epoch, a_epoch);
+        assert_eq!(r.assignment, Some(a_parts));
+        assert_eq!(g.group_epoch, group_epoch);
+        assert!(!g.members.contains_key("a"));
+        let rb = g
+            .heartbeat(
+                static_hb("b", b_epoch, Some(b_parts.clone())),
+                &topics,
+                t,
+                &cfg,
+            )
+            .unwrap();
+        assert_eq!(rb.member_epoch, b_epoch);
+        assert_eq!(rb.assignment, None);
+        check_exclusive(&g);
+        // A static member that never comes back is removed by the session timeout.
+        let _ = g
+            .heartbeat(static_hb("b", -2, None), &topics, t, &cfg)
+            .unwrap();
+        let later = t + Duration::from_millis(cfg.session_timeout_ms as u64 + 1);
+        let _ = g.heartbeat(
+            Heartbeat {
+                instance_id: Some("inst-a".into()),
+                ..hb("a2", a_epoch, &["t"], None)
+            },
+            &topics,
+            later,
+            &cfg,
+        );
+        assert!(g.tick(later, &cfg));
+        assert_eq!(g.members.keys().collect::<Vec<_>>(), vec!["a2"]);
+    }
+
+    #[tokio::test]
+    async fn leaving_and_expiry_hand_partitions_back() {
+        let t = Instant::now();
+        let cfg = ConsumerConfig::default();
+        let topics = view(&[("t", 4)]);
+        let mut g = ConsumerGroup::new("g", t);
+        let a = g
+            .heartbeat(hb("a", 0, &["t"], None), &topics, t, &cfg)
+            .unwrap();
+        let b = g
+            .heartbeat(hb("b", 0, &["t"], None), &topics, t, &cfg)
+            .unwrap();
+        let owned = a.assignment.unwrap();
+        let a2 = g
+            .heartbeat(hb("a", 1, &["t"], Some(owned)), &topics, t, &cfg)
+            .unwrap();
+        let _ = g
+            .heartbeat(hb("a", 1, &["t"], a2.assignment.clone()), &topics, t, &cfg)
+            .unwrap();
+        let b2 = g
+            .heartbeat(
+                hb("b", b.member_epoch, &["t"], Some(Assignment::new())),
+                &topics,
+                t,
+                &cfg,
+            )
+            .unwrap();
+        assert_eq!(count(b2.assignment.as_ref().unwrap()), 2);
+        // b leaves: a gets everything at its next heartbeat.
+        g.heartbeat(hb("b", -1, &["t"], None), &topics, t, &cfg)
+            .unwrap();
+        let a3 = g
+            .heartbeat(hb("a", 2, &["t"], a2.assignment.clone()), &topics, t, &cfg)
+            .unwrap();
+        assert_eq!(count(a3.assignment.as_ref().unwrap()), 4);
+        // a goes silent past the session timeout: fenced, the group is empty.
+        assert!(g.tick(t + Duration::from_secs(46), &cfg));
+        assert_eq!(g.state_name(), "Empty");
+        assert_eq!(
+            g.heartbeat(hb("a", 3, &["t"], None), &topics, t, &cfg)
+                .unwrap_err(),
+            E::UnknownMemberId.code()
+        );
+    }
+
+    #[tokio::test]
+    async fn epochs_are_checked() {
+        let t = Instant::now();
+        let cfg = ConsumerConfig::default();
+        let topics = view(&[("t", 2)]);
+        let mut g = ConsumerGroup::new("g", t);
+        let a = g
+            .heartbeat(hb("a", 0, &["t"], None), &topics, t, &cfg)
+            .unwrap();
+        assert_eq!(
+            g.heartbeat(hb("a", a.member_epoch + 5, &["t"], None), &topics, t, &cfg)
+                .unwrap_err(),
+            E::FencedMemberEpoch.code()
+        );
+        assert_eq!(g.check_commit("a", a.member_epoch), Ok(()));
+        assert_eq!(
+            g.check_commit("a", a.member_epoch + 1),
+            Err(E::FencedMemberEpoch.code())
+        );
+        assert_eq!(g.check_commit("x", 1), Err(E::UnknownMemberId.code()));
+        let mut bad = hb("", 0, &["t"], None);
+        assert_eq!(
+            g.heartbeat(bad.clone(), &topics, t, &cfg).unwrap_err(),
+            E::InvalidRequest.code()
+        );
+        bad.client_makes_member_id = false;
+        let made = g.heartbeat(bad, &topics, t, &cfg).unwrap();
+        assert!(
+            !made.member_id.is_empty(),
+            "v0: the coordinator makes the member id"
+        );
+        let mut odd = hb("z", 0, &["t"], None);
+        odd.server_assignor = Some("sticky".into());
+        assert_eq!(
+            g.heartbeat(odd, &topics, t, &cfg).unwrap_err(),
+            E::UnsupportedAssignor.code()
+        );
+    }
+
+    #[tokio::test]
+    async fn new_partitions_reach_subscribers() {
+        let t = Instant::now();
+        let cfg = ConsumerConfig::default();
+        let mut g = ConsumerGroup::new("g", t);
+        let a = g
+            .heartbeat(hb("a", 0, &["t"], None), &view(&[("t", 2)]), t, &cfg)
+            .unwrap();
+        assert_eq!(count(a.assignment.as_ref().unwrap()), 2);
+        let grown = view(&[("t", 5)]);
+        let a2 = g
+            .heartbeat(
+                hb("a", a.member_epoch, &["t"], a.assignment.clone()),
+                &grown,
+                t,
+                &cfg,
+            )
+            .unwrap();
+        assert_eq!(count(a2.assignment.as_ref().unwrap()), 5);
+        assert!(a2.member_epoch > a.member_epoch);
+    }
+
+    #[tokio::test]
+    async fn assignors_balance() {
+        let topics = view(&[("x", 7), ("y", 3)]);
+        let subs: BTreeMap<String, BTreeSet<String>> = ["a", "b", "c"]
+            .iter()
+            .map(|m| {
+                (
+                    m.to_string(),
+                    ["x".to_string(), "y".to_string()].into_iter().collect(),
+                )
+            })
+            .collect();
+        for out in [
+            assign_range(&subs, &topics),
+            assign_uniform(&subs, &topics, &BTreeMap::new()),
+        ] {
+            let counts: Vec<usize> = out.values().map(count).collect();
+            assert_eq!(counts.iter().sum::<usize>(), 10);
+            assert!(
+                counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 2,
+                "{counts:?}"
+            );
+        }
+        // Uniform is sticky: the same members keep their partitions.
+        let first = assign_uniform(&subs, &topics, &BTreeMap::new());
+        let again = assign_uniform(&subs, &topics, &first);
+        assert_eq!(first, again);
+    }
+}

@@ -1,0 +1,120 @@
+//! IncrementalAlterConfigs (set, delete, append, subtract) for topic configs, forwarded
+//! to the quorum and answered once this broker's metadata has the change.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+use strom_proto::controller::{AlterConfigOp, AlterConfigsRequest, AlterConfigsResource};
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::error::controller_status_code;
+
+pub async fn handle(
+    b: Arc<Broker>,
+    _ctx: RequestContext,
+    req: IncrementalAlterConfigsRequest,
+) -> Option<IncrementalAlterConfigsResponse> {
+    let mut bad = Vec::new();
+    let mut resources = Vec::new();
+    for r in &req.resources {
+        if r.configs
+            .iter()
+            .any(|c| !(0..=3).contains(&c.config_operation))
+        {
+            bad.push((r.resource_type, r.resource_name.to_string()));
+            continue;
+        }
+        resources.push(AlterConfigsResource {
+            resource_type: r.resource_type as i32,
+            resource_name: r.resource_name.to_string(),
+            ops: r
+                .configs
+                .iter()
+                .map(|c| AlterConfigOp {
+                    name: c.name.to_string(),
+                    op: c.config_operation as i32,
+                    value: c.value.as_ref().map(|v| v.to_string()),
+                })
+                .collect(),
+            replace_all: false,
+        });
+    }
+    let mut results = forward(&b, resources, req.validate_only, Duration::from_secs(30)).await;
+    for (rt, name) in bad {
+        results.push((
+            rt,
+            name,
+            ResponseError::InvalidRequest.code(),
+            Some("unknown config operation".into()),
+        ));
+    }
+    let responses = results
+        .into_iter()
+        .map(|(rt, name, code, msg)| {
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(rt)
+                .with_resource_name(StrBytes::from_string(name))
+                .with_error_code(code)
+                .with_error_message(msg.map(StrBytes::from_string))
+        })
+        .collect();
+    Some(IncrementalAlterConfigsResponse::default().with_responses(responses))
+}
+
+/// Sends config changes to the quorum: (resource type, name, error code, message) each.
+pub async fn forward(
+    b: &Broker,
+    resources: Vec<AlterConfigsResource>,
+    validate_only: bool,
+    timeout: Duration,
+) -> Vec<(i8, String, i16, Option<String>)> {
+    if resources.is_empty() {
+        return Vec::new();
+    }
+    let req = AlterConfigsRequest {
+        resources: resources.clone(),
+        validate_only,
+    };
+    let res = b
+        .controller
+        .call(timeout, |mut c| {
+            let r = req.clone();
+            async move { c.alter_configs(r).await }
+        })
+        .await;
+    match res {
+        Ok(resp) => {
+            if resp.metadata_offset > 0 && !validate_only {
+                b.cache.wait_for(resp.metadata_offset, timeout).await;
+            }
+            resp.resources
+                .into_iter()
+                .map(|r| {
+                    let msg = (r.error_code != 0).then_some(r.error_message);
+                    (
+                        r.resource_type as i8,
+                        r.resource_name,
+                        r.error_code as i16,
+                        msg,
+                    )
+                })
+                .collect()
+        }
+        Err(s) => resources
+            .into_iter()
+            .map(|r| {
+                (
+                    r.resource_type as i8,
+                    r.resource_name,
+                    controller_status_code(&s),
+                    Some(s.message().to_string()),
+                )
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,92 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4,
+//! the log start here: there is no tiered storage), and by timestamp.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::error::log_error_code;
+use crate::partition_ops::leader_partition;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const EARLIEST_PENDING_UPLOAD: i64 = -5;
+
+pub async fn handle(
+    b: Arc<Broker>,
+    ctx: RequestContext,
+    req: ListOffsetsRequest,
+) -> Option<ListOffsetsResponse> {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for lp in &t.partitions {
+            let r = ListOffsetsPartitionResponse::default()
+                .with_partition_index(lp.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1)
+                .with_leader_epoch(-1);
+            let p = match leader_partition(&b, &t.name.0, lp.partition_index) {
+                Ok(p) => p,
+                Err(code) => {
+                    parts.push(r.with_error_code(code));
+                    continue;
+                }
+            };
+            let state = p.state();
+            if lp.current_leader_epoch >= 0 && lp.current_leader_epoch != state.leader_epoch {
+                let code = if lp.current_leader_epoch < state.leader_epoch {
+                    ResponseError::FencedLeaderEpoch.code()
+                } else {
+                    ResponseError::UnknownLeaderEpoch.code()
+                };
+                parts.push(r.with_error_code(code));
+                continue;
+            }
+            let o = p.log.offsets();
+            let found: Result<Option<(i64, i64)>, i16> = match lp.timestamp {
+                LATEST => Ok(Some((o.high_watermark, -1))),
+                EARLIEST | EARLIEST_LOCAL => Ok(Some((o.log_start, -1))),
+                EARLIEST_PENDING_UPLOAD => Ok(None),
+                MAX_TIMESTAMP => p
+                    .log
+                    .max_timestamp_offset()
+                    .await
+                    .map_err(|e| log_error_code(&e)),
+                ts if ts >= 0 => p
+                    .log
+                    .offset_for_timestamp(ts)
+                    .await
+                    .map_err(|e| log_error_code(&e)),
+                _ => Err(ResponseError::InvalidRequest.code()),
+            };
+            let r = match found {
+                Ok(Some((offset, ts))) => {
+                    let r = r.with_offset(offset).with_timestamp(ts);
+                    if ctx.api_version >= 4 {
+                        r.with_leader_epoch(state.leader_epoch)
+                    } else {
+                        r
+                    }
+                }
+                Ok(None) => r,
+                Err(code) => r.with_error_code(code),
+            };
+            parts.push(r);
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(parts),
+        );
+    }
+    Some(ListOffsetsResponse::default().with_topics(topics))
+}

@@ -1,0 +1,22 @@
+//! The strom broker: the Kafka front (wire codec, one handler per API), the partition
+//! log, the metadata cache that follows the controller quorum, and the node that ties
+//! them together. `node::start` is the entry point for the binary and the simulation
+//! tests.
+
+pub mod admin;
+pub mod broker;
+pub mod config;
+pub mod controller_client;
+pub mod error;
+pub mod group;
+pub mod handlers;
+pub mod log;
+pub mod metadata_cache;
+pub mod node;
+pub mod partition_ops;
+pub mod producer_ids;
+pub mod replica_manager;
+pub mod server;
+
+pub use config::NodeConfig;
+pub use node::{start, Node, NodeEnv};

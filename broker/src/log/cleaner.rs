@@ -1,0 +1,143 @@
+//! Log compaction for `cleanup.policy=compact`: in the sealed segments, only the latest
+//! record of each key survives; tombstones (null values) survive `delete.retention.ms`
+//! and then go too. Offsets never change and are never reused: a cleaned batch keeps
+//! its records' offsets (with gaps), its producer fields and its codec.
+//!
+//! A segment is cleaned into `<base>.cleaned`, synced, then renamed over the original;
+//! a crash in between leaves the original (the `.cleaned` file is removed at start).
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+};
+
+use super::batch::{self, BatchHeader};
+use super::segment::Segment;
+
+/// The latest offset of every key in some segments.
+pub type OffsetMap = HashMap<Bytes, i64>;
+
+/// Adds the keys of a segment's batches to `map` (later offsets win).
+pub async fn index_keys(seg: &Segment, map: &mut OffsetMap) -> std::io::Result<()> {
+    for (h, bytes) in read_batches(seg).await? {
+        if h.is_control() {
+            continue;
+        }
+        let mut b = bytes;
+        if let Ok(set) = RecordBatchDecoder::decode(&mut b) {
+            for r in set.records {
+                if let Some(k) = r.key {
+                    map.insert(Bytes::copy_from_slice(&k), r.offset);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn read_batches(seg: &Segment) -> std::io::Result<Vec<(BatchHeader, Bytes)>> {
+    let mut out = Vec::new();
+    for b in seg.scan_headers(0, seg.size()).await? {
+        let bytes = seg.log.read_at(b.position, b.header.size()).await?;
+        if bytes.len() == b.header.size() {
+            out.push((b.header, bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// What cleaning one segment produced.
+pub struct Cleaned {
+    pub bytes: Vec<u8>,
+    pub kept: usize,
+    pub removed: usize,
+}
+
+/// The segment's batches with only the records `map` names as latest for their key;
+/// tombstones only while younger than `tombstone_cutoff_ms`.
+pub async fn clean_segment(
+    seg: &Segment,
+    map: &OffsetMap,
+    tombstone_cutoff_ms: i64,
+) -> std::io::Result<Cleaned> {
+    let mut out = BytesMut::new();
+    let (mut kept, mut removed) = (0usize, 0usize);
+    for (h, bytes) in read_batches(seg).await? {
+        if h.is_control() {
+            out.extend_from_slice(&bytes);
+            continue;
+        }
+        let mut b = bytes.clone();
+        let Ok(set) = RecordBatchDecoder::decode(&mut b) else {
+            out.extend_from_slice(&bytes);
+            continue;
+        };
+        let total = set.records.len();
+        let retained: Vec<_> = set
+            .records
+            .into_iter()
+            .filter(|r| {
+                let latest = r
+                    .key
+                    .as_ref()
+                    .is_none_or(|k| map.get(k).is_none_or(|o| *o == r.offset));
+                let live_tombstone = r.value.is_some() || h.max_timestamp >= tombstone_cutoff_ms;
+                latest && live_tombstone
+            })
+            .collect();
+        removed += total - retained.len();
+        kept += retained.len();
+        if retained.is_empty() {
+            continue;
+        }
+        if retained.len() == total {
+            out.extend_from_slice(&bytes);
+            continue;
+        }
+        let mut records = retained;
+        for r in records.iter_mut() {
+            // Keep offset minus sequence constant so the encoder writes one batch.
+            r.sequence = if h.base_sequence < 0 {
+                (r.offset - h.base_offset) as i32 - 1
+            } else {
+                h.base_sequence
+                    .wrapping_add((r.offset - h.base_offset) as i32)
+            };
+            r.partition_leader_epoch = h.partition_leader_epoch;
+        }
+        let compression = match h.compression() {
+            1 => Compression::Gzip,
+            2 => Compression::Snappy,
+            3 => Compression::Lz4,
+            4 => Compression::Zstd,
+            _ => Compression::None,
+        };
+        let mut enc = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut enc,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        // The encoder starts at the first retained offset; the broker fields follow the
+        // original batch.
+        let first = records[0].offset;
+        let prefix = batch::stamped_prefix(&enc, first, h.partition_leader_epoch);
+        enc[..16].copy_from_slice(&prefix);
+        if h.attributes & batch::TIMESTAMP_TYPE_LOG_APPEND != 0 {
+            // The encoder drops the timestamp-type bit; LogAppendTime batches keep it.
+            batch::set_log_append_time(&mut enc, h.max_timestamp);
+        }
+        out.extend_from_slice(&enc);
+    }
+    Ok(Cleaned {
+        bytes: out.to_vec(),
+        kept,
+        removed,
+    })
+}

@@ -1,0 +1,23 @@
+//! The partition log: storage seam, segments, indexes, record batch checks, idempotent
+//! producer state, and the per-partition log built from them. Nothing here speaks the
+//! Kafka wire protocol or knows about other brokers.
+
+pub mod batch;
+pub mod cleaner;
+pub mod config;
+pub mod index;
+pub mod partition;
+pub mod producer_state;
+pub mod segment;
+pub mod storage;
+
+pub use config::LogConfig;
+pub use partition::{
+    AppendInfo, CompactionStats, LogError, LogOffsets, OpenOptions, PartitionLog, ReadInfo,
+};
+#[cfg(not(madsim))]
+pub use storage::FsStorage;
+pub use storage::{SimStorage, Storage, StorageFile};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,939 @@
+//! The log of one partition: an ordered set of segments, the offsets that bound what
+//! can be read (log start, high watermark, log end), idempotent producer state, and the
+//! operations on them: append, read, search by timestamp, retention, flush, recovery.
+//!
+//! Appends are serialized by `inner`; readers take a snapshot of the segment list and
+//! the offsets without waiting for appends. It must not know about Kafka requests,
+//! replicas or leadership: callers decide who may append and when the HW moves.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::RwLock;
+use strom_common::watch;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use super::batch::{self, BatchHeader, ValidBatch};
+use super::config::LogConfig;
+use super::producer_state::{ProducerError, ProducerStateManager, SeqCheck};
+use super::segment::{file_name, Segment};
+use super::storage::Storage;
+
+/// The offsets that bound a log, published to readers and long polls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogOffsets {
+    pub log_start: i64,
+    pub high_watermark: i64,
+    pub log_end: i64,
+    /// Where the high watermark sits: (segment base offset, byte position).
+    pub hw_position: (i64, u64),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    #[error(transparent)]
+    Batch(#[from] batch::BatchError),
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
+    #[error("timestamp {0} of a record is out of the range the topic accepts")]
+    InvalidTimestamp(i64),
+    #[error("storage: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the log was deleted")]
+    Deleted,
+}
+
+/// What an append produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// `LogAppendTime` topics: the time stamped on the batches; else -1.
+    pub log_append_time: i64,
+    pub log_start: i64,
+    /// Messages written (0 when every batch was a duplicate).
+    pub appended_records: i64,
+}
+
+/// The result of a read.
+#[derive(Clone, Debug)]
+pub struct ReadInfo {
+    pub records: Bytes,
+    pub offsets: LogOffsets,
+}
+
+struct Inner {
+    producers: ProducerStateManager,
+    unflushed_messages: i64,
+    last_flush: tokio::time::Instant,
+    recovery_point: i64,
+    /// (next offset after a batch, segment base, end position) of recent batches not yet
+    /// below the high watermark, to place the HW in bytes.
+    recent_ends: VecDeque<(i64, i64, u64)>,
+    deleted: bool,
+}
+
+pub struct PartitionLog {
+    pub topic: String,
+    pub partition: i32,
+    pub topic_id: Uuid,
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    config: RwLock<Arc<LogConfig>>,
+    segments: RwLock<BTreeMap<i64, Arc<Segment>>>,
+    offsets: watch::Sender<LogOffsets>,
+    inner: Mutex<Inner>,
+    /// Compaction: sealed segments below this offset are clean.
+    cleaned_upto: std::sync::atomic::AtomicI64,
+    /// One compaction at a time.
+    cleaning: Mutex<()>,
+}
+
+/// What a compaction pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    pub segments: usize,
+    pub kept: usize,
+    pub removed: usize,
+}
+
+/// How a log is opened.
+pub struct OpenOptions {
+    /// The broker stopped cleanly last time: trust every index.
+    pub clean: bool,
+    /// Segments ending at or below this offset were flushed: trust their indexes.
+    pub recovery_point: i64,
+    /// The log start offset from the checkpoint (DeleteRecords may have moved it).
+    pub log_start: i64,
+    pub now_ms: i64,
+}
+
+fn snapshot_name(offset: i64) -> String {
+    file_name(offset, "snapshot")
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`, recovering segments not known to be flushed
+    /// and rebuilding producer state from the latest snapshot plus the log after it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        topic: &str,
+        partition: i32,
+        topic_id: Uuid,
+        config: LogConfig,
+        opts: OpenOptions,
+    ) -> Result<PartitionLog, LogError> {
+        storage.create_dir_all(dir).await?;
+        for n in storage
+            .list_dir(dir)
+            .await?
+            .iter()
+            .filter(|n| n.ends_with(".cleaned"))
+        {
+            // A compaction that did not finish: the original segment is intact.
+            storage.remove_file(&dir.join(n)).await?;
+        }
+        let names = storage.list_dir(dir).await?;
+        let mut bases: Vec<i64> = names
+            .iter()
+            .filter_map(|n| n.strip_suffix(".log"))
+            .filter_map(|b| b.parse().ok())
+            .collect();
+        bases.sort_unstable();
+        let mut segments = BTreeMap::new();
+        let mut cut_from: Option<usize> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            let trusted = opts.clean || next_base.is_some_and(|n| n <= opts.recovery_point);
+            let (seg, cut) =
+                Segment::open(storage.as_ref(), dir, base, trusted, opts.now_ms).await?;
+            segments.insert(base, Arc::new(seg));
+            if cut && next_base.is_some() {
+                cut_from = Some(i + 1);
+                break;
+            }
+        }
+        if let Some(from) = cut_from {
+            // A corrupt segment in the middle: everything after it is unreachable.
+            for &base in &bases[from..] {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    base,
+                    "deleting a segment after a corrupt one"
+                );
+                for ext in ["log", "index", "timeindex"] {
+                    storage.remove_file(&dir.join(file_name(base, ext))).await?;
+                }
+            }
+        }
+        if segments.is_empty() {
+            let base = opts.log_start.max(0);
+            segments.insert(
+                base,
+                Arc::new(Segment::create(storage.as_ref(), dir, base, opts.now_ms).await?),
+            );
+        }
+        let first_base = *segments.keys().next().expect("one segment");
+        let last = segments.values().next_back().expect("one segment").clone();
+        let log_end = last.next_offset();
+        let log_start = opts.log_start.clamp(first_base, log_end);
+
+        // Producer state: the newest snapshot at or below the log end, then the tail.
+        let mut snaps: Vec<i64> = names
+            .iter()
+            .filter_map(|n| n.strip_suffix(".snapshot"))
+            .filter_map(|b| b.parse().ok())
+            .collect();
+        snaps.sort_unstable();
+        let mut producers = ProducerStateManager::default();
+        let mut replay_from = first_base;
+        for &s in snaps.iter().rev() {
+            if s > log_end {
+                storage.remove_file(&dir.join(snapshot_name(s))).await?;
+                continue;
+            }
+            if let Some(raw) = storage.read_file(&dir.join(snapshot_name(s))).await? {
+                if let Some(p) = ProducerStateManager::decode(&raw) {
+                    producers = p;
+                    replay_from = s;
+                    break;
+                }
+            }
+        }
+        for seg in segments.values() {
+            if seg.next_offset() <= replay_from {
+                continue;
+            }
+            let pos = match seg.find_position(replay_from, seg.size()).await? {
+                Some(b) => b.position,
+                None => continue,
+            };
+            for b in seg.scan_headers(pos, seg.size()).await? {
+                if b.header.base_offset >= replay_from {
+                    producers.record(&b.header);
+                }
+            }
+        }
+
+        let hw_position = (last.base_offset, last.size());
+        let offsets = LogOffsets {
+            log_start,
+            high_watermark: log_end,
+            log_end,
+            hw_position,
+        };
+        let (tx, _) = watch::channel(offsets);
+        Ok(PartitionLog {
+            topic: topic.to_string(),
+            partition,
+            topic_id,
+            dir: dir.to_path_buf(),
+            storage,
+            config: RwLock::new(Arc::new(config)),
+            segments: RwLock::new(segments),
+            offsets: tx,
+            inner: Mutex::new(Inner {
+                producers,
+                unflushed_messages: 0,
+                last_flush: tokio::time::Instant::now(),
+                recovery_point: log_end,
+                recent_ends: VecDeque::new(),
+                deleted: false,
+            }),
+            cleaned_upto: std::sync::atomic::AtomicI64::new(0),
+            cleaning: Mutex::new(()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> Arc<LogConfig> {
+        self.config.read().clone()
+    }
+
+    pub fn set_config(&self, c: LogConfig) {
+        *self.config.write() = Arc::new(c);
+    }
+
+    pub fn offsets(&self) -> LogOffsets {
+        *self.offsets.borrow()
+    }
+
+    /// A receiver that changes whenever the offsets do (long polls wait on it).
+    pub fn subscribe(&self) -> watch::Receiver<LogOffsets> {
+        self.offsets.subscribe()
+    }
+
+    fn active(&self) -> Arc<Segment> {
+        self.segments
+            .read()
+            .values()
+            .next_back()
+            .expect("a log has a segment")
+            .clone()
+    }
+
+    /// Total bytes of all segments.
+    pub fn size(&self) -> u64 {
+        self.segments.read().values().map(|s| s.size()).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.read().len()
+    }
+
+    /// Appends checked batches as a leader does: assigns offsets from the log end, stamps
+    /// each batch's base offset and `leader_epoch`, and applies idempotence (a duplicate
+    /// batch is not written again; its original offsets are returned).
+    pub async fn append(
+        &self,
+        batches: &[ValidBatch],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let config = self.config();
+        let mut inner = self.inner.lock().await;
+        if inner.deleted {
+            return Err(LogError::Deleted);
+        }
+        let mut first_offset = -1;
+        let mut last_offset = -1;
+        let mut appended = 0i64;
+        let log_append_time = if config.log_append_time { now_ms } else { -1 };
+        let codec = batch::topic_codec(&config.compression_type);
+        for b in batches {
+            let recompressed;
+            let b = match codec {
+                Some(c) if c as i16 != b.header.compression() => {
+                    recompressed = batch::recompress(&b.bytes, c)?;
+                    &recompressed
+                }
+                _ => b,
+            };
+            if !config.log_append_time {
+                check_timestamp(&b.header, &config, now_ms)?;
+            }
+            if config.cleanup_compact && !b.header.is_control() && !all_records_keyed(&b.bytes) {
+                return Err(LogError::Batch(batch::BatchError::InvalidRecord(
+                    "Compacted topic cannot accept message without key",
+                )));
+            }
+            match inner.producers.check(&b.header)? {
+                SeqCheck::Duplicate(m) => {
+                    if first_offset < 0 {
+                        first_offset = m.first_offset;
+                    }
+                    last_offset = m.last_offset;
+                    continue;
+                }
+                SeqCheck::Append => {}
+            }
+            let base = self.offsets.borrow().log_end;
+            self.maybe_roll(&config, b.bytes.len() as u64, base, now_ms, &mut inner)
+                .await?;
+            let seg = self.active();
+            let prefix = batch::stamped_prefix(&b.bytes, base, leader_epoch);
+            let position = if config.log_append_time {
+                let mut copy = BytesMut::from(&b.bytes[..]);
+                copy[..16].copy_from_slice(&prefix);
+                batch::set_log_append_time(&mut copy, now_ms);
+                seg.log.append(&[&copy]).await?
+            } else {
+                seg.log.append(&[&prefix, &b.bytes[16..]]).await?
+            };
+            let mut h = b.header;
+            h.base_offset = base;
+            h.partition_leader_epoch = leader_epoch;
+            if config.log_append_time {
+                h.max_timestamp = now_ms;
+            }
+            seg.note_batch(
+                &h,
+                position,
+                b.bytes.len() as u32,
+                config.index_interval_bytes,
+            );
+            inner.producers.record(&h);
+            let next = h.last_offset() + 1;
+            inner
+                .recent_ends
+                .push_back((next, seg.base_offset, position + b.bytes.len() as u64));
+            inner.unflushed_messages += h.records_count as i64;
+            appended += h.records_count as i64;
+            if first_offset < 0 {
+                first_offset = base;
+            }
+            last_offset = h.last_offset();
+            self.offsets.send_modify(|o| o.log_end = next);
+        }
+        if inner.unflushed_messages >= config.flush_messages {
+            self.flush_locked(&mut inner).await?;
+        }
+        let log_start = self.offsets.borrow().log_start;
+        Ok(AppendInfo {
+            first_offset,
+            last_offset,
+            log_append_time,
+            log_start,
+            appended_records: appended,
+        })
+    }
+
+    /// Moves the high watermark up to `offset` (at most the log end). Only offsets that
+    /// end a batch are valid positions; a lower one leaves the HW where it is.
+    pub async fn advance_high_watermark(&self, offset: i64) {
+        let mut inner = self.inner.lock().await;
+        let cur = *self.offsets.borrow();
+        let target = offset.min(cur.log_end);
+        if target <= cur.high_watermark {
+            return;
+        }
+        let mut best = None;
+        while let Some(&(next, seg, pos)) = inner.recent_ends.front() {
+            if next > target {
+                break;
+            }
+            best = Some((next, seg, pos));
+            inner.recent_ends.pop_front();
+        }
+        if let Some((next, seg, pos)) = best {
+            self.offsets.send_modify(|o| {
+                o.high_watermark = next;
+                o.hw_position = (seg, pos);
+            });
+        }
+    }
+
+    async fn maybe_roll(
+        &self,
+        config: &LogConfig,
+        incoming: u64,
+        next_offset: i64,
+        now_ms: i64,
+        inner: &mut Inner,
+    ) -> Result<(), LogError> {
+        let seg = self.active();
+        let (roll_base, entries) = {
+            let m = seg.meta.lock();
+            (m.roll_base_ms.unwrap_or(m.created_ms), m.index.len())
+        };
+        let empty = seg.size() == 0;
+        let too_big = seg.size() + incoming > config.segment_bytes;
+        let too_old = now_ms.saturating_sub(roll_base)
+            > config.segment_ms.saturating_sub(config.segment_jitter_ms);
+        let index_full = entries >= config.max_index_entries();
+        let overflow = next_offset - seg.base_offset > u32::MAX as i64 / 2;
+        if !empty && (too_big || too_old || index_full || overflow) {
+            self.roll_locked(next_offset, now_ms, inner).await?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (writes its indexes, syncs it in the background, takes a
+    /// producer snapshot) and starts a new one at `base`.
+    async fn roll_locked(&self, base: i64, now_ms: i64, inner: &mut Inner) -> Result<(), LogError> {
+        let old = self.active();
+        old.write_indexes(self.storage.as_ref()).await?;
+        let new = Segment::create(self.storage.as_ref(), &self.dir, base, now_ms).await?;
+        self.segments.write().insert(base, Arc::new(new));
+        self.write_producer_snapshot(base, inner).await?;
+        let file = old.log.clone();
+        tokio::spawn(async move {
+            if let Err(e) = file.sync().await {
+                tracing::error!(error = %e, "syncing a sealed segment");
+            }
+        });
+        tracing::debug!(topic = %self.topic, partition = self.partition, base, "rolled a new segment");
+        Ok(())
+    }
+
+    /// Rolls a new segment now (when the active one holds data).
+    pub async fn roll(&self, now_ms: i64) -> Result<(), LogError> {
+        let mut inner = self.inner.lock().await;
+        if self.active().size() > 0 {
+            let base = self.offsets.borrow().log_end;
+            self.roll_locked(base, now_ms, &mut inner).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_producer_snapshot(
+        &self,
+        offset: i64,
+        inner: &mut Inner,
+    ) -> Result<(), LogError> {
+        let raw = inner.producers.encode();
+        self.storage
+            .write_file_atomic(&self.dir.join(snapshot_name(offset)), &raw)
+            .await?;
+        // Keep the two newest snapshots.
+        let mut snaps: Vec<i64> = self
+            .storage
+            .list_dir(&self.dir)
+            .await?
+            .iter()
+            .filter_map(|n| n.strip_suffix(".snapshot"))
+            .filter_map(|b| b.parse().ok())
+            .collect();
+        snaps.sort_unstable();
+        if snaps.len() > 2 {
+            for s in &snaps[..snaps.len() - 2] {
+                self.storage
+                    .remove_file(&self.dir.join(snapshot_name(*s)))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush_locked(&self, inner: &mut Inner) -> Result<(), LogError> {
+        let segs: Vec<Arc<Segment>> = {
+            let s = self.segments.read();
+            s.values()
+                .filter(|s| s.next_offset() > inner.recovery_point || s.size() > 0)
+                .cloned()
+                .collect()
+        };
+        for s in segs
+            .iter()
+            .filter(|s| s.next_offset() > inner.recovery_point)
+        {
+            s.log.sync().await?;
+        }
+        inner.recovery_point = self.offsets.borrow().log_end;
+        inner.unflushed_messages = 0;
+        inner.last_flush = tokio::time::Instant::now();
+        Ok(())
+    }
+
+    /// Syncs everything written so far (the flush policy and shutdown call this).
+    pub async fn flush(&self) -> Result<(), LogError> {
+        let mut inner = self.inner.lock().await;
+        self.flush_locked(&mut inner).await
+    }
+
+    /// Flushes when `flush.ms` has passed since the last flush and data is waiting.
+    pub async fn flush_if_due(&self) -> Result<(), LogError> {
+        let config = self.config();
+        let mut inner = self.inner.lock().await;
+        let due = inner.last_flush.elapsed().as_millis() as i64 >= config.flush_ms;
+        if due && inner.unflushed_messages > 0 {
+            self.flush_locked(&mut inner).await?;
+        }
+        Ok(())
+    }
+
+    /// The offset up to which the log is known to be on disk.
+    pub async fn recovery_point(&self) -> i64 {
+        self.inner.lock().await.recovery_point
+    }
+
+    /// Reads whole batches starting at the batch that contains `offset`, up to
+    /// `max_bytes` and never beyond the high watermark (or the log end when
+    /// `include_uncommitted`, as replicas fetch). With `min_one`, the first batch comes
+    /// back whole even when larger than `max_bytes` (KIP-74).
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        include_uncommitted: bool,
+    ) -> Result<ReadInfo, LogError> {
+        let offsets = self.offsets();
+        if offset < offsets.log_start || offset > offsets.log_end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: offsets.log_start,
+                log_end: offsets.log_end,
+            });
+        }
+        let upper = if include_uncommitted {
+            offsets.log_end
+        } else {
+            offsets.high_watermark
+        };
+        if offset >= upper {
+            return Ok(ReadInfo {
+                records: Bytes::new(),
+                offsets,
+            });
+        }
+        let segs: Vec<Arc<Segment>> = {
+            let s = self.segments.read();
+            let first = s
+                .range(..=offset)
+                .next_back()
+                .map(|(k, _)| *k)
+                .unwrap_or(i64::MIN);
+            s.range(first..).map(|(_, v)| v.clone()).collect()
+        };
+        for seg in segs {
+            let limit = if include_uncommitted {
+                seg.size()
+            } else {
+                self.visible_limit(&seg, &offsets)
+            };
+            let Some(found) = seg.find_position(offset, limit).await? else {
+                continue;
+            };
+            let records = seg
+                .read_batches(found.position, limit, max_bytes, min_one)
+                .await?;
+            return Ok(ReadInfo { records, offsets });
+        }
+        Ok(ReadInfo {
+            records: Bytes::new(),
+            offsets,
+        })
+    }
+
+    /// The first offset whose record timestamp is at least `ts`, with that timestamp;
+    /// `None` when every record is older (ListOffsets by time).
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let offsets = self.offsets();
+        let segs: Vec<Arc<Segment>> = self.segments.read().values().cloned().collect();
+        for seg in segs {
+            if seg.max_timestamp() < ts {
+                continue;
+            }
+            let rel = seg.meta.lock().time_index.lookup(ts);
+            let start = seg.base_offset + rel as i64;
+            let limit = self.visible_limit(&seg, &offsets);
+            let Some(found) = seg
+                .find_position(start.max(offsets.log_start), limit)
+                .await?
+            else {
+                continue;
+            };
+            for b in seg.scan_headers(found.position, limit).await? {
+                if b.header.max_timestamp < ts {
+                    continue;
+                }
+                let bytes = seg.log.read_at(b.position, b.header.size()).await?;
+                for (off, rts) in record_timestamps(&bytes, &b.header) {
+                    if rts >= ts && off >= offsets.log_start && off < offsets.high_watermark {
+                        return Ok(Some((off, rts)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    pub async fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let offsets = self.offsets();
+        let segs: Vec<Arc<Segment>> = self.segments.read().values().cloned().collect();
+        let mut best: Option<(i64, i64)> = None;
+        for seg in &segs {
+            let (ts, off) = {
+                let m = seg.meta.lock();
+                (m.max_timestamp, m.offset_of_max_timestamp)
+            };
+            if ts >= 0 && best.is_none_or(|(bts, _)| ts > bts) {
+                best = Some((ts, off));
+            }
+        }
+        let Some((ts, batch_base)) = best else {
+            return Ok(None);
+        };
+        let seg = segs
+            .iter()
+            .rev()
+            .find(|s| s.base_offset <= batch_base)
+            .cloned();
+        let Some(seg) = seg else { return Ok(None) };
+        let limit = self.visible_limit(&seg, &offsets);
+        if let Some(found) = seg.find_position(batch_base, limit).await? {
+            let bytes = seg.log.read_at(found.position, found.header.size()).await?;
+            for (off, rts) in record_timestamps(&bytes, &found.header) {
+                if rts == ts {
+                    return Ok(Some((off, ts)));
+                }
+            }
+            return Ok(Some((found.header.last_offset(), ts)));
+        }
+        Ok(None)
+    }
+
+    fn visible_limit(&self, seg: &Segment, offsets: &LogOffsets) -> u64 {
+        if seg.base_offset < offsets.hw_position.0 {
+            seg.size()
+        } else if seg.base_offset == offsets.hw_position.0 {
+            offsets.hw_position.1.min(seg.size())
+        } else {
+            0
+        }
+    }
+
+    /// Raises the log start offset (DeleteRecords); `offset` must not pass the HW.
+    pub async fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        let _inner = self.inner.lock().await;
+        let cur = self.offsets();
+        if offset > cur.high_watermark || offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: cur.log_start,
+                log_end: cur.high_watermark,
+            });
+        }
+        if offset > cur.log_start {
+            self.offsets.send_modify(|o| o.log_start = offset);
+        }
+        drop(_inner);
+        self.delete_segments_below_log_start().await?;
+        Ok(self.offsets().log_start)
+    }
+
+    async fn delete_segments_below_log_start(&self) -> Result<(), LogError> {
+        let log_start = self.offsets().log_start;
+        let doomed: Vec<Arc<Segment>> = {
+            let s = self.segments.read();
+            let bases: Vec<i64> = s.keys().copied().collect();
+            bases
+                .windows(2)
+                .filter(|w| w[1] <= log_start)
+                .map(|w| s[&w[0]].clone())
+                .collect()
+        };
+        self.remove_segments(doomed).await
+    }
+
+    async fn remove_segments(&self, doomed: Vec<Arc<Segment>>) -> Result<(), LogError> {
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut s = self.segments.write();
+            for d in &doomed {
+                s.remove(&d.base_offset);
+            }
+            let first = *s.keys().next().expect("the active segment stays");
+            self.offsets
+                .send_modify(|o| o.log_start = o.log_start.max(first));
+        }
+        for d in doomed {
+            tracing::info!(topic = %self.topic, partition = self.partition, base = d.base_offset, "deleting segment");
+            d.delete_files(self.storage.as_ref()).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes segments past `retention.ms` or beyond `retention.bytes` (policy
+    /// `delete`), oldest first, rolling the active segment when it has expired too.
+    pub async fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
+        let config = self.config();
+        if !config.cleanup_delete {
+            return self.delete_segments_below_log_start().await.map(|_| 0);
+        }
+        if config.retention_ms >= 0 {
+            let active = self.active();
+            let m = active.max_timestamp();
+            if active.size() > 0
+                && m >= 0
+                && now_ms - m > config.retention_ms
+                && self.offsets().high_watermark == self.offsets().log_end
+            {
+                self.roll(now_ms).await?;
+            }
+        }
+        let doomed: Vec<Arc<Segment>> = {
+            let s = self.segments.read();
+            let all: Vec<Arc<Segment>> = s.values().cloned().collect();
+            let hw = self.offsets().high_watermark;
+            let mut total: i64 = all.iter().map(|x| x.size() as i64).sum();
+            let mut out = Vec::new();
+            for seg in all.iter().take(all.len().saturating_sub(1)) {
+                if seg.next_offset() > hw {
+                    break;
+                }
+                let by_time = config.retention_ms >= 0 && {
+                    let ts = seg.max_timestamp();
+                    ts >= 0 && now_ms - ts > config.retention_ms
+                };
+                let by_size = config.retention_bytes >= 0
+                    && total - seg.size() as i64 >= config.retention_bytes;
+                if !(by_time || by_size) {
+                    break;
+                }
+                total -= seg.size() as i64;
+                out.push(seg.clone());
+            }
+            out
+        };
+        let n = doomed.len();
+        self.remove_segments(doomed).await?;
+        self.delete_segments_below_log_start().await?;
+        Ok(n)
+    }
+
+    /// Compacts the sealed segments (`cleanup.policy=compact`) when the share of bytes not
+    /// yet cleaned reaches `min.cleanable.dirty.ratio`, leaving alone segments younger
+    /// than `min.compaction.lag.ms`.
+    pub async fn compact(&self, now_ms: i64) -> Result<CompactionStats, LogError> {
+        use std::sync::atomic::Ordering;
+        let config = self.config();
+        let mut stats = CompactionStats::default();
+        if !config.cleanup_compact {
+            return Ok(stats);
+        }
+        let _one = self.cleaning.lock().await;
+        let sealed: Vec<Arc<Segment>> = {
+            let s = self.segments.read();
+            let n = s.len();
+            s.values().take(n.saturating_sub(1)).cloned().collect()
+        };
+        let cutoff = now_ms.saturating_sub(config.min_compaction_lag_ms);
+        let cleanable: Vec<Arc<Segment>> = sealed
+            .into_iter()
+            .take_while(|s| s.max_timestamp() <= cutoff)
+            .collect();
+        if cleanable.is_empty() {
+            return Ok(stats);
+        }
+        let upto = self.cleaned_upto.load(Ordering::Acquire);
+        let total: u64 = cleanable.iter().map(|s| s.size()).sum();
+        let dirty: u64 = cleanable
+            .iter()
+            .filter(|s| s.next_offset() > upto)
+            .map(|s| s.size())
+            .sum();
+        if total == 0
+            || dirty == 0
+            || (dirty as f64 / total as f64) < config.min_cleanable_dirty_ratio
+        {
+            return Ok(stats);
+        }
+        let mut map = super::cleaner::OffsetMap::new();
+        for seg in &cleanable {
+            super::cleaner::index_keys(seg, &mut map).await?;
+        }
+        let tombstone_cutoff = now_ms.saturating_sub(config.delete_retention_ms);
+        for seg in &cleanable {
+            let cleaned = super::cleaner::clean_segment(seg, &map, tombstone_cutoff).await?;
+            stats.kept += cleaned.kept;
+            stats.removed += cleaned.removed;
+            if cleaned.removed == 0 {
+                continue;
+            }
+            let tmp = seg.path("cleaned");
+            let f = self.storage.open(&tmp, true).await?;
+            f.truncate(0).await?;
+            f.append(&[&cleaned.bytes]).await?;
+            f.sync().await?;
+            drop(f);
+            let _inner = self.inner.lock().await;
+            if !self.segments.read().contains_key(&seg.base_offset) {
+                self.storage.remove_file(&tmp).await?;
+                continue; // retention removed it meanwhile
+            }
+            self.storage.rename(&tmp, &seg.path("log")).await?;
+            self.storage.remove_file(&seg.path("index")).await?;
+            self.storage.remove_file(&seg.path("timeindex")).await?;
+            let (fresh, _) = Segment::open(
+                self.storage.as_ref(),
+                &self.dir,
+                seg.base_offset,
+                false,
+                now_ms,
+            )
+            .await?;
+            fresh.write_indexes(self.storage.as_ref()).await?;
+            self.segments
+                .write()
+                .insert(seg.base_offset, Arc::new(fresh));
+            stats.segments += 1;
+        }
+        if let Some(last) = cleanable.last() {
+            self.cleaned_upto
+                .store(last.next_offset(), Ordering::Release);
+        }
+        if stats.segments > 0 {
+            tracing::info!(
+                topic = %self.topic,
+                partition = self.partition,
+                segments = stats.segments,
+                kept = stats.kept,
+                removed = stats.removed,
+                "compacted"
+            );
+        }
+        Ok(stats)
+    }
+
+    /// Clean shutdown: flush, write the active segment's indexes and a producer snapshot.
+    pub async fn close(&self) -> Result<(), LogError> {
+        let mut inner = self.inner.lock().await;
+        self.flush_locked(&mut inner).await?;
+        let active = self.active();
+        active.write_indexes(self.storage.as_ref()).await?;
+        let end = self.offsets().log_end;
+        self.write_producer_snapshot(end, &mut inner).await?;
+        Ok(())
+    }
+
+    /// Marks the log deleted; appends fail from now on. The caller removes the files.
+    pub async fn mark_deleted(&self) {
+        self.inner.lock().await.deleted = true;
+    }
+
+    /// The producer state (for tests and DescribeProducers).
+    pub async fn producer_state(&self) -> ProducerStateManager {
+        self.inner.lock().await.producers.clone()
+    }
+}
+
+fn check_timestamp(h: &BatchHeader, c: &LogConfig, now_ms: i64) -> Result<(), LogError> {
+    if h.max_timestamp < 0 {
+        return Ok(());
+    }
+    if c.timestamp_before_max_ms < i64::MAX && now_ms - h.max_timestamp > c.timestamp_before_max_ms
+    {
+        return Err(LogError::InvalidTimestamp(h.max_timestamp));
+    }
+    if c.timestamp_after_max_ms < i64::MAX && h.max_timestamp - now_ms > c.timestamp_after_max_ms {
+        return Err(LogError::InvalidTimestamp(h.max_timestamp));
+    }
+    Ok(())
+}
+
+/// Whether every record of a batch has a key (compacted topics require it).
+fn all_records_keyed(bytes: &Bytes) -> bool {
+    use kafka_protocol::records::RecordBatchDecoder;
+    let mut buf = bytes.clone();
+    match RecordBatchDecoder::decode(&mut buf) {
+        Ok(set) => set.records.iter().all(|r| r.key.is_some()),
+        Err(_) => false,
+    }
+}
+
+/// (offset, timestamp) of each record of a stored batch (decompressing if needed).
+fn record_timestamps(bytes: &Bytes, h: &BatchHeader) -> Vec<(i64, i64)> {
+    use kafka_protocol::records::RecordBatchDecoder;
+    let mut buf = bytes.clone();
+    match RecordBatchDecoder::decode(&mut buf) {
+        Ok(set) => set
+            .records
+            .iter()
+            .map(|r| (r.offset, r.timestamp))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, base_offset = h.base_offset, "cannot decode a stored batch");
+            Vec::new()
+        }
+    }
+}

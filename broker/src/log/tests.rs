@@ -1,0 +1,597 @@
+//! Tests of the partition log on the simulated disk (and one on the real one).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use uuid::Uuid;
+
+use super::batch::tests::make_batch;
+use super::batch::validate_batches;
+use super::*;
+
+const NOW: i64 = 1_700_000_100_000;
+
+fn config(pairs: &[(&str, &str)]) -> LogConfig {
+    let t: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    LogConfig::resolve(&t, &BTreeMap::new())
+}
+
+async fn open(storage: &Arc<dyn Storage>, clean: bool, cfg: LogConfig) -> PartitionLog {
+    PartitionLog::open(
+        storage.clone(),
+        Path::new("/data/t-0"),
+        "t",
+        0,
+        Uuid::from_u128(1),
+        cfg,
+        OpenOptions {
+            clean,
+            recovery_point: 0,
+            log_start: 0,
+            now_ms: NOW,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn append(log: &PartitionLog, n: usize, producer: Option<(i64, i16, i32)>) -> AppendInfo {
+    let b = make_batch(n, Compression::None, producer);
+    let v = validate_batches(&b, 1 << 20).unwrap();
+    let info = log.append(&v, 3, NOW).await.unwrap();
+    log.advance_high_watermark(info.last_offset + 1).await;
+    info
+}
+
+fn offsets_in(records: &Bytes) -> Vec<i64> {
+    let mut buf = records.clone();
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let set = RecordBatchDecoder::decode(&mut buf).unwrap();
+        out.extend(set.records.iter().map(|r| r.offset));
+    }
+    out
+}
+
+async fn read_all(log: &PartitionLog) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut next = log.offsets().log_start;
+    loop {
+        let r = log.read(next, 1 << 20, true, false).await.unwrap();
+        if r.records.is_empty() {
+            return out;
+        }
+        let offs = offsets_in(&r.records);
+        next = offs.last().unwrap() + 1;
+        out.extend(offs);
+    }
+}
+
+#[tokio::test]
+async fn append_assigns_offsets_and_reads_back() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open(&s, false, LogConfig::default()).await;
+    assert_eq!(append(&log, 3, None).await.first_offset, 0);
+    let info = append(&log, 2, None).await;
+    assert_eq!((info.first_offset, info.last_offset), (3, 4));
+    let o = log.offsets();
+    assert_eq!((o.log_start, o.high_watermark, o.log_end), (0, 5, 5));
+    // Reading from the middle of a batch returns the whole batch that holds it.
+    let r = log.read(4, 1 << 20, true, false).await.unwrap();
+    assert_eq!(offsets_in(&r.records), vec![3, 4]);
+    let h = batch::BatchHeader::parse(&r.records).unwrap();
+    assert_eq!(h.partition_leader_epoch, 3);
+    assert!(batch::crc_ok(&r.records));
+    // At the end: empty; beyond it: out of range.
+    assert!(log
+        .read(5, 1 << 20, true, false)
+        .await
+        .unwrap()
+        .records
+        .is_empty());
+    assert!(matches!(
+        log.read(6, 100, true, false).await,
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[tokio::test]
+async fn reads_stop_at_the_high_watermark_and_respect_max_bytes() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open(&s, false, LogConfig::default()).await;
+    append(&log, 1, None).await;
+    let b = make_batch(2, Compression::None, None);
+    let v = validate_batches(&b, 1 << 20).unwrap();
+    log.append(&v, 0, NOW).await.unwrap(); // not yet committed
+    assert_eq!(read_all(&log).await, vec![0]);
+    assert_eq!(
+        offsets_in(&log.read(0, 1 << 20, true, true).await.unwrap().records),
+        vec![0, 1, 2]
+    );
+    log.advance_high_watermark(3).await;
+    // max_bytes smaller than one batch: min_one returns it whole, otherwise nothing.
+    assert_eq!(
+        offsets_in(&log.read(0, 10, true, false).await.unwrap().records),
+        vec![0]
+    );
+    assert!(log
+        .read(0, 10, false, false)
+        .await
+        .unwrap()
+        .records
+        .is_empty());
+}
+
+#[tokio::test]
+async fn segments_roll_by_size_and_reads_cross_them() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open(
+        &s,
+        false,
+        config(&[("segment.bytes", "300"), ("index.interval.bytes", "100")]),
+    )
+    .await;
+    for _ in 0..20 {
+        append(&log, 2, None).await;
+    }
+    assert!(log.segment_count() > 5, "{} segments", log.segment_count());
+    assert_eq!(read_all(&log).await, (0..40).collect::<Vec<_>>());
+    for o in [0, 7, 21, 39] {
+        let r = log.read(o, 1 << 20, true, false).await.unwrap();
+        assert!(offsets_in(&r.records).contains(&o), "offset {o}");
+    }
+}
+
+#[tokio::test]
+async fn clean_and_unclean_restarts_keep_every_batch() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let cfg = config(&[("segment.bytes", "400")]);
+    let log = open(&s, false, cfg.clone()).await;
+    for _ in 0..10 {
+        append(&log, 3, None).await;
+    }
+    log.close().await.unwrap();
+    drop(log);
+    let log = open(&s, true, cfg.clone()).await;
+    assert_eq!(log.offsets().log_end, 30);
+    assert_eq!(read_all(&log).await, (0..30).collect::<Vec<_>>());
+    append(&log, 1, None).await;
+    drop(log); // no close: an unclean stop
+    let log = open(&s, false, cfg).await;
+    assert_eq!(read_all(&log).await, (0..31).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_at_the_last_whole_batch() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open(&s, false, LogConfig::default()).await;
+    append(&log, 2, None).await;
+    append(&log, 2, None).await;
+    drop(log);
+    let f = s
+        .open(Path::new("/data/t-0/00000000000000000000.log"), false)
+        .await
+        .unwrap();
+    let whole = f.len();
+    // Half a batch, then a batch with a broken CRC.
+    let b = make_batch(2, Compression::None, None);
+    f.append(&[&b[..b.len() / 2]]).await.unwrap();
+    let log = open(&s, false, LogConfig::default()).await;
+    assert_eq!(f.len(), whole);
+    assert_eq!(log.offsets().log_end, 4);
+    let mut bad = BytesMut::from(&b[..]);
+    bad[0..8].copy_from_slice(&4i64.to_be_bytes());
+    let n = bad.len();
+    bad[n - 1] ^= 0x55;
+    f.append(&[&bad]).await.unwrap();
+    drop(log);
+    let log = open(&s, false, LogConfig::default()).await;
+    assert_eq!(log.offsets().log_end, 4);
+    assert_eq!(read_all(&log).await, vec![0, 1, 2, 3]);
+    // Appends continue after the cut.
+    assert_eq!(append(&log, 1, None).await.first_offset, 4);
+}
+
+#[tokio::test]
+async fn power_failure_keeps_flushed_batches_only() {
+    let sim = SimStorage::new();
+    let s: Arc<dyn Storage> = Arc::new(sim.clone());
+    let log = open(&s, false, LogConfig::default()).await;
+    append(&log, 2, None).await;
+    log.flush().await.unwrap();
+    append(&log, 2, None).await;
+    drop(log);
+    sim.power_fail();
+    let log = open(&s, false, LogConfig::default()).await;
+    assert_eq!(read_all(&log).await, vec![0, 1]);
+    // flush.messages=1 syncs before every acknowledgement.
+    let log2 = open(&s, false, config(&[("flush.messages", "1")])).await;
+    drop(log);
+    append(&log2, 3, None).await;
+    drop(log2);
+    sim.power_fail();
+    let log = open(&s, false, LogConfig::default()).await;
+    assert_eq!(read_all(&log).await, vec![0, 1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn duplicates_are_answered_with_original_offsets_across_restarts() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let cfg = config(&[("segment.bytes", "300")]);
+    let log = open(&s, false, cfg.clone()).await;
+    for i in 0..6 {
+        append(&log, 2, Some((42, 0, i * 2))).await;
+    }
+    let again = append(&log, 2, Some((42, 0, 10))).await;
+    assert_eq!(
+        (
+            again.first_offset,
+            again.last_offset,
+            again.appended_records
+        ),
+        (10, 11, 0)
+    );
+    drop(log); // unclean: state comes from the last roll snapshot plus the tail
+    let log = open(&s, false, cfg).await;
+    let again = append(&log, 2, Some((42, 0, 10))).await;
+    assert_eq!((again.first_offset, again.appended_records), (10, 0));
+    let b = make_batch(1, Compression::None, Some((42, 0, 14)));
+    let err = log
+        .append(&validate_batches(&b, 1 << 20).unwrap(), 0, NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        LogError::Producer(producer_state::ProducerError::OutOfOrder {
+            expected: 12,
+            got: 14
+        })
+    ));
+    assert_eq!(append(&log, 1, Some((42, 0, 12))).await.first_offset, 12);
+}
+
+#[tokio::test]
+async fn retention_by_bytes_time_and_delete_records() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open(
+        &s,
+        false,
+        config(&[("segment.bytes", "300"), ("retention.bytes", "600")]),
+    )
+    .await;
+    for _ in 0..20 {
+        append(&log, 2, None).await;
+    }
+    let before = log.segment_count();
+    assert!(log.apply_retention(NOW).await.unwrap() > 0);
+    assert!(log.segment_count() < before);
+    assert!(log.size() <= 600 + 300);
+    let start = log.offsets().log_start;
+    assert!(start > 0);
+    assert!(matches!(
+        log.read(0, 100, true, false).await,
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(read_all(&log).await, (start..40).collect::<Vec<_>>());
+    assert_eq!(log.delete_records_before(37).await.unwrap(), 37);
+    assert_eq!(
+        read_all(&log).await.first(),
+        Some(&36),
+        "the batch holding 37 starts at 36"
+    );
+    assert!(log.delete_records_before(41).await.is_err());
+    // Time: records from 1_700_000_000_000 are 100 s old at NOW.
+    log.set_config(config(&[("retention.ms", "1000")]));
+    log.apply_retention(NOW).await.unwrap();
+    assert_eq!(log.offsets().log_start, 40);
+    assert_eq!(log.offsets().log_end, 40);
+    assert_eq!(append(&log, 1, None).await.first_offset, 40);
+}
+
+#[tokio::test]
+async fn offsets_for_timestamps() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open(&s, false, config(&[("segment.bytes", "300")])).await;
+    for _ in 0..5 {
+        append(&log, 4, None).await; // record i of each batch has timestamp base + i
+    }
+    let base = 1_700_000_000_000;
+    assert_eq!(
+        log.offset_for_timestamp(base).await.unwrap(),
+        Some((0, base))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(base + 2).await.unwrap(),
+        Some((2, base + 2))
+    );
+    assert_eq!(log.offset_for_timestamp(base + 4).await.unwrap(), None);
+    assert_eq!(
+        log.max_timestamp_offset().await.unwrap(),
+        Some((3, base + 3))
+    );
+}
+
+#[tokio::test]
+async fn log_append_time_restamps_batches() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open(
+        &s,
+        false,
+        config(&[("message.timestamp.type", "LogAppendTime")]),
+    )
+    .await;
+    let info = append(&log, 2, None).await;
+    assert_eq!(info.log_append_time, NOW);
+    let r = log.read(0, 1 << 20, true, false).await.unwrap();
+    assert!(batch::crc_ok(&r.records));
+    let mut buf = r.records.clone();
+    let set = RecordBatchDecoder::decode(&mut buf).unwrap();
+    // Clients read LogAppendTime from the batch: the type bit and max timestamp.
+    assert!(set
+        .records
+        .iter()
+        .all(|rec| rec.timestamp_type == kafka_protocol::records::TimestampType::LogAppend));
+    assert_eq!(
+        batch::BatchHeader::parse(&r.records).unwrap().max_timestamp,
+        NOW
+    );
+}
+
+#[tokio::test]
+async fn topic_compression_type_rewrites_batches() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open(&s, false, config(&[("compression.type", "zstd")])).await;
+    let b = make_batch(3, Compression::None, Some((5, 0, 0)));
+    let info = log
+        .append(&validate_batches(&b, 1 << 20).unwrap(), 0, NOW)
+        .await
+        .unwrap();
+    log.advance_high_watermark(info.last_offset + 1).await;
+    let r = log.read(0, 1 << 20, true, false).await.unwrap();
+    let h = batch::BatchHeader::parse(&r.records).unwrap();
+    assert_eq!(h.compression(), Compression::Zstd as i16);
+    assert_eq!(offsets_in(&r.records), vec![0, 1, 2]);
+    // Idempotence still sees the producer's sequence.
+    let again = log
+        .append(&validate_batches(&b, 1 << 20).unwrap(), 0, NOW)
+        .await
+        .unwrap();
+    assert_eq!(again.appended_records, 0);
+}
+
+#[cfg(not(madsim))]
+#[tokio::test]
+async fn real_files_survive_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let s: Arc<dyn Storage> = Arc::new(FsStorage);
+    let dir = d.path().join("t-0");
+    let mk = |clean| {
+        let s = s.clone();
+        let dir = dir.clone();
+        async move {
+            PartitionLog::open(
+                s,
+                &dir,
+                "t",
+                0,
+                Uuid::from_u128(1),
+                config(&[("segment.bytes", "500")]),
+                OpenOptions {
+                    clean,
+                    recovery_point: 0,
+                    log_start: 0,
+                    now_ms: NOW,
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let log = mk(false).await;
+    for _ in 0..10 {
+        append(&log, 3, None).await;
+    }
+    log.close().await.unwrap();
+    drop(log);
+    let log = mk(true).await;
+    assert_eq!(read_all(&log).await, (0..30).collect::<Vec<_>>());
+    drop(log);
+    let log = mk(false).await;
+    assert_eq!(read_all(&log).await, (0..30).collect::<Vec<_>>());
+}
+
+#[cfg(not(madsim))]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever garbage follows the last whole batch of a segment (a torn write, a
+        /// disk returning junk), recovery keeps every whole batch before it and cuts the
+        /// rest; appends then continue at the right offset.
+        #[test]
+        fn recovery_cuts_any_garbage_tail(batches in 1usize..6, garbage in proptest::collection::vec(any::<u8>(), 1..300)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+                let log = open(&s, false, LogConfig::default()).await;
+                for _ in 0..batches {
+                    append(&log, 2, None).await;
+                }
+                drop(log);
+                let f = s.open(Path::new("/data/t-0/00000000000000000000.log"), false).await.unwrap();
+                f.append(&[&garbage]).await.unwrap();
+                let log = open(&s, false, LogConfig::default()).await;
+                let n = (batches * 2) as i64;
+                assert_eq!(read_all(&log).await, (0..n).collect::<Vec<_>>());
+                assert_eq!(append(&log, 1, None).await.first_offset, n);
+            });
+        }
+    }
+}
+
+#[tokio::test]
+async fn compaction_keeps_the_latest_record_per_key_and_offsets() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let cfg = config(&[
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "400"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "0"),
+    ]);
+    let log = open(&s, false, cfg.clone()).await;
+    for _ in 0..10 {
+        append(&log, 5, None).await; // keys k0..k4 every time
+    }
+    log.roll(NOW).await.unwrap();
+    let before = log.size();
+    let stats = log.compact(NOW).await.unwrap();
+    assert!(stats.removed >= 40, "{stats:?}");
+    assert!(log.size() < before);
+    // Only the last batch's five records remain, at their original offsets.
+    assert_eq!(read_all(&log).await, (45..50).collect::<Vec<_>>());
+    // Offsets are never reused.
+    assert_eq!(append(&log, 1, None).await.first_offset, 50);
+    // A restart finds the cleaned segments and their rebuilt indexes.
+    drop(log);
+    let log = open(&s, false, cfg).await;
+    assert_eq!(read_all(&log).await, vec![45, 46, 47, 48, 49, 50]);
+    // Compacted topics refuse records without a key.
+    let unkeyed = {
+        use kafka_protocol::records::{
+            Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let r = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: NOW,
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+        };
+        let mut b = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut b,
+            &[r],
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        b.freeze()
+    };
+    let err = log
+        .append(&validate_batches(&unkeyed, 1 << 20).unwrap(), 0, NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        LogError::Batch(batch::BatchError::InvalidRecord(_))
+    ));
+}
+
+#[tokio::test]
+async fn compaction_drops_old_tombstones_and_respects_the_lag() {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let rec = |k: &str, v: Option<&str>, ts: i64| Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: ts,
+        key: Some(Bytes::from(k.to_string())),
+        value: v.map(|v| Bytes::from(v.to_string())),
+        headers: Default::default(),
+    };
+    let one = |r: Record| {
+        let mut b = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut b,
+            &[r],
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        b.freeze()
+    };
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let cfg = config(&[
+        ("cleanup.policy", "compact"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "1000"),
+    ]);
+    let log = open(&s, false, cfg).await;
+    let put = |b: Bytes| {
+        let log = &log;
+        async move {
+            let i = log
+                .append(&validate_batches(&b, 1 << 20).unwrap(), 0, NOW)
+                .await
+                .unwrap();
+            log.advance_high_watermark(i.last_offset + 1).await;
+        }
+    };
+    put(one(rec("a", Some("1"), NOW - 10_000))).await;
+    put(one(rec("b", Some("1"), NOW - 10_000))).await;
+    put(one(rec("a", None, NOW - 10_000))).await; // old tombstone for a
+    put(one(rec("b", None, NOW - 10))).await; // fresh tombstone for b
+    log.roll(NOW).await.unwrap();
+    log.compact(NOW).await.unwrap();
+    // a's tombstone is past delete.retention.ms: gone with its value; b's stays.
+    assert_eq!(read_all(&log).await, vec![3]);
+    // With a compaction lag, young segments are left alone.
+    let log2 = {
+        let s2: Arc<dyn Storage> = Arc::new(SimStorage::new());
+        open(
+            &s2,
+            false,
+            config(&[
+                ("cleanup.policy", "compact"),
+                ("min.compaction.lag.ms", "60000"),
+            ]),
+        )
+        .await
+    };
+    for _ in 0..3 {
+        let b = make_batch(2, Compression::None, None);
+        let i = log2
+            .append(&validate_batches(&b, 1 << 20).unwrap(), 0, NOW)
+            .await
+            .unwrap();
+        log2.advance_high_watermark(i.last_offset + 1).await;
+    }
+    log2.roll(NOW).await.unwrap();
+    // 30 s after the records were written they are younger than the lag: untouched.
+    assert_eq!(
+        log2.compact(1_700_000_000_000 + 30_000)
+            .await
+            .unwrap()
+            .removed,
+        0
+    );
+    // make_batch's timestamps are 100 s before NOW: older than the lag, so cleaned.
+    assert!(log2.compact(NOW).await.unwrap().removed > 0);
+}

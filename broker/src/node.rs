@@ -1,0 +1,588 @@
+//! A node's lifecycle: `start` brings up the controller (if the node is one), the
+//! internal gRPC listener, and the broker (log recovery, registration with the quorum,
+//! following the metadata log, heartbeats, the Kafka listeners); `Node::shutdown` stops
+//! it cleanly (controlled shutdown, logs closed, clean-shutdown marker written).
+//!
+//! The binary and the simulation tests both boot nodes through `start`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strom_common::clock::random_u128;
+use strom_common::watch;
+use strom_controller::metadata::MetadataImage;
+use strom_controller::quorum::{Controller, ControllerConfig};
+use strom_controller::store::Backend;
+use strom_proto::controller::{
+    BrokerHeartbeatRequest, FetchMetadataRequest, RegisterBrokerRequest,
+};
+use strom_proto::metadata::Endpoint;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::broker::Broker;
+use crate::config::NodeConfig;
+use crate::controller_client::ControllerClient;
+use crate::handlers;
+use crate::log::Storage;
+use crate::metadata_cache::MetadataCache;
+use crate::replica_manager::ReplicaManager;
+
+/// Where a node keeps its bytes: the partition-log storage and (for controllers) the
+/// Raft backend. Real nodes use the file system and sled; simulated ones pass in
+/// per-node simulated disks that outlive restarts.
+#[derive(Clone)]
+pub struct NodeEnv {
+    pub storage: Arc<dyn Storage>,
+    /// `None`: sled under `<data.dir>/controller`.
+    pub raft_backend: Option<Arc<dyn Backend>>,
+}
+
+impl NodeEnv {
+    /// The real file system and sled.
+    #[cfg(not(madsim))]
+    pub fn real() -> NodeEnv {
+        NodeEnv {
+            storage: Arc::new(crate::log::FsStorage),
+            raft_backend: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("I/O on {0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("controller: {0}")]
+    Controller(#[from] strom_controller::ControllerError),
+    #[error("log: {0}")]
+    Log(#[from] crate::log::LogError),
+    #[error("registration refused: {0}")]
+    Registration(String),
+    #[error("shutting down")]
+    Cancelled,
+}
+
+/// A running node.
+pub struct Node {
+    pub node_id: i32,
+    /// Bound Kafka listeners: (name, address).
+    pub kafka_addrs: Vec<(String, SocketAddr)>,
+    pub internal_addr: Option<SocketAddr>,
+    pub broker: Option<Arc<Broker>>,
+    pub controller: Option<Arc<Controller>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+const META_PROPERTIES: &str = "meta.properties";
+
+fn io(what: &Path, e: std::io::Error) -> StartError {
+    StartError::Io(what.display().to_string(), e)
+}
+
+/// Reads `meta.properties` (Kafka's format); checks the node id; returns the cluster id.
+async fn check_meta_properties(
+    storage: &dyn Storage,
+    cfg: &NodeConfig,
+) -> Result<Option<String>, StartError> {
+    let path = cfg.data_dir.join(META_PROPERTIES);
+    let Some(raw) = storage.read_file(&path).await.map_err(|e| io(&path, e))? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&raw);
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+            .map(str::trim)
+    };
+    if let Some(id) = get("node.id") {
+        if id != cfg.node_id.to_string() {
+            return Err(StartError::Config(format!(
+                "{} belongs to node {id}, but this node is {}",
+                cfg.data_dir.display(),
+                cfg.node_id
+            )));
+        }
+    }
+    Ok(get("cluster.id").map(str::to_string))
+}
+
+async fn write_meta_properties(
+    storage: &dyn Storage,
+    cfg: &NodeConfig,
+    cluster_id: &str,
+) -> Result<(), StartError> {
+    let path = cfg.data_dir.join(META_PROPERTIES);
+    let text = format!(
+        "version=1\nnode.id={}\ncluster.id={cluster_id}\n",
+        cfg.node_id
+    );
+    storage
+        .write_file_atomic(&path, text.as_bytes())
+        .await
+        .map_err(|e| io(&path, e))
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::Io(addr.to_string(), e))
+}
+
+/// Starts a node.
+pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError> {
+    let storage = env.storage.clone();
+    storage
+        .create_dir_all(&cfg.data_dir)
+        .await
+        .map_err(|e| io(&cfg.data_dir, e))?;
+    let stored_cluster_id = check_meta_properties(storage.as_ref(), &cfg).await?;
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    // The controller and the internal gRPC listener (bound first: with port 0 the
+    // quorum and the local broker must learn the real address).
+    let mut controller = None;
+    let mut internal_addr = None;
+    if cfg.controller {
+        let internal = InternalListener::bind(&cfg.internal_listener).await?;
+        let addr = internal.local_addr();
+        if let Some(own) = cfg.voters.get_mut(&(cfg.node_id as u64)) {
+            if own.ends_with(":0") {
+                *own = addr.to_string();
+            }
+        }
+        let backend: Arc<dyn Backend> = match env.raft_backend.clone() {
+            Some(b) => b,
+            None => open_sled(&cfg)?,
+        };
+        let mut ccfg = ControllerConfig::new(cfg.node_id as u64, cfg.voters.clone(), backend);
+        ccfg.cluster_id = cfg.cluster_id.clone().or(stored_cluster_id.clone());
+        ccfg.defaults.num_partitions = cfg.num_partitions;
+        ccfg.defaults.default_replication_factor = cfg.default_replication_factor;
+        ccfg.defaults.unclean_leader_election = cfg.unclean_leader_election;
+        ccfg.session_timeout = Duration::from_millis(cfg.session_timeout_ms);
+        ccfg.snapshot_every = cfg.metadata_snapshot_every;
+        let ctl = Controller::start(ccfg).await?;
+        tasks.push(internal.serve(ctl.clone(), stop_rx.clone()));
+        internal_addr = Some(addr);
+        controller = Some(ctl);
+    }
+
+    let mut node = Node {
+        node_id: cfg.node_id,
+        kafka_addrs: Vec::new(),
+        internal_addr,
+        broker: None,
+        controller,
+        stop,
+        tasks,
+    };
+    if !cfg.broker {
+        return Ok(node);
+    }
+
+    // Kafka listeners are bound first so registration can advertise their real ports.
+    let mut listeners = Vec::new();
+    for l in &cfg.listeners {
+        let sock = bind(&l.addr()).await?;
+        let addr = sock.local_addr().map_err(|e| StartError::Io(l.addr(), e))?;
+        listeners.push((l.name.clone(), sock, addr));
+    }
+    let endpoints: Vec<Endpoint> = cfg
+        .advertised_listeners
+        .iter()
+        .map(|a| {
+            let bound = listeners
+                .iter()
+                .find(|(n, _, _)| *n == a.name)
+                .map(|(_, _, addr)| addr.port());
+            let port = if a.port == 0 {
+                bound.unwrap_or(0)
+            } else {
+                a.port
+            };
+            Endpoint {
+                listener: a.name.clone(),
+                host: a.host.clone(),
+                port: port as i32,
+            }
+        })
+        .collect();
+
+    let replicas = Arc::new(
+        ReplicaManager::open(
+            cfg.node_id,
+            storage.clone(),
+            &cfg.log_dir,
+            cfg.explicit.clone(),
+        )
+        .await?,
+    );
+    let ctl_client = Arc::new(ControllerClient::new(&cfg.voters));
+    let cache = Arc::new(MetadataCache::new());
+    let router = Arc::new(handlers::router());
+    let groups =
+        crate::group::GroupCoordinator::new(cfg.node_id, cfg.group_config(), replicas.clone());
+    groups.spawn_ticker();
+    let broker = Arc::new(Broker::new(
+        cfg.clone(),
+        cache.clone(),
+        replicas.clone(),
+        ctl_client.clone(),
+        groups.clone(),
+        router.api_versions(),
+    ));
+
+    // Register with the quorum, follow the metadata log, and heartbeat until unfenced.
+    let incarnation = uuid::Uuid::from_u128(random_u128()).to_string();
+    let cluster_id = stored_cluster_id.clone().unwrap_or_default();
+    let epoch = register(
+        &broker,
+        &incarnation,
+        &cluster_id,
+        &endpoints,
+        stop_rx.clone(),
+    )
+    .await?;
+    broker.set_broker_epoch(epoch);
+    node.tasks.push(tokio::spawn(follow_metadata(
+        broker.clone(),
+        stop_rx.clone(),
+    )));
+    if !cache.wait_for(epoch as u64, Duration::from_secs(60)).await {
+        return Err(StartError::Registration(
+            "metadata did not catch up to this broker's registration".into(),
+        ));
+    }
+    let (fenced_tx, mut fenced_rx) = watch::channel(true);
+    node.tasks.push(tokio::spawn(heartbeat(
+        broker.clone(),
+        incarnation,
+        endpoints,
+        fenced_tx,
+        stop_rx.clone(),
+    )));
+    let unfenced = tokio::time::timeout(Duration::from_secs(60), fenced_rx.wait_for(|f| !*f)).await;
+    if !matches!(unfenced, Ok(Ok(_))) {
+        return Err(StartError::Registration(
+            "the quorum did not unfence this broker".into(),
+        ));
+    }
+    // Serve only once our own image lists us as live, so the first Metadata answer
+    // a client gets from this node already includes this node.
+    let me = broker.node_id;
+    if !cache
+        .wait_until(Duration::from_secs(60), |img| {
+            img.brokers.get(&me).is_some_and(|b| !b.fenced)
+        })
+        .await
+    {
+        return Err(StartError::Registration(
+            "the metadata log never showed this broker unfenced".into(),
+        ));
+    }
+    if let Some(cid) = cache.image().cluster_id.clone() {
+        if stored_cluster_id.as_deref() != Some(cid.as_str()) {
+            write_meta_properties(storage.as_ref(), &cfg, &cid).await?;
+        }
+    }
+    replicas.spawn_housekeeping(
+        Duration::from_millis(cfg.retention_check_interval_ms.max(10)),
+        Duration::from_millis(cfg.flush_scheduler_interval_ms.max(10)),
+        Duration::from_millis(cfg.checkpoint_interval_ms.max(10)),
+        Duration::from_millis(cfg.cleaner_backoff_ms().max(10)),
+    );
+    for (name, sock, addr) in listeners {
+        node.kafka_addrs.push((name.clone(), addr));
+        node.tasks.push(tokio::spawn(crate::server::serve(
+            sock,
+            name,
+            broker.clone(),
+            router.clone(),
+        )));
+    }
+    node.broker = Some(broker);
+    Ok(node)
+}
+
+#[cfg(not(madsim))]
+fn open_sled(cfg: &NodeConfig) -> Result<Arc<dyn Backend>, StartError> {
+    let dir = cfg.data_dir.join("controller");
+    let b = strom_controller::store::SledBackend::open(&dir).map_err(|e| io(&dir, e))?;
+    Ok(Arc::new(b))
+}
+
+#[cfg(madsim)]
+fn open_sled(_cfg: &NodeConfig) -> Result<Arc<dyn Backend>, StartError> {
+    Err(StartError::Config(
+        "simulated nodes need a raft backend in NodeEnv".into(),
+    ))
+}
+
+/// The internal gRPC listener (controller service and Raft transport).
+struct InternalListener {
+    addr: SocketAddr,
+    #[cfg(not(madsim))]
+    sock: TcpListener,
+}
+
+impl InternalListener {
+    async fn bind(addr: &str) -> Result<InternalListener, StartError> {
+        #[cfg(not(madsim))]
+        {
+            let sock = bind(addr).await?;
+            let local = sock
+                .local_addr()
+                .map_err(|e| StartError::Io(addr.to_string(), e))?;
+            Ok(InternalListener { addr: local, sock })
+        }
+        #[cfg(madsim)]
+        {
+            let local = addr
+                .parse()
+                .map_err(|_| StartError::Config(format!("bad internal.listener {addr}")))?;
+            Ok(InternalListener { addr: local })
+        }
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn serve(self, ctl: Arc<Controller>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        use strom_controller::network::RaftService;
+        use strom_controller::service::ControllerService;
+        use strom_proto::controller::controller_server::ControllerServer;
+        use strom_proto::raft::raft_server::RaftServer;
+
+        let controller_svc = ControllerServer::new(ControllerService::new(ctl.clone()))
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20);
+        let raft_svc = RaftServer::new(RaftService::new(ctl.raft().clone()))
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20);
+        let signal = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let router = tonic::transport::Server::builder()
+            .add_service(controller_svc)
+            .add_service(raft_svc);
+        #[cfg(not(madsim))]
+        let serving = router.serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(self.sock),
+            signal,
+        );
+        #[cfg(madsim)]
+        let serving = router.serve_with_shutdown(self.addr, signal);
+        tokio::spawn(async move {
+            if let Err(e) = serving.await {
+                tracing::error!(error = %e, "internal listener failed");
+            }
+        })
+    }
+}
+
+async fn register(
+    b: &Broker,
+    incarnation: &str,
+    cluster_id: &str,
+    endpoints: &[Endpoint],
+    stop: watch::Receiver<bool>,
+) -> Result<i64, StartError> {
+    let req = RegisterBrokerRequest {
+        broker_id: b.node_id,
+        incarnation_id: incarnation.to_string(),
+        cluster_id: cluster_id.to_string(),
+        endpoints: endpoints.to_vec(),
+        rack: b.config.rack.clone(),
+    };
+    loop {
+        if *stop.borrow() {
+            return Err(StartError::Cancelled);
+        }
+        let res = b
+            .controller
+            .call(Duration::from_secs(5), |mut c| {
+                let r = req.clone();
+                async move { c.register_broker(r).await }
+            })
+            .await;
+        match res {
+            Ok(r) if r.error_code == 0 => {
+                tracing::info!(
+                    broker = b.node_id,
+                    epoch = r.broker_epoch,
+                    "registered with the quorum"
+                );
+                return Ok(r.broker_epoch);
+            }
+            Ok(r) if r.error_code == strom_controller::error::code::INCONSISTENT_CLUSTER_ID => {
+                return Err(StartError::Registration(r.error_message));
+            }
+            Ok(r) => {
+                tracing::info!(code = r.error_code, message = %r.error_message, "registration refused; retrying")
+            }
+            Err(s) => tracing::info!(status = %s, "quorum not ready; retrying registration"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Follows the metadata log: applies committed batches (or a whole image when far
+/// behind), lets the replica manager act on them, then publishes the image.
+async fn follow_metadata(b: Arc<Broker>, stop: watch::Receiver<bool>) {
+    let mut img = MetadataImage::default();
+    let mut applied = 0u64;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let req = FetchMetadataRequest {
+            broker_id: b.node_id,
+            after_offset: applied,
+            max_wait_ms: 1000,
+            max_entries: 1000,
+        };
+        let res = b
+            .controller
+            .call(Duration::from_secs(5), |mut c| {
+                let r = req;
+                async move { c.fetch_metadata(r).await }
+            })
+            .await;
+        let resp = match res {
+            Ok(r) => r,
+            Err(s) => {
+                tracing::debug!(status = %s, "metadata fetch failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let mut changed = false;
+        if let Some(snap) = &resp.snapshot {
+            img = MetadataImage::from_records(resp.snapshot_offset, &snap.records);
+            changed = true;
+        }
+        for e in &resp.entries {
+            if e.offset > applied {
+                if let Some(batch) = &e.batch {
+                    img.apply_batch(e.offset, &batch.records);
+                    changed = true;
+                }
+            }
+        }
+        let upto = resp.committed_offset.max(applied);
+        if upto > applied || changed {
+            applied = upto;
+            img.offset = applied;
+            if applied >= b.broker_epoch().max(0) as u64 {
+                if let Err(e) = b.replicas.reconcile(&img).await {
+                    tracing::error!(error = %e, "acting on metadata");
+                }
+                b.groups.on_metadata(&img);
+            }
+            b.cache.publish(Arc::new(img.clone()), applied);
+        }
+    }
+}
+
+/// Heartbeats the quorum every `broker.heartbeat.interval.ms`, reporting the applied
+/// metadata offset; re-registers when the quorum no longer knows this incarnation.
+async fn heartbeat(
+    b: Arc<Broker>,
+    incarnation: String,
+    endpoints: Vec<Endpoint>,
+    fenced: watch::Sender<bool>,
+    stop: watch::Receiver<bool>,
+) {
+    let interval = Duration::from_millis(b.config.heartbeat_interval_ms.max(50));
+    let mut first = true;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if !first {
+            // Heartbeat faster while fenced, to be unfenced promptly.
+            let wait = if *fenced.borrow() {
+                Duration::from_millis(100).min(interval)
+            } else {
+                interval
+            };
+            tokio::time::sleep(wait).await;
+        }
+        first = false;
+        let req = BrokerHeartbeatRequest {
+            broker_id: b.node_id,
+            broker_epoch: b.broker_epoch(),
+            applied_offset: b.cache.applied(),
+            want_fence: false,
+            want_shutdown: false,
+        };
+        let res = b
+            .controller
+            .call(Duration::from_secs(3), |mut c| {
+                let r = req;
+                async move { c.broker_heartbeat(r).await }
+            })
+            .await;
+        match res {
+            Ok(r) if r.error_code == 0 => {
+                fenced.send_replace(r.is_fenced);
+            }
+            Ok(r) => {
+                tracing::warn!(code = r.error_code, "heartbeat refused; registering again");
+                let cid = b.cache.image().cluster_id.clone().unwrap_or_default();
+                if let Ok(epoch) = register(&b, &incarnation, &cid, &endpoints, stop.clone()).await
+                {
+                    b.set_broker_epoch(epoch);
+                }
+            }
+            Err(s) => tracing::debug!(status = %s, "heartbeat failed"),
+        }
+    }
+}
+
+impl Node {
+    /// Clean stop: controlled shutdown with the quorum, logs closed with checkpoints and
+    /// the clean-shutdown marker, then the controller.
+    pub async fn shutdown(self) {
+        if let Some(b) = &self.broker {
+            let req = BrokerHeartbeatRequest {
+                broker_id: b.node_id,
+                broker_epoch: b.broker_epoch(),
+                applied_offset: b.cache.applied(),
+                want_fence: true,
+                want_shutdown: true,
+            };
+            let res = b
+                .controller
+                .call(Duration::from_secs(2), |mut c| {
+                    let r = req;
+                    async move { c.broker_heartbeat(r).await }
+                })
+                .await;
+            if let Err(s) = res {
+                tracing::warn!(status = %s, "controlled shutdown did not reach the quorum");
+            }
+        }
+        self.stop.send_replace(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(b) = &self.broker {
+            if let Err(e) = b.replicas.shutdown().await {
+                tracing::error!(error = %e, "closing logs");
+            }
+        }
+        if let Some(c) = &self.controller {
+            c.shutdown().await;
+        }
+        tracing::info!(node = self.node_id, "stopped");
+    }
+}

@@ -1,0 +1,490 @@
+//! The partitions this broker hosts: their logs on disk, their leadership as the
+//! metadata image says, and the housekeeping of the log directory (checkpoints,
+//! retention, flushing, the clean-shutdown marker).
+//!
+//! Data dir layout under `log.dirs`:
+//! - `<topic>-<partition>/` with segments, indexes, producer snapshots and
+//!   `partition.metadata` (the topic id, so a re-created topic is told apart);
+//! - `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint` (Kafka's format);
+//! - `.strom-clean-shutdown`, present only between a clean stop and the next start.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use strom_common::clock::now_ms;
+use strom_controller::metadata::{MetadataImage, PartitionImage};
+use uuid::Uuid;
+
+use crate::log::{LogConfig, LogError, OpenOptions, PartitionLog, Storage};
+
+const CLEAN_SHUTDOWN: &str = ".strom-clean-shutdown";
+const RECOVERY_POINTS: &str = "recovery-point-offset-checkpoint";
+const LOG_STARTS: &str = "log-start-offset-checkpoint";
+const PARTITION_METADATA: &str = "partition.metadata";
+
+/// Leadership of a hosted partition, from the metadata image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionState {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// A partition hosted here.
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    pub topic_id: Uuid,
+    pub log: Arc<PartitionLog>,
+    state: RwLock<PartitionState>,
+}
+
+impl Partition {
+    pub fn state(&self) -> PartitionState {
+        self.state.read().clone()
+    }
+
+    pub fn is_leader(&self, node_id: i32) -> bool {
+        self.state.read().leader == node_id
+    }
+}
+
+/// Partitions by topic name and index.
+type TopicMap = HashMap<String, BTreeMap<i32, Arc<Partition>>>;
+
+pub struct ReplicaManager {
+    node_id: i32,
+    storage: Arc<dyn Storage>,
+    log_dir: PathBuf,
+    broker_settings: BTreeMap<String, String>,
+    topics: RwLock<Arc<TopicMap>>,
+    by_id: RwLock<HashMap<Uuid, String>>,
+    /// Logs found on disk at start, not yet matched with metadata.
+    unclaimed: tokio::sync::Mutex<HashMap<(String, i32), Arc<PartitionLog>>>,
+}
+
+fn dir_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
+}
+
+fn parse_dir_name(name: &str) -> Option<(String, i32)> {
+    let (t, p) = name.rsplit_once('-')?;
+    Some((t.to_string(), p.parse().ok()?))
+}
+
+/// Kafka's offset checkpoint text format.
+fn encode_checkpoint(entries: &[(String, i32, i64)]) -> Vec<u8> {
+    let mut s = format!("0\n{}\n", entries.len());
+    for (t, p, o) in entries {
+        s.push_str(&format!("{t} {p} {o}\n"));
+    }
+    s.into_bytes()
+}
+
+fn decode_checkpoint(raw: &[u8]) -> HashMap<(String, i32), i64> {
+    let text = String::from_utf8_lossy(raw);
+    let mut lines = text.lines();
+    let mut out = HashMap::new();
+    if lines.next() != Some("0") {
+        return out;
+    }
+    let _count = lines.next();
+    for l in lines {
+        let mut it = l.split_whitespace();
+        if let (Some(t), Some(p), Some(o)) = (it.next(), it.next(), it.next()) {
+            if let (Ok(p), Ok(o)) = (p.parse(), o.parse()) {
+                out.insert((t.to_string(), p), o);
+            }
+        }
+    }
+    out
+}
+
+impl ReplicaManager {
+    /// Opens every partition log found in `log_dir` (recovering after an unclean stop).
+    /// They stay unclaimed until the metadata image names this broker as their replica.
+    pub async fn open(
+        node_id: i32,
+        storage: Arc<dyn Storage>,
+        log_dir: &Path,
+        broker_settings: BTreeMap<String, String>,
+    ) -> Result<ReplicaManager, LogError> {
+        storage.create_dir_all(log_dir).await?;
+        let clean = storage.exists(&log_dir.join(CLEAN_SHUTDOWN)).await;
+        storage.remove_file(&log_dir.join(CLEAN_SHUTDOWN)).await?;
+        let recovery = match storage.read_file(&log_dir.join(RECOVERY_POINTS)).await? {
+            Some(raw) => decode_checkpoint(&raw),
+            None => HashMap::new(),
+        };
+        let starts = match storage.read_file(&log_dir.join(LOG_STARTS)).await? {
+            Some(raw) => decode_checkpoint(&raw),
+            None => HashMap::new(),
+        };
+        let mut unclaimed = HashMap::new();
+        for name in storage.list_dir(log_dir).await? {
+            let dir = log_dir.join(&name);
+            if name.ends_with("-delete") {
+                storage.remove_dir_all(&dir).await?;
+                continue;
+            }
+            let Some((topic, partition)) = parse_dir_name(&name) else {
+                continue;
+            };
+            let Some(meta) = storage.read_file(&dir.join(PARTITION_METADATA)).await? else {
+                continue;
+            };
+            let Some(topic_id) = parse_partition_metadata(&meta) else {
+                tracing::warn!(dir = %dir.display(), "unreadable partition.metadata; skipping");
+                continue;
+            };
+            let key = (topic.clone(), partition);
+            let opts = OpenOptions {
+                clean,
+                recovery_point: recovery.get(&key).copied().unwrap_or(0),
+                log_start: starts.get(&key).copied().unwrap_or(0),
+                now_ms: now_ms(),
+            };
+            let t0 = tokio::time::Instant::now();
+            let log = PartitionLog::open(
+                storage.clone(),
+                &dir,
+                &topic,
+                partition,
+                topic_id,
+                LogConfig::resolve(&BTreeMap::new(), &broker_settings),
+                opts,
+            )
+            .await?;
+            tracing::info!(
+                topic,
+                partition,
+                log_end = log.offsets().log_end,
+                clean,
+                elapsed_ms = t0.elapsed().as_millis() as u64,
+                "loaded partition log"
+            );
+            unclaimed.insert(key, Arc::new(log));
+        }
+        Ok(ReplicaManager {
+            node_id,
+            storage,
+            log_dir: log_dir.to_path_buf(),
+            broker_settings,
+            topics: RwLock::new(Arc::new(HashMap::new())),
+            by_id: RwLock::new(HashMap::new()),
+            unclaimed: tokio::sync::Mutex::new(unclaimed),
+        })
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    pub fn broker_settings(&self) -> &BTreeMap<String, String> {
+        &self.broker_settings
+    }
+
+    /// The hosted partition, by topic name.
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.topics
+            .read()
+            .get(topic)
+            .and_then(|t| t.get(&partition))
+            .cloned()
+    }
+
+    /// The name of a hosted topic by id.
+    pub fn topic_name(&self, id: &Uuid) -> Option<String> {
+        self.by_id.read().get(id).cloned()
+    }
+
+    /// Every hosted partition.
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.topics
+            .read()
+            .values()
+            .flat_map(|t| t.values().cloned())
+            .collect()
+    }
+
+    /// Brings hosted partitions in line with `img`: creates logs for partitions assigned
+    /// here, updates leadership and configs, and deletes logs of topics that are gone
+    /// (or were re-created with a new id).
+    pub async fn reconcile(&self, img: &MetadataImage) -> Result<(), LogError> {
+        let current = self.topics.read().clone();
+        let mut next: TopicMap = HashMap::new();
+        let mut removed: Vec<Arc<Partition>> = Vec::new();
+        for t in img.topics.values() {
+            let overrides = img.topic_configs(&t.name);
+            let config = LogConfig::resolve(&overrides, &self.broker_settings);
+            for (&index, p) in &t.partitions {
+                if !p.replicas.contains(&self.node_id) {
+                    continue;
+                }
+                let state = partition_state(p);
+                let existing = current
+                    .get(&t.name)
+                    .and_then(|m| m.get(&index))
+                    .filter(|x| x.topic_id == t.id);
+                let part = match existing {
+                    Some(x) => {
+                        *x.state.write() = state;
+                        if *x.log.config() != config {
+                            x.log.set_config(config.clone());
+                        }
+                        x.clone()
+                    }
+                    None => Arc::new(Partition {
+                        topic: t.name.clone(),
+                        index,
+                        topic_id: t.id,
+                        log: self
+                            .claim_or_create(&t.name, index, t.id, config.clone())
+                            .await?,
+                        state: RwLock::new(state),
+                    }),
+                };
+                next.entry(t.name.clone()).or_default().insert(index, part);
+            }
+        }
+        for (name, parts) in current.iter() {
+            for (i, p) in parts {
+                let kept = next
+                    .get(name)
+                    .and_then(|m| m.get(i))
+                    .is_some_and(|x| Arc::ptr_eq(x, p));
+                if !kept {
+                    removed.push(p.clone());
+                }
+            }
+        }
+        let by_id: HashMap<Uuid, String> = next
+            .values()
+            .flat_map(|m| m.values().map(|p| (p.topic_id, p.topic.clone())))
+            .collect();
+        *self.topics.write() = Arc::new(next);
+        *self.by_id.write() = by_id;
+        for p in removed {
+            self.delete_log(&p.log).await?;
+        }
+        // Logs on disk for partitions the image does not give this broker: strays.
+        let strays: Vec<Arc<PartitionLog>> = self
+            .unclaimed
+            .lock()
+            .await
+            .drain()
+            .map(|(_, l)| l)
+            .collect();
+        for log in strays {
+            tracing::info!(topic = %log.topic, partition = log.partition, "deleting a stray partition log");
+            self.delete_log(&log).await?;
+        }
+        Ok(())
+    }
+
+    async fn claim_or_create(
+        &self,
+        topic: &str,
+        index: i32,
+        id: Uuid,
+        config: LogConfig,
+    ) -> Result<Arc<PartitionLog>, LogError> {
+        let found = self
+            .unclaimed
+            .lock()
+            .await
+            .remove(&(topic.to_string(), index));
+        if let Some(log) = found {
+            if log.topic_id == id {
+                log.set_config(config);
+                return Ok(log);
+            }
+            self.delete_log(&log).await?;
+        }
+        let dir = self.log_dir.join(dir_name(topic, index));
+        self.storage.create_dir_all(&dir).await?;
+        let meta = format!("version: 0\ntopic_id: {}\n", id.simple());
+        self.storage
+            .write_file_atomic(&dir.join(PARTITION_METADATA), meta.as_bytes())
+            .await?;
+        let log = PartitionLog::open(
+            self.storage.clone(),
+            &dir,
+            topic,
+            index,
+            id,
+            config,
+            OpenOptions {
+                clean: true,
+                recovery_point: 0,
+                log_start: 0,
+                now_ms: now_ms(),
+            },
+        )
+        .await?;
+        tracing::info!(topic, partition = index, "created partition log");
+        Ok(Arc::new(log))
+    }
+
+    async fn delete_log(&self, log: &PartitionLog) -> Result<(), LogError> {
+        log.mark_deleted().await;
+        let doomed = self.log_dir.join(format!(
+            "{}.{}-delete",
+            dir_name(&log.topic, log.partition),
+            log.topic_id.simple()
+        ));
+        self.storage.rename(log.dir(), &doomed).await?;
+        self.storage.remove_dir_all(&doomed).await?;
+        tracing::info!(topic = %log.topic, partition = log.partition, "deleted partition log");
+        Ok(())
+    }
+
+    /// Writes the recovery-point and log-start checkpoints.
+    pub async fn write_checkpoints(&self) -> Result<(), LogError> {
+        let mut rp = Vec::new();
+        let mut ls = Vec::new();
+        for p in self.all() {
+            rp.push((p.topic.clone(), p.index, p.log.recovery_point().await));
+            ls.push((p.topic.clone(), p.index, p.log.offsets().log_start));
+        }
+        rp.sort();
+        ls.sort();
+        self.storage
+            .write_file_atomic(&self.log_dir.join(RECOVERY_POINTS), &encode_checkpoint(&rp))
+            .await?;
+        self.storage
+            .write_file_atomic(&self.log_dir.join(LOG_STARTS), &encode_checkpoint(&ls))
+            .await?;
+        Ok(())
+    }
+
+    /// Applies retention to every hosted log.
+    pub async fn apply_retention(&self) {
+        let now = now_ms();
+        for p in self.all() {
+            if let Err(e) = p.log.apply_retention(now).await {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention");
+            }
+        }
+    }
+
+    /// Compacts logs with `cleanup.policy=compact` that have enough to clean.
+    pub async fn compact_due(&self) {
+        let now = now_ms();
+        for p in self.all() {
+            if let Err(e) = p.log.compact(now).await {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "compaction");
+            }
+        }
+    }
+
+    /// Flushes logs whose `flush.ms` has passed.
+    pub async fn flush_due(&self) {
+        for p in self.all() {
+            if let Err(e) = p.log.flush_if_due().await {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush");
+            }
+        }
+    }
+
+    /// Clean stop: close every log (flush, indexes, producer snapshots), write the
+    /// checkpoints, then the clean-shutdown marker.
+    pub async fn shutdown(&self) -> Result<(), LogError> {
+        for p in self.all() {
+            p.log.close().await?;
+        }
+        for log in self.unclaimed.lock().await.values() {
+            log.close().await?;
+        }
+        self.write_checkpoints().await?;
+        self.storage
+            .write_file_atomic(&self.log_dir.join(CLEAN_SHUTDOWN), b"")
+            .await?;
+        Ok(())
+    }
+
+    /// Runs retention, flushing and checkpointing on their intervals until the weak
+    /// reference dies.
+    pub fn spawn_housekeeping(
+        self: &Arc<Self>,
+        retention_every: Duration,
+        flush_every: Duration,
+        checkpoint_every: Duration,
+        cleaner_every: Duration,
+    ) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            let mut next_retention = start + retention_every;
+            let mut next_checkpoint = start + checkpoint_every;
+            let mut next_clean = start + cleaner_every;
+            loop {
+                tokio::time::sleep(
+                    flush_every
+                        .min(retention_every)
+                        .min(checkpoint_every)
+                        .min(cleaner_every),
+                )
+                .await;
+                let Some(rm) = weak.upgrade() else { return };
+                rm.flush_due().await;
+                let now = tokio::time::Instant::now();
+                if now >= next_retention {
+                    rm.apply_retention().await;
+                    next_retention = now + retention_every;
+                }
+                if now >= next_clean {
+                    rm.compact_due().await;
+                    next_clean = tokio::time::Instant::now() + cleaner_every;
+                }
+                if now >= next_checkpoint {
+                    if let Err(e) = rm.write_checkpoints().await {
+                        tracing::error!(error = %e, "writing checkpoints");
+                    }
+                    next_checkpoint = now + checkpoint_every;
+                }
+            }
+        });
+    }
+}
+
+fn partition_state(p: &PartitionImage) -> PartitionState {
+    PartitionState {
+        leader: p.leader,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        replicas: p.replicas.clone(),
+        isr: p.isr.clone(),
+    }
+}
+
+fn parse_partition_metadata(raw: &[u8]) -> Option<Uuid> {
+    let text = String::from_utf8_lossy(raw);
+    text.lines()
+        .find_map(|l| l.strip_prefix("topic_id:"))
+        .and_then(|v| Uuid::parse_str(v.trim()).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_format_round_trips() {
+        let e = vec![("a-b".to_string(), 0, 5), ("t".to_string(), 12, 99)];
+        let m = decode_checkpoint(&encode_checkpoint(&e));
+        assert_eq!(m[&("a-b".to_string(), 0)], 5);
+        assert_eq!(m[&("t".to_string(), 12)], 99);
+        assert!(decode_checkpoint(b"garbage").is_empty());
+        assert_eq!(
+            parse_dir_name("my-topic-3"),
+            Some(("my-topic".to_string(), 3))
+        );
+        assert_eq!(parse_dir_name("x.abc-delete"), None);
+    }
+}

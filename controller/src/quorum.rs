@@ -1,0 +1,347 @@
+//! One controller: the openraft node over the metadata log, its storage, and the write
+//! path that turns decisions into committed records. Writes are serialized on the leader
+//! and validated against an image that includes every committed record
+//! (`ensure_linearizable` first), so two conflicting changes can never both commit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use strom_proto::metadata::{metadata_record::Record, ClusterRecord, MetadataRecord};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::error::ControllerError;
+use crate::metadata::decide::{self, Defaults};
+use crate::metadata::records::{encode_batch, record};
+use crate::metadata::MetadataImage;
+use crate::network::Network;
+use crate::store::{Backend, LogStore, SmShared, StateMachineStore};
+use crate::types::{NodeId, Payload, Raft};
+
+/// How a controller is set up.
+#[derive(Clone)]
+pub struct ControllerConfig {
+    pub node_id: NodeId,
+    /// Every voter's id and internal (gRPC) address, this node included.
+    pub voters: BTreeMap<NodeId, String>,
+    /// The cluster id to stamp on a new quorum; `None` makes a random one.
+    pub cluster_id: Option<String>,
+    pub defaults: Defaults,
+    /// `broker.session.timeout.ms`.
+    pub session_timeout: Duration,
+    pub backend: Arc<dyn Backend>,
+    /// Build a snapshot after this many log entries.
+    pub snapshot_every: u64,
+    /// Raft timing: heartbeat and the election timeout range, in ms.
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: (u64, u64),
+}
+
+impl ControllerConfig {
+    pub fn new(
+        node_id: NodeId,
+        voters: BTreeMap<NodeId, String>,
+        backend: Arc<dyn Backend>,
+    ) -> ControllerConfig {
+        ControllerConfig {
+            node_id,
+            voters,
+            cluster_id: None,
+            defaults: Defaults::default(),
+            session_timeout: Duration::from_millis(9000),
+            backend,
+            snapshot_every: 5000,
+            // openraft waits the leader lease (= election_timeout_max) plus a random
+            // timeout in the range before electing: 0.75–1 s after the leader went silent.
+            heartbeat_ms: 50,
+            election_timeout_ms: (250, 500),
+        }
+    }
+}
+
+/// What the leader last heard from a broker.
+#[derive(Clone, Copy, Debug)]
+pub struct Liveness {
+    pub last_heartbeat: Instant,
+    /// The metadata offset the broker had applied.
+    pub applied_offset: u64,
+}
+
+/// A running controller.
+pub struct Controller {
+    pub node_id: NodeId,
+    raft: Raft,
+    sm: Arc<SmShared>,
+    write_lock: Mutex<()>,
+    cfg: ControllerConfig,
+    /// Last heartbeat of each broker, as seen by this node while leader.
+    heartbeats: parking_lot::Mutex<BTreeMap<i32, Liveness>>,
+    /// Brokers that asked to shut down (controlled shutdown) and got fenced for it.
+    shutting_down: parking_lot::Mutex<BTreeSet<i32>>,
+}
+
+fn internal(e: impl std::fmt::Display) -> ControllerError {
+    ControllerError::Internal(e.to_string())
+}
+
+impl Controller {
+    /// Opens the storage, starts the Raft node, initialises the quorum if this node's
+    /// storage is pristine, and starts the leader's background duties.
+    pub async fn start(cfg: ControllerConfig) -> Result<Arc<Controller>, ControllerError> {
+        let raft_config = Config {
+            cluster_name: "strom-metadata".into(),
+            heartbeat_interval: cfg.heartbeat_ms,
+            election_timeout_min: cfg.election_timeout_ms.0,
+            election_timeout_max: cfg.election_timeout_ms.1,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
+            max_in_snapshot_log_to_keep: 500,
+            install_snapshot_timeout: 2000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(internal)?;
+        let mut log_store = LogStore::new(cfg.backend.clone());
+        let pristine = log_store.is_pristine().await.map_err(internal)?;
+        let sm = StateMachineStore::open(cfg.backend.clone()).map_err(internal)?;
+        let shared = sm.shared();
+        let raft = Raft::new(cfg.node_id, Arc::new(raft_config), Network, log_store, sm)
+            .await
+            .map_err(internal)?;
+        if pristine {
+            let members: BTreeMap<NodeId, BasicNode> = cfg
+                .voters
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+                .collect();
+            if let Err(e) = raft.initialize(members).await {
+                tracing::info!(error = %e, "quorum already initialised");
+            }
+        }
+        let ctl = Arc::new(Controller {
+            node_id: cfg.node_id,
+            raft,
+            sm: shared,
+            write_lock: Mutex::new(()),
+            cfg,
+            heartbeats: parking_lot::Mutex::new(BTreeMap::new()),
+            shutting_down: parking_lot::Mutex::new(BTreeSet::new()),
+        });
+        tokio::spawn(leader_duties(Arc::downgrade(&ctl)));
+        Ok(ctl)
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn shared(&self) -> &Arc<SmShared> {
+        &self.sm
+    }
+
+    pub fn defaults(&self) -> &Defaults {
+        &self.cfg.defaults
+    }
+
+    pub fn session_timeout(&self) -> Duration {
+        self.cfg.session_timeout
+    }
+
+    /// The current quorum leader, if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// The internal address of a voter.
+    pub fn voter_addr(&self, id: NodeId) -> Option<String> {
+        self.cfg.voters.get(&id).cloned()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader
+    }
+
+    /// Decides against the current image and commits the resulting records as one batch.
+    /// Returns the decision's value and the metadata offset the batch committed at (the
+    /// current applied offset when there was nothing to write).
+    pub async fn write<T>(
+        &self,
+        decide: impl FnOnce(&MetadataImage) -> Result<(T, Vec<MetadataRecord>), ControllerError>,
+    ) -> Result<(T, u64), ControllerError> {
+        let _guard = self.write_lock.lock().await;
+        self.raft.ensure_linearizable().await.map_err(|e| match e {
+            RaftError::APIError(_) => ControllerError::NotController,
+            RaftError::Fatal(f) => internal(f),
+        })?;
+        let (value, records) = self.sm.with_image(decide)?;
+        if records.is_empty() {
+            let applied = self.sm.with_image(|i| i.offset);
+            return Ok((value, applied));
+        }
+        let payload = Payload(encode_batch(records));
+        let res = tokio::time::timeout(Duration::from_secs(30), self.raft.client_write(payload))
+            .await
+            .map_err(|_| ControllerError::Timeout)?;
+        match res {
+            Ok(r) => Ok((value, r.log_id.index)),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(ControllerError::NotController)
+            }
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    /// Notes a broker heartbeat (the leader fences brokers whose heartbeats stop).
+    pub fn note_heartbeat(&self, broker_id: i32, applied_offset: u64) {
+        let now = tokio::time::Instant::now();
+        self.heartbeats.lock().insert(
+            broker_id,
+            Liveness {
+                last_heartbeat: now,
+                applied_offset,
+            },
+        );
+    }
+
+    /// What this node (while leader) last heard from each broker.
+    pub fn liveness(&self) -> BTreeMap<i32, Liveness> {
+        self.heartbeats.lock().clone()
+    }
+
+    /// Marks a broker as shutting down (or not).
+    pub fn set_shutting_down(&self, broker_id: i32, on: bool) {
+        let mut s = self.shutting_down.lock();
+        if on {
+            s.insert(broker_id);
+        } else {
+            s.remove(&broker_id);
+        }
+    }
+
+    pub fn is_shutting_down(&self, broker_id: i32) -> bool {
+        self.shutting_down.lock().contains(&broker_id)
+    }
+
+    /// Stops the Raft node.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}
+
+/// While leader: stamp the cluster id on a new quorum and fence brokers whose heartbeats
+/// stopped for the session timeout.
+async fn leader_duties(weak: std::sync::Weak<Controller>) {
+    let mut was_leader = false;
+    let mut known_leader: Option<(u64, Option<NodeId>)> = None;
+    let mut metrics = match weak.upgrade() {
+        Some(ctl) => ctl.raft.metrics(),
+        None => return,
+    };
+    loop {
+        // Wake on a leadership change, or every 250 ms for heartbeat expiry.
+        let _ = tokio::time::timeout(Duration::from_millis(250), metrics.changed()).await;
+        let Some(ctl) = weak.upgrade() else { return };
+        // openraft's own logs are off by default (it logs every unreachable peer at
+        // ERROR); say here what an operator needs: who leads, in which term.
+        let (term, leader) = {
+            let m = metrics.borrow();
+            (m.current_term, m.current_leader)
+        };
+        if known_leader != Some((term, leader)) {
+            match leader {
+                Some(l) => tracing::info!(
+                    term,
+                    leader = l,
+                    node = ctl.node_id,
+                    "metadata quorum leader"
+                ),
+                None => tracing::warn!(term, node = ctl.node_id, "metadata quorum has no leader"),
+            }
+            known_leader = Some((term, leader));
+        }
+        if !ctl.is_leader() {
+            was_leader = false;
+            continue;
+        }
+        if !was_leader {
+            // A new leader gives every broker a full session before fencing it.
+            let now = tokio::time::Instant::now();
+            let mut hb = ctl.heartbeats.lock();
+            hb.clear();
+            for id in ctl
+                .sm
+                .with_image(|i| i.brokers.keys().copied().collect::<Vec<_>>())
+            {
+                hb.insert(
+                    id,
+                    Liveness {
+                        last_heartbeat: now,
+                        applied_offset: 0,
+                    },
+                );
+            }
+            was_leader = true;
+        }
+        if ctl.sm.with_image(|i| i.cluster_id.is_none()) {
+            let cid = ctl.cfg.cluster_id.clone().unwrap_or_else(new_cluster_id);
+            let res = ctl
+                .write(|img| {
+                    if img.cluster_id.is_some() {
+                        return Ok(((), vec![]));
+                    }
+                    Ok((
+                        (),
+                        vec![record(Record::Cluster(ClusterRecord { cluster_id: cid }))],
+                    ))
+                })
+                .await;
+            if let Err(e) = res {
+                tracing::warn!(error = %e, "writing the cluster id");
+            }
+        }
+        let expired: Vec<i32> = {
+            let now = tokio::time::Instant::now();
+            let hb = ctl.heartbeats.lock();
+            ctl.sm.with_image(|img| {
+                img.brokers
+                    .values()
+                    .filter(|b| !b.fenced)
+                    .filter(|b| {
+                        hb.get(&b.broker_id).is_none_or(|l| {
+                            now.duration_since(l.last_heartbeat) > ctl.cfg.session_timeout
+                        })
+                    })
+                    .map(|b| b.broker_id)
+                    .collect()
+            })
+        };
+        for id in expired {
+            tracing::warn!(broker = id, "broker session expired; fencing it");
+            let d = ctl.cfg.defaults.clone();
+            let res = ctl
+                .write(|img| Ok(((), decide::fence_broker(img, id, &d))))
+                .await;
+            if let Err(e) = res {
+                tracing::warn!(error = %e, broker = id, "fencing");
+            }
+        }
+    }
+}
+
+/// A Kafka-style cluster id: 16 random bytes in URL-safe base64 without padding.
+pub fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut v = strom_common::clock::random_u128();
+    let mut out = String::with_capacity(22);
+    for _ in 0..22 {
+        out.push(ALPHABET[(v & 63) as usize] as char);
+        v >>= 6;
+    }
+    out
+}

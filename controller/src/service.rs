@@ -1,0 +1,431 @@
+//! The controller gRPC service brokers call: admin changes, broker registration and
+//! heartbeats, producer-id blocks, and the metadata log for brokers to follow. Each
+//! change is decided by `metadata::decide` and committed through `Controller::write`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strom_proto::controller::controller_server::Controller as ControllerApi;
+use strom_proto::controller::*;
+use strom_proto::metadata::{metadata_record::Record, MetadataRecordBatch, RegisterBrokerRecord};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::error::{code, ControllerError};
+use crate::metadata::decide;
+use crate::metadata::records::record;
+use crate::quorum::Controller;
+use crate::store::state_machine::CatchUp;
+
+/// The gRPC face of a `Controller`.
+#[derive(Clone)]
+pub struct ControllerService {
+    ctl: Arc<Controller>,
+}
+
+impl ControllerService {
+    pub fn new(ctl: Arc<Controller>) -> ControllerService {
+        ControllerService { ctl }
+    }
+}
+
+fn new_topic_id() -> Uuid {
+    // A random (version 4) UUID; Kafka reserves only the nil id and 0...01, which a
+    // version 4 UUID can never be.
+    uuid::Builder::from_random_bytes(strom_common::clock::random_u128().to_be_bytes()).into_uuid()
+}
+
+impl ControllerService {
+    /// Request-wide failures: per-item errors travel in each answer's error codes; these
+    /// become gRPC statuses, which the broker maps back. NOT_CONTROLLER names the
+    /// leader when known (`leader=N`), so the caller can go straight to it.
+    fn failed<T>(&self, e: ControllerError) -> Result<T, Status> {
+        match e {
+            ControllerError::NotController => {
+                let leader = self.ctl.leader().map_or(-1, |l| l as i64);
+                Err(Status::unavailable(format!(
+                    "NOT_CONTROLLER leader={leader}"
+                )))
+            }
+            ControllerError::Timeout => Err(Status::deadline_exceeded("metadata change timed out")),
+            other => Err(Status::internal(other.to_string())),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ControllerApi for ControllerService {
+    async fn create_topics(
+        &self,
+        req: Request<CreateTopicsRequest>,
+    ) -> Result<Response<CreateTopicsResponse>, Status> {
+        let req = req.into_inner();
+        let defaults = self.ctl.defaults().clone();
+        let res = self
+            .ctl
+            .write(|img| Ok(decide::create_topics(img, &req, &defaults, new_topic_id)))
+            .await;
+        match res {
+            Ok((topics, offset)) => Ok(Response::new(CreateTopicsResponse {
+                topics,
+                metadata_offset: offset,
+            })),
+            Err(e) => self.failed(e),
+        }
+    }
+
+    async fn delete_topics(
+        &self,
+        req: Request<DeleteTopicsRequest>,
+    ) -> Result<Response<DeleteTopicsResponse>, Status> {
+        let req = req.into_inner();
+        match self
+            .ctl
+            .write(|img| Ok(decide::delete_topics(img, &req)))
+            .await
+        {
+            Ok((topics, offset)) => Ok(Response::new(DeleteTopicsResponse {
+                topics,
+                metadata_offset: offset,
+            })),
+            Err(e) => self.failed(e),
+        }
+    }
+
+    async fn create_partitions(
+        &self,
+        req: Request<CreatePartitionsRequest>,
+    ) -> Result<Response<CreatePartitionsResponse>, Status> {
+        let req = req.into_inner();
+        match self
+            .ctl
+            .write(|img| Ok(decide::create_partitions(img, &req)))
+            .await
+        {
+            Ok((topics, offset)) => Ok(Response::new(CreatePartitionsResponse {
+                topics,
+                metadata_offset: offset,
+            })),
+            Err(e) => self.failed(e),
+        }
+    }
+
+    async fn alter_configs(
+        &self,
+        req: Request<AlterConfigsRequest>,
+    ) -> Result<Response<AlterConfigsResponse>, Status> {
+        let req = req.into_inner();
+        match self
+            .ctl
+            .write(|img| Ok(decide::alter_configs(img, &req)))
+            .await
+        {
+            Ok((resources, offset)) => Ok(Response::new(AlterConfigsResponse {
+                resources,
+                metadata_offset: offset,
+            })),
+            Err(e) => self.failed(e),
+        }
+    }
+
+    async fn allocate_producer_ids(
+        &self,
+        req: Request<AllocateProducerIdsRequest>,
+    ) -> Result<Response<AllocateProducerIdsResponse>, Status> {
+        let req = req.into_inner();
+        let d = self.ctl.defaults().clone();
+        let res = self
+            .ctl
+            .write(|img| {
+                match img.brokers.get(&req.broker_id) {
+                    Some(b) if b.broker_epoch == req.broker_epoch => {}
+                    Some(_) => return Err(ControllerError::StaleBrokerEpoch(req.broker_epoch)),
+                    None => return Err(ControllerError::BrokerNotRegistered(req.broker_id)),
+                }
+                Ok(decide::allocate_producer_ids(
+                    img,
+                    req.broker_id,
+                    req.broker_epoch,
+                    &d,
+                ))
+            })
+            .await;
+        match res {
+            Ok((first, _)) => Ok(Response::new(AllocateProducerIdsResponse {
+                error_code: code::NONE,
+                first_producer_id: first,
+                count: d.producer_id_block_size as i32,
+            })),
+            Err(
+                e
+                @ (ControllerError::StaleBrokerEpoch(_) | ControllerError::BrokerNotRegistered(_)),
+            ) => Ok(Response::new(AllocateProducerIdsResponse {
+                error_code: e.code(),
+                ..Default::default()
+            })),
+            Err(e) => self.failed(e),
+        }
+    }
+
+    async fn register_broker(
+        &self,
+        req: Request<RegisterBrokerRequest>,
+    ) -> Result<Response<RegisterBrokerResponse>, Status> {
+        let req = req.into_inner();
+        let res = self
+            .ctl
+            .write(|img| {
+                if let Some(cid) = &img.cluster_id {
+                    if !req.cluster_id.is_empty() && &req.cluster_id != cid {
+                        return Err(ControllerError::InconsistentClusterId(
+                            req.cluster_id.clone(),
+                            cid.clone(),
+                        ));
+                    }
+                } else {
+                    return Err(ControllerError::NotController);
+                }
+                let rec = record(Record::RegisterBroker(RegisterBrokerRecord {
+                    broker_id: req.broker_id,
+                    broker_epoch: 0,
+                    incarnation_id: req.incarnation_id.clone(),
+                    endpoints: req.endpoints.clone(),
+                    rack: req.rack.clone(),
+                }));
+                Ok((img.cluster_id.clone().unwrap_or_default(), vec![rec]))
+            })
+            .await;
+        match res {
+            Ok((_, offset)) => {
+                self.ctl.note_heartbeat(req.broker_id, 0);
+                self.ctl.set_shutting_down(req.broker_id, false);
+                tracing::info!(broker = req.broker_id, epoch = offset, "broker registered");
+                Ok(Response::new(RegisterBrokerResponse {
+                    error_code: code::NONE,
+                    error_message: String::new(),
+                    broker_epoch: offset as i64,
+                }))
+            }
+            Err(e @ ControllerError::InconsistentClusterId(..)) => {
+                Ok(Response::new(RegisterBrokerResponse {
+                    error_code: e.code(),
+                    error_message: e.to_string(),
+                    broker_epoch: -1,
+                }))
+            }
+            Err(e) => self.failed(e),
+        }
+    }
+
+    async fn broker_heartbeat(
+        &self,
+        req: Request<BrokerHeartbeatRequest>,
+    ) -> Result<Response<BrokerHeartbeatResponse>, Status> {
+        let req = req.into_inner();
+        if !self.ctl.is_leader() {
+            return self.failed(ControllerError::NotController);
+        }
+        let reg = self
+            .ctl
+            .shared()
+            .with_image(|img| img.brokers.get(&req.broker_id).cloned());
+        let Some(reg) = reg else {
+            return Ok(Response::new(BrokerHeartbeatResponse {
+                error_code: code::BROKER_ID_NOT_REGISTERED,
+                ..Default::default()
+            }));
+        };
+        if reg.broker_epoch != req.broker_epoch {
+            return Ok(Response::new(BrokerHeartbeatResponse {
+                error_code: code::STALE_BROKER_EPOCH,
+                ..Default::default()
+            }));
+        }
+        self.ctl.note_heartbeat(req.broker_id, req.applied_offset);
+        let d = self.ctl.defaults().clone();
+        let caught_up = req.applied_offset >= reg.broker_epoch as u64;
+        if req.want_shutdown {
+            self.ctl.set_shutting_down(req.broker_id, true);
+        }
+        let shutting_down = self.ctl.is_shutting_down(req.broker_id);
+        let fenced = if (req.want_fence || shutting_down) && !reg.fenced {
+            let id = req.broker_id;
+            self.ctl
+                .write(|img| Ok(((), decide::fence_broker(img, id, &d))))
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            true
+        } else if !req.want_fence && !shutting_down && reg.fenced && caught_up {
+            let id = req.broker_id;
+            let epoch = reg.broker_epoch;
+            self.ctl
+                .write(|img| match img.brokers.get(&id) {
+                    Some(b) if b.broker_epoch == epoch && b.fenced => {
+                        Ok(((), decide::unfence_broker(img, id, &d)))
+                    }
+                    _ => Ok(((), vec![])),
+                })
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            tracing::info!(broker = id, "broker unfenced");
+            false
+        } else {
+            reg.fenced
+        };
+        Ok(Response::new(BrokerHeartbeatResponse {
+            error_code: code::NONE,
+            is_fenced: fenced,
+            should_shutdown: shutting_down && fenced,
+            is_caught_up: caught_up,
+        }))
+    }
+
+    async fn unregister_broker(
+        &self,
+        req: Request<UnregisterBrokerRequest>,
+    ) -> Result<Response<UnregisterBrokerResponse>, Status> {
+        let req = req.into_inner();
+        let d = self.ctl.defaults().clone();
+        let res = self
+            .ctl
+            .write(|img| match img.brokers.get(&req.broker_id) {
+                Some(b) if b.broker_epoch == req.broker_epoch => {
+                    let mut recs = decide::fence_broker(img, req.broker_id, &d);
+                    recs.push(record(Record::UnregisterBroker(
+                        strom_proto::metadata::UnregisterBrokerRecord {
+                            broker_id: req.broker_id,
+                            broker_epoch: req.broker_epoch,
+                        },
+                    )));
+                    Ok((code::NONE, recs))
+                }
+                Some(_) => Ok((code::STALE_BROKER_EPOCH, vec![])),
+                None => Ok((code::BROKER_ID_NOT_REGISTERED, vec![])),
+            })
+            .await;
+        match res {
+            Ok((error_code, _)) => Ok(Response::new(UnregisterBrokerResponse { error_code })),
+            Err(e) => self.failed(e),
+        }
+    }
+
+    async fn fetch_metadata(
+        &self,
+        req: Request<FetchMetadataRequest>,
+    ) -> Result<Response<FetchMetadataResponse>, Status> {
+        let req = req.into_inner();
+        let shared = self.ctl.shared().clone();
+        let mut rx = shared.subscribe();
+        let wait = Duration::from_millis(req.max_wait_ms.min(30_000) as u64);
+        if *rx.borrow_and_update() <= req.after_offset && !wait.is_zero() {
+            let _ = tokio::time::timeout(wait, rx.changed()).await;
+        }
+        let max = if req.max_entries == 0 {
+            1000
+        } else {
+            req.max_entries as usize
+        };
+        let answer = shared
+            .state
+            .read()
+            .expect("sm lock")
+            .catch_up(req.after_offset, max);
+        let resp = match answer {
+            CatchUp::Entries { entries, upto } => FetchMetadataResponse {
+                error_code: code::NONE,
+                snapshot: None,
+                snapshot_offset: 0,
+                entries: entries
+                    .into_iter()
+                    .map(|(offset, b)| MetadataEntry {
+                        offset,
+                        batch: Some((*b).clone()),
+                    })
+                    .collect(),
+                committed_offset: upto,
+            },
+            CatchUp::Image { offset, image } => FetchMetadataResponse {
+                error_code: code::NONE,
+                snapshot: Some(MetadataRecordBatch {
+                    records: image.to_records(),
+                }),
+                snapshot_offset: offset,
+                entries: vec![],
+                committed_offset: offset,
+            },
+        };
+        Ok(Response::new(resp))
+    }
+
+    async fn describe_quorum(
+        &self,
+        _req: Request<DescribeQuorumRequest>,
+    ) -> Result<Response<DescribeQuorumResponse>, Status> {
+        // Only the leader knows how far every voter and broker got.
+        if !self.ctl.is_leader() {
+            return self.failed(ControllerError::NotController);
+        }
+        let m = self.ctl.raft().metrics().borrow().clone();
+        let cluster_id = self
+            .ctl
+            .shared()
+            .with_image(|i| i.cluster_id.clone().unwrap_or_default());
+        let now_ms = strom_common::clock::now_ms();
+        let membership = m.membership_config.membership().clone();
+        let voter_ids: Vec<u64> = membership.voter_ids().collect();
+        let is_leader = m.current_leader == Some(m.id);
+        let liveness = self.ctl.liveness();
+        let mut voters = Vec::new();
+        for &id in &voter_ids {
+            let log_end_offset = if id == m.id {
+                m.last_log_index.unwrap_or(0)
+            } else {
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).cloned().flatten())
+                    .map_or(0, |l| l.index)
+            };
+            voters.push(VoterState {
+                node_id: id as i32,
+                log_end_offset,
+                applied_offset: if id == m.id {
+                    m.last_applied.map_or(0, |l| l.index)
+                } else {
+                    0
+                },
+                // Another voter's last contact: its broker heartbeat, when it runs one.
+                last_contact_ms: if id == m.id && is_leader {
+                    now_ms
+                } else {
+                    liveness.get(&(id as i32)).map_or(-1, |l| {
+                        now_ms - l.last_heartbeat.elapsed().as_millis() as i64
+                    })
+                },
+            });
+        }
+        // Brokers follow the log as observers; the leader knows how far each got.
+        let observers = liveness
+            .into_iter()
+            .filter(|(id, _)| !voter_ids.contains(&(*id as u64)))
+            .map(|(id, l)| VoterState {
+                node_id: id,
+                log_end_offset: l.applied_offset,
+                applied_offset: l.applied_offset,
+                last_contact_ms: now_ms - l.last_heartbeat.elapsed().as_millis() as i64,
+            })
+            .collect();
+        Ok(Response::new(DescribeQuorumResponse {
+            error_code: if m.current_leader.is_some() {
+                code::NONE
+            } else {
+                code::NOT_CONTROLLER
+            },
+            leader_id: m.current_leader.map_or(-1, |l| l as i32),
+            leader_epoch: m.current_term,
+            high_watermark: m.last_applied.map_or(0, |l| l.index),
+            voters,
+            observers,
+            cluster_id,
+        }))
+    }
+}

@@ -1,0 +1,74 @@
+"""Consumer groups through confluent-kafka (classic protocol and KIP-848
+`group.protocol=consumer`), kafka-python 3 and aiokafka, each scenario written once in
+groups_util.py: three members of one group on a 3-partition topic get one partition
+each (their own view and the admin's describe agree), one leaves and the two others
+take over its partition; commit and resume exactly at the committed offset; auto
+commit; max poll records; async commits and explicit offsets with metadata; static
+members; the cooperative-sticky assignor.
+
+In pass 2 the group's coordinator is whichever node leads its `__consumer_offsets`
+partition, and the topic's three partitions are led by different nodes."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.register_assert_rewrite("groups_util")
+
+from groups_util import (CLIENTS, GROUP_SETTINGS,  # noqa: E402
+                         scenario_auto_commit, scenario_commit_and_resume,
+                         scenario_manual_commit_variants, scenario_max_poll_records,
+                         scenario_static_member_rejoins, scenario_three_members_then_one_leaves)
+
+STROM_SETTINGS = GROUP_SETTINGS
+
+PY_CLIENTS = ["confluent-classic", "confluent-consumer", "kafka-python", "aiokafka"]
+
+
+@pytest.fixture(params=PY_CLIENTS)
+def client(request, strom):
+    c = CLIENTS[request.param](strom.bootstrap)
+    yield c
+    c.close()
+
+
+def test_groups_three_members_then_one_leaves(client, strom, new_topic):
+    t = new_topic()
+    scenario_three_members_then_one_leaves(client, strom.bootstrap, t, f"g-{t}")
+
+
+@pytest.mark.parametrize("name", ["confluent-cooperative"])
+def test_groups_cooperative_three_members_then_one_leaves(strom, new_topic, name):
+    """The classic protocol with librdkafka's cooperative-sticky assignor (incremental
+    rebalancing is client-side: the broker sees JoinGroup/SyncGroup rounds)."""
+    c = CLIENTS[name](strom.bootstrap)
+    try:
+        t = new_topic()
+        scenario_three_members_then_one_leaves(c, strom.bootstrap, t, f"g-{t}")
+    finally:
+        c.close()
+
+
+def test_groups_static_member_rejoins(client, strom, new_topic):
+    t = new_topic()
+    scenario_static_member_rejoins(client, strom.bootstrap, t, f"g-{t}")
+
+
+def test_groups_commit_and_resume(client, strom, new_topic):
+    t = new_topic()
+    scenario_commit_and_resume(client, strom.bootstrap, t, f"g-{t}")
+
+
+def test_groups_auto_commit(client, strom, new_topic):
+    t = new_topic()
+    scenario_auto_commit(client, strom.bootstrap, t, f"g-{t}")
+
+
+def test_groups_max_poll_records(client, strom, new_topic):
+    t = new_topic()
+    scenario_max_poll_records(client, strom.bootstrap, t, f"g-{t}")
+
+
+def test_groups_manual_commit_variants(client, strom, new_topic):
+    t = new_topic()
+    scenario_manual_commit_variants(client, strom.bootstrap, t, f"g-{t}")

@@ -1,0 +1,304 @@
+//! A simulated strom cluster: nodes on 10.0.0.x, each with its own simulated disks
+//! (partition log storage and Raft backend) that outlive kills and restarts.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use madsim::runtime::{Handle, NodeHandle};
+use parking_lot::Mutex;
+use strom_broker::broker::Broker;
+use strom_broker::log::SimStorage;
+use strom_broker::{NodeConfig, NodeEnv};
+use strom_controller::store::SimBackend;
+use strom_controller::Controller;
+
+pub const KAFKA_PORT: u16 = 9092;
+pub const INTERNAL_PORT: u16 = 9093;
+
+/// Handles into a running node, for invariant checks (cleared when it is killed).
+#[derive(Clone)]
+pub struct Live {
+    pub controller: Option<Arc<Controller>>,
+    pub broker: Option<Arc<Broker>>,
+}
+
+/// One simulated node and its disks.
+pub struct SimNode {
+    pub id: i32,
+    pub ip: IpAddr,
+    pub storage: SimStorage,
+    pub backend: SimBackend,
+    pub handle: NodeHandle,
+    pub live: Arc<Mutex<Option<Live>>>,
+}
+
+pub struct SimCluster {
+    pub nodes: Vec<SimNode>,
+    pub client: NodeHandle,
+}
+
+fn ip(i: i32) -> IpAddr {
+    format!("10.0.0.{i}").parse().expect("ip")
+}
+
+impl SimCluster {
+    /// Starts `n` nodes (each controller and broker) with `extra` settings.
+    pub fn start(n: i32, extra: &[(&str, &str)]) -> SimCluster {
+        init_logging();
+        let handle = Handle::current();
+        let voters: Vec<String> = (1..=n)
+            .map(|i| format!("{i}@{}:{INTERNAL_PORT}", ip(i)))
+            .collect();
+        let voters = voters.join(",");
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut nodes = Vec::new();
+        for i in 1..=n {
+            let storage = SimStorage::new();
+            let backend = SimBackend::new();
+            let mut settings: BTreeMap<String, String> = BTreeMap::new();
+            settings.insert("node.id".into(), i.to_string());
+            settings.insert(
+                "listeners".into(),
+                format!("PLAINTEXT://{}:{KAFKA_PORT}", ip(i)),
+            );
+            settings.insert(
+                "internal.listener".into(),
+                format!("{}:{INTERNAL_PORT}", ip(i)),
+            );
+            settings.insert("controller.quorum.voters".into(), voters.clone());
+            settings.insert("data.dir".into(), "/data".into());
+            settings.insert("broker.heartbeat.interval.ms".into(), "500".into());
+            for (k, v) in &extra {
+                settings.insert(k.clone(), v.clone());
+            }
+            let cfg = NodeConfig::resolve(settings).expect("valid settings");
+            let env = NodeEnv {
+                storage: Arc::new(storage.clone()),
+                raft_backend: Some(Arc::new(backend.clone())),
+            };
+            let live: Arc<Mutex<Option<Live>>> = Arc::new(Mutex::new(None));
+            let slot = live.clone();
+            let node = handle
+                .create_node()
+                .name(format!("node-{i}"))
+                .ip(ip(i))
+                .init(move || {
+                    let cfg = cfg.clone();
+                    let env = env.clone();
+                    let slot = slot.clone();
+                    async move {
+                        match strom_broker::start(cfg, env).await {
+                            Ok(node) => {
+                                tracing::info!(node = node.node_id, "--- node started");
+                                *slot.lock() = Some(Live {
+                                    controller: node.controller.clone(),
+                                    broker: node.broker.clone(),
+                                });
+                                std::future::pending::<()>().await;
+                                drop(node);
+                            }
+                            Err(e) => panic!("node {i} failed to start: {e}"),
+                        }
+                    }
+                })
+                .build();
+            nodes.push(SimNode {
+                id: i,
+                ip: ip(i),
+                storage,
+                backend,
+                handle: node,
+                live,
+            });
+        }
+        let client = handle
+            .create_node()
+            .name("client")
+            .ip("10.0.1.1".parse().expect("ip"))
+            .build();
+        SimCluster { nodes, client }
+    }
+
+    /// `host:port` of every node's Kafka listener.
+    pub fn bootstrap(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("{}:{KAFKA_PORT}", n.ip))
+            .collect()
+    }
+
+    /// Kills a node (its processes stop; its disks keep everything written so far).
+    pub fn kill(&self, id: i32) {
+        let n = self.node(id);
+        n.live.lock().take();
+        Handle::current().kill(n.handle.id());
+    }
+
+    /// Restarts a killed node through the same `start`.
+    pub fn restart(&self, id: i32) {
+        Handle::current().restart(self.node(id).handle.id());
+    }
+
+    /// Kills a node and drops every byte its disks had not synced, then restarts it.
+    pub fn power_fail(&self, id: i32) {
+        let n = self.node(id);
+        n.live.lock().take();
+        Handle::current().kill(n.handle.id());
+        n.storage.power_fail();
+        n.backend.power_fail();
+        Handle::current().restart(n.handle.id());
+    }
+
+    /// The running node's handles, if it is up.
+    pub fn live(&self, id: i32) -> Option<Live> {
+        self.node(id).live.lock().clone()
+    }
+
+    /// The quorum leader as some running controller sees it.
+    pub fn quorum_leader(&self) -> Option<i32> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.live.lock().clone()?.controller)
+            .find(|c| c.is_leader())
+            .map(|c| c.node_id as i32)
+    }
+
+    /// The leader as seen by running controllers other than `excluded` (a cut-off old
+    /// leader may still believe it leads).
+    pub fn quorum_leader_excluding(&self, excluded: i32) -> Option<i32> {
+        self.nodes
+            .iter()
+            .filter(|n| n.id != excluded)
+            .filter_map(|n| n.live.lock().clone()?.controller)
+            .find(|c| c.is_leader())
+            .map(|c| c.node_id as i32)
+    }
+
+    /// Waits until every node has started (registered and unfenced) and a leader exists.
+    pub async fn wait_started(&self, within: Duration) -> i32 {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.nodes.iter().any(|n| n.live.lock().is_none()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nodes did not start within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.wait_for_leader(within).await
+    }
+
+    /// Waits (simulated time) until a quorum leader exists; panics after `within`.
+    pub async fn wait_for_leader(&self, within: Duration) -> i32 {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(l) = self.quorum_leader() {
+                return l;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no quorum leader within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Cuts `id` off from every other node (messages wait until `heal`).
+    pub fn isolate(&self, id: i32) {
+        let net = madsim::net::NetSim::current();
+        let me = self.node(id).handle.id();
+        for other in self
+            .nodes
+            .iter()
+            .filter(|n| n.id != id)
+            .map(|n| n.handle.id())
+            .chain([self.client.id()])
+        {
+            net.clog_link(me, other);
+            net.clog_link(other, me);
+        }
+    }
+
+    /// A new client machine (10.0.2.x), e.g. one per consumer-group member so that one
+    /// member can be cut off alone.
+    pub fn client_node(&self, name: &str, n: u8) -> NodeHandle {
+        Handle::current()
+            .create_node()
+            .name(name)
+            .ip(format!("10.0.2.{n}").parse().expect("ip"))
+            .build()
+    }
+
+    /// Cuts a client machine off from every broker (messages wait until `reconnect`).
+    pub fn disconnect_client(&self, client: &NodeHandle) {
+        let net = madsim::net::NetSim::current();
+        for n in &self.nodes {
+            net.clog_link(client.id(), n.handle.id());
+            net.clog_link(n.handle.id(), client.id());
+        }
+    }
+
+    pub fn reconnect_client(&self, client: &NodeHandle) {
+        let net = madsim::net::NetSim::current();
+        for n in &self.nodes {
+            net.unclog_link(client.id(), n.handle.id());
+            net.unclog_link(n.handle.id(), client.id());
+        }
+    }
+
+    /// Restores every link of `id`.
+    pub fn heal(&self, id: i32) {
+        let net = madsim::net::NetSim::current();
+        let me = self.node(id).handle.id();
+        for other in self
+            .nodes
+            .iter()
+            .filter(|n| n.id != id)
+            .map(|n| n.handle.id())
+            .chain([self.client.id()])
+        {
+            net.unclog_link(me, other);
+            net.unclog_link(other, me);
+        }
+    }
+
+    pub fn node(&self, id: i32) -> &SimNode {
+        self.nodes.iter().find(|n| n.id == id).expect("node id")
+    }
+
+    /// Runs `f` on the client node.
+    pub async fn on_client<F, T>(&self, f: F) -> T
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.client.spawn(f).await.expect("client task")
+    }
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_logging() {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Connects strom's client to the cluster, retrying while nodes start.
+pub async fn connect(bootstrap: Vec<String>) -> strom_client::Client {
+    for _ in 0..100 {
+        let cfg = strom_client::ClientConfig::new(bootstrap.clone())
+            .request_timeout(Duration::from_secs(10));
+        if let Ok(c) = strom_client::Client::connect(cfg).await {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("cluster unreachable");
+}

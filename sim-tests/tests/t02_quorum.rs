@@ -1,0 +1,288 @@
+//! The metadata quorum of three controllers (each node also a broker):
+//! - it elects a leader and commits; every broker sees every broker and topic;
+//! - it keeps committing after the leader is killed, and after the leader is cut off
+//!   by a network partition (a new leader takes over; the old one rejoins);
+//! - under random kills, restarts and partitions while topics are created, no
+//!   acknowledged topic is lost or duplicated and all controllers agree on every
+//!   committed batch (each applied log a prefix of the others);
+//! - a broker whose heartbeats stop is fenced, and is unfenced when it comes back.
+#![cfg(madsim)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use madsim::rand::Rng;
+use strom_client::{Admin, NewTopic};
+use strom_sim_tests::cluster::{connect, SimCluster};
+use strom_sim_tests::invariants::{acknowledged_topics_exist_once, metadata_logs_agree};
+use tokio::time::Instant;
+
+/// The outcome of one creation attempt.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Acknowledged,
+    Unknown,
+}
+
+/// Creates a topic, retrying retriable errors until `within` passes. Only this client
+/// creates the name, so TOPIC_ALREADY_EXISTS after a retry means an earlier attempt
+/// committed.
+async fn create(bootstrap: Vec<String>, name: String, within: Duration) -> Outcome {
+    let deadline = Instant::now() + within;
+    let mut tried = false;
+    while Instant::now() < deadline {
+        let admin = Admin::new(connect(bootstrap.clone()).await);
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            admin.create_topics(vec![NewTopic::new(&name, 1, 1)], false),
+        )
+        .await
+        {
+            Ok(Ok(r)) => match &r[0].error {
+                None => return Outcome::Acknowledged,
+                Some(e) if e.code == 36 && tried => return Outcome::Acknowledged,
+                Some(e) if e.code == 36 => panic!("{name} existed before we created it"),
+                Some(e) => tracing::info!(topic = %name, error = %e, "create failed; retrying"),
+            },
+            Ok(Err(e)) => tracing::info!(topic = %name, error = %e, "create failed; retrying"),
+            Err(_) => tracing::info!(topic = %name, "create timed out; retrying"),
+        }
+        tried = true;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Outcome::Unknown
+}
+
+/// Waits until every running broker has applied the same metadata offset.
+async fn settle(cluster: &SimCluster) {
+    for _ in 0..200 {
+        let offsets: BTreeSet<u64> = cluster
+            .nodes
+            .iter()
+            .filter_map(|n| cluster.live(n.id).and_then(|l| l.broker))
+            .map(|b| b.cache.applied())
+            .collect();
+        if offsets.len() == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("brokers did not converge on one metadata offset");
+}
+
+#[madsim::test]
+async fn quorum_elects_and_commits() {
+    let cluster = SimCluster::start(3, &[]);
+    let leader = cluster.wait_started(Duration::from_secs(20)).await;
+    tracing::info!(leader, "--- leader elected; create topics");
+    let bs = cluster.bootstrap();
+    for i in 0..5 {
+        let b = bs.clone();
+        assert_eq!(
+            cluster
+                .on_client(create(b, format!("t{i}"), Duration::from_secs(30)))
+                .await,
+            Outcome::Acknowledged
+        );
+    }
+    settle(&cluster).await;
+    for n in &cluster.nodes {
+        let img = cluster.live(n.id).unwrap().broker.unwrap().cache.image();
+        assert_eq!(img.topics.len(), 5);
+        assert_eq!(img.unfenced_brokers(), vec![1, 2, 3]);
+    }
+    metadata_logs_agree::check(&cluster);
+}
+
+#[madsim::test]
+async fn survives_loss_of_the_leader_and_measures_failover() {
+    let cluster = SimCluster::start(3, &[]);
+    let bs = cluster.bootstrap();
+    let old = cluster.wait_started(Duration::from_secs(20)).await;
+    let b = bs.clone();
+    assert_eq!(
+        cluster
+            .on_client(create(b, "before".into(), Duration::from_secs(30)))
+            .await,
+        Outcome::Acknowledged
+    );
+    tracing::info!(old, "--- kill the quorum leader");
+    let killed_at = Instant::now();
+    cluster.kill(old);
+    let b = bs.clone();
+    assert_eq!(
+        cluster
+            .on_client(create(b, "after".into(), Duration::from_secs(30)))
+            .await,
+        Outcome::Acknowledged
+    );
+    let failover = killed_at.elapsed();
+    println!("FAILOVER_MS={}", failover.as_millis());
+    tracing::info!(
+        ms = failover.as_millis() as u64,
+        "--- next metadata change committed after the leader died"
+    );
+    assert!(
+        failover < Duration::from_secs(10),
+        "failover took {failover:?}"
+    );
+    let new = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    assert_ne!(new, old);
+    tracing::info!("--- restart the old leader; it catches up");
+    cluster.restart(old);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    settle(&cluster).await;
+    let img = cluster.live(old).unwrap().broker.unwrap().cache.image();
+    assert!(img.topic_by_name("before").is_some() && img.topic_by_name("after").is_some());
+    metadata_logs_agree::check(&cluster);
+}
+
+#[madsim::test]
+async fn a_partitioned_leader_is_replaced_and_rejoins() {
+    let cluster = SimCluster::start(3, &[]);
+    let bs = cluster.bootstrap();
+    let old = cluster.wait_started(Duration::from_secs(20)).await;
+    tracing::info!(old, "--- cut the leader off");
+    cluster.isolate(old);
+    let others: Vec<String> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.id != old)
+        .map(|n| format!("{}:9092", n.ip))
+        .collect();
+    assert_eq!(
+        cluster
+            .on_client(create(others, "during".into(), Duration::from_secs(30)))
+            .await,
+        Outcome::Acknowledged
+    );
+    let new = cluster
+        .quorum_leader_excluding(old)
+        .expect("a new leader among the majority");
+    assert_ne!(new, old);
+    tracing::info!(new, "--- heal");
+    cluster.heal(old);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let b = bs.clone();
+    assert_eq!(
+        cluster
+            .on_client(create(b, "after-heal".into(), Duration::from_secs(30)))
+            .await,
+        Outcome::Acknowledged
+    );
+    settle(&cluster).await;
+    for n in &cluster.nodes {
+        let img = cluster.live(n.id).unwrap().broker.unwrap().cache.image();
+        assert!(
+            img.topic_by_name("during").is_some(),
+            "node {} missed a topic created while it was cut off",
+            n.id
+        );
+    }
+    metadata_logs_agree::check(&cluster);
+}
+
+#[madsim::test]
+async fn random_faults_lose_no_acknowledged_topic() {
+    let cluster = SimCluster::start(3, &[("metadata.log.snapshot.every", "20")]);
+    let bs = cluster.bootstrap();
+    cluster.wait_started(Duration::from_secs(20)).await;
+    let mut attempted = BTreeSet::new();
+    let mut acknowledged = BTreeSet::new();
+    let mut down: Option<i32> = None;
+    let mut cut: Option<i32> = None;
+    for round in 0..12 {
+        // One fault at a time: at most one node down or cut off, so a majority remains.
+        let fault = madsim::rand::thread_rng().gen_range(0..4);
+        let victim = madsim::rand::thread_rng().gen_range(1..=3);
+        if let Some(d) = down.take() {
+            cluster.restart(d);
+        }
+        if let Some(c) = cut.take() {
+            cluster.heal(c);
+        }
+        match fault {
+            0 => {
+                tracing::info!(round, victim, "--- kill");
+                cluster.kill(victim);
+                down = Some(victim);
+            }
+            1 => {
+                tracing::info!(round, victim, "--- partition");
+                cluster.isolate(victim);
+                cut = Some(victim);
+            }
+            2 => {
+                tracing::info!(round, victim, "--- power failure");
+                cluster.power_fail(victim);
+            }
+            _ => tracing::info!(round, "--- no fault"),
+        }
+        let reachable: Vec<String> = cluster
+            .nodes
+            .iter()
+            .filter(|n| Some(n.id) != down && Some(n.id) != cut)
+            .map(|n| format!("{}:9092", n.ip))
+            .collect();
+        for k in 0..3 {
+            let name = format!("r{round}-{k}");
+            attempted.insert(name.clone());
+            let b = reachable.clone();
+            match cluster
+                .on_client(create(b, name.clone(), Duration::from_secs(20)))
+                .await
+            {
+                Outcome::Acknowledged => {
+                    acknowledged.insert(name);
+                }
+                Outcome::Unknown => tracing::info!(topic = %name, "outcome unknown"),
+            }
+        }
+        metadata_logs_agree::check(&cluster);
+    }
+    if let Some(d) = down.take() {
+        cluster.restart(d);
+    }
+    if let Some(c) = cut.take() {
+        cluster.heal(c);
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    settle(&cluster).await;
+    assert!(
+        acknowledged.len() >= attempted.len() / 2,
+        "too few creations succeeded: {} of {}",
+        acknowledged.len(),
+        attempted.len()
+    );
+    acknowledged_topics_exist_once::check(&cluster, &acknowledged, &attempted);
+    metadata_logs_agree::check(&cluster);
+    let _ = bs;
+}
+
+#[madsim::test]
+async fn a_silent_broker_is_fenced_and_comes_back() {
+    let cluster = SimCluster::start(3, &[("broker.session.timeout.ms", "3000")]);
+    cluster.wait_started(Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let victim = (1..=3)
+        .find(|i| Some(*i) != cluster.quorum_leader())
+        .unwrap();
+    tracing::info!(victim, "--- stop a broker's heartbeats");
+    cluster.kill(victim);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let leader = cluster.quorum_leader().unwrap();
+    let img = cluster.live(leader).unwrap().broker.unwrap().cache.image();
+    assert!(
+        img.brokers[&victim].fenced,
+        "broker {victim} should be fenced"
+    );
+    assert!(!img.unfenced_brokers().contains(&victim));
+    tracing::info!("--- restart it");
+    cluster.restart(victim);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let img = cluster.live(leader).unwrap().broker.unwrap().cache.image();
+    assert!(
+        !img.brokers[&victim].fenced,
+        "broker {victim} should be unfenced after it caught up"
+    );
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every test of strom: formatting and lints, unit and integration tests, the
+# workspace built and the simulation tests run under madsim, and the end-to-end suite
+# with real Kafka clients against real strom processes. Installs what the tests need
+# (Python venv, kcat, the Java client) through e2e/setup.sh.
+#
+# Build outputs go to $CARGO_TARGET_DIR (default ~/.cache/strom-target), outside the
+# clone, so repeated runs are fast; the madsim build has its own dir under it.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strom-target}"
+SIM_TARGET_DIR="$CARGO_TARGET_DIR/sim"
+export CARGO_TERM_COLOR=never
+START=$(date +%s)
+STAGE_START=$START
+
+stage() {
+  local now
+  now=$(date +%s)
+  if [ -n "${STAGE_NAME:-}" ]; then
+    printf '=== %-40s %4ds (total %4ds)\n' "$STAGE_NAME done" $((now - STAGE_START)) $((now - START))
+  fi
+  STAGE_NAME="$1"
+  STAGE_START=$now
+  printf '\n=== %s\n' "$1"
+}
+
+stage "setup: e2e dependencies (venv, kcat, Java client)"
+bash e2e/setup.sh
+
+stage "cargo fmt --check"
+cargo fmt --all -- --check
+
+stage "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+stage "cargo build (debug)"
+cargo build --workspace --all-targets
+
+stage "cargo test (unit, integration, proptest)"
+cargo test --workspace
+
+stage "madsim: build the workspace with --cfg madsim"
+RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim" CARGO_TARGET_DIR="$SIM_TARGET_DIR" cargo build --workspace --all-targets
+
+stage "madsim: simulation tests (${MADSIM_TEST_NUM:-20} seeds each)"
+MADSIM_TEST_NUM="${MADSIM_TEST_NUM:-20}" RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim" CARGO_TARGET_DIR="$SIM_TARGET_DIR" cargo test --workspace
+
+stage "madsim: determinism check (same seed, same run)"
+MADSIM_TEST_CHECK_DETERMINISM=1 RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim" CARGO_TARGET_DIR="$SIM_TARGET_DIR" \
+  cargo test -p strom-sim-tests --test t02_quorum random_faults_lose_no_acknowledged_topic
+
+stage "e2e: real clients against real strom processes"
+STROM_BIN="$CARGO_TARGET_DIR/debug/strom" bash e2e/run.sh
+
+stage "finished"
+echo "all tests passed in $(( $(date +%s) - START ))s"

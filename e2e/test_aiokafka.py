@@ -251,12 +251,20 @@ def test_idempotent_producer(strom, new_topic):
 # ------------------------------------------------------------------ admin
 
 
-async def topic_configs(a, name) -> dict:
-    """{name: (value, config_source)} from DescribeConfigs (v1+ carries the source)."""
-    resp, = await a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
-    (err, _msg, _rtype, rname, entries), = resp.resources
-    assert err == 0 and rname == name
-    return {e[0]: (e[1], e[3]) for e in entries}
+async def topic_configs(a, name, until=None) -> dict:
+    """{name: (value, config_source)} from DescribeConfigs (v1+ carries the source). With
+    `until`, polled (15 s at most) until until(configs) holds: on a cluster the broker
+    answering may apply a config change a moment after the one that took it (each follows
+    the metadata log on its own, as in KRaft)."""
+    deadline = time.monotonic() + 15
+    while True:
+        resp, = await a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        (err, _msg, _rtype, rname, entries), = resp.resources
+        assert err == 0 and rname == name
+        cfg = {e[0]: (e[1], e[3]) for e in entries}
+        if until is None or until(cfg) or time.monotonic() > deadline:
+            return cfg
+        await asyncio.sleep(0.1)
 
 
 def test_admin_create_describe_alter(strom, new_topic):
@@ -277,7 +285,7 @@ def test_admin_create_describe_alter(strom, new_topic):
                                                           {"retention.ms": "7200000"})])
             codes = [r[0] for resp in resps for r in resp.resources]
             assert codes == [0], resps
-            cfg = await topic_configs(a, name)
+            cfg = await topic_configs(a, name, until=lambda c: c["retention.ms"][0] == "7200000")
             assert cfg["retention.ms"] == ("7200000", DYNAMIC_TOPIC_CONFIG)
             assert cfg["cleanup.policy"] == ("delete", DEFAULT_CONFIG)
 

@@ -350,9 +350,17 @@ def test_idempotent_producer(strom, admin, new_topic):
 # ------------------------------------------------------------------ admin
 
 
-def describe_configs(admin, topic) -> dict:
+def describe_configs(admin, topic, until=None) -> dict:
+    """The topic's configs; with `until`, polled (15 s at most) until until(configs) holds:
+    on a cluster the broker answering may apply a config change a moment after the one
+    that took it (each follows the metadata log on its own, as in KRaft)."""
     res = ConfigResource(ResourceType.TOPIC, topic)
-    return admin.describe_configs([res])[res].result(timeout=30)
+    deadline = time.monotonic() + 15
+    while True:
+        cfg = admin.describe_configs([res])[res].result(timeout=30)
+        if until is None or until(cfg) or time.monotonic() > deadline:
+            return cfg
+        time.sleep(0.1)
 
 
 def test_admin_create_topic_with_configs(strom, admin, new_topic):
@@ -395,17 +403,19 @@ def test_admin_incremental_alter_configs(strom, admin, new_topic):
 
     alter(ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET),
           ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET))
-    cfg = describe_configs(admin, name)
+    cfg = describe_configs(admin, name, until=lambda c: c["retention.ms"].value == "7200000")
     assert (cfg["retention.ms"].value, cfg["retention.ms"].source) == ("7200000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
     assert cfg["cleanup.policy"].value == "compact"
 
     alter(ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.APPEND))
-    assert set(describe_configs(admin, name)["cleanup.policy"].value.split(",")) == {"compact", "delete"}
+    assert set(describe_configs(admin, name, until=lambda c: "," in c["cleanup.policy"].value)
+               ["cleanup.policy"].value.split(",")) == {"compact", "delete"}
     alter(ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SUBTRACT))
-    assert describe_configs(admin, name)["cleanup.policy"].value == "delete"
+    assert describe_configs(admin, name, until=lambda c: c["cleanup.policy"].value == "delete")[
+        "cleanup.policy"].value == "delete"
 
     alter(ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE))
-    cfg = describe_configs(admin, name)
+    cfg = describe_configs(admin, name, until=lambda c: c["retention.ms"].value == DEFAULT_RETENTION_MS)
     assert (cfg["retention.ms"].value, cfg["retention.ms"].source) == (DEFAULT_RETENTION_MS, ConfigSource.DEFAULT_CONFIG.value)
 
     alter(ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET), validate_only=True)

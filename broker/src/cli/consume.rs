@@ -59,8 +59,14 @@ pub async fn run(a: ConsumeArgs) -> i32 {
         (_, _, true) => StartOffset::Earliest,
         _ => StartOffset::Latest,
     };
+    // As kafka-console-consumer: an out-of-range position (an `--offset` past the end,
+    // or records deleted under us) goes to the start only with --from-beginning.
     let config = ConsumerConfig {
-        auto_offset_reset: OffsetReset::Earliest,
+        auto_offset_reset: if a.from_beginning {
+            OffsetReset::Earliest
+        } else {
+            OffsetReset::Latest
+        },
         ..Default::default()
     };
     let mut consumer = Consumer::new(client, config);

@@ -88,6 +88,15 @@ pub fn main() -> i32 {
         }
     };
     init_logging();
+    if !matches!(cli.cmd, Cmd::Node(_) | Cmd::Dev(_)) {
+        // A client command whose output goes to a pipe that closes (`| head -1`) ends
+        // quietly, as Unix tools do, instead of failing on a write to stdout. The node
+        // keeps Rust's default (SIGPIPE ignored, EPIPE from its sockets handled).
+        // SAFETY: before any thread is started; SIG_DFL is always a valid disposition.
+        unsafe {
+            libc_signal(SIGPIPE, SIG_DFL);
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -134,4 +143,12 @@ pub fn parse_sets(sets: &[String]) -> Result<BTreeMap<String, String>, String> {
                 .ok_or(format!("--set {s}: expected key=value"))
         })
         .collect()
+}
+
+const SIGPIPE: i32 = 13;
+const SIG_DFL: usize = 0;
+
+extern "C" {
+    #[link_name = "signal"]
+    fn libc_signal(sig: i32, handler: usize) -> usize;
 }

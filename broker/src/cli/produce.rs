@@ -47,6 +47,13 @@ pub async fn run(a: ProduceArgs) -> i32 {
             return 2;
         }
     };
+    if a.idempotent && acks != -1 {
+        eprintln!(
+            "--idempotent needs --acks all (Kafka's rule), not --acks {}",
+            a.acks
+        );
+        return 2;
+    }
     let Some(compression) = compression_from_name(&a.compression) else {
         eprintln!(
             "--compression {}: expected none, gzip, snappy, lz4 or zstd",

@@ -80,11 +80,16 @@ pub async fn run(a: TopicArgs) -> i32 {
                 partitions.unwrap_or(-1),
                 replication_factor.unwrap_or(-1),
             );
+            let mut keys = std::collections::BTreeSet::new();
             for kv in &configs {
                 let Some((k, v)) = kv.split_once('=') else {
                     eprintln!("--config {kv}: expected KEY=VALUE");
                     return 2;
                 };
+                if !keys.insert(k.trim().to_string()) {
+                    eprintln!("--config {}: given twice", k.trim());
+                    return 2;
+                }
                 t = t.config(k.trim(), v.trim());
             }
             match admin.create_topics(vec![t], validate_only).await {
@@ -182,7 +187,7 @@ pub async fn run(a: TopicArgs) -> i32 {
             }
             code
         }
-        TopicCmd::Delete { names } => match admin.delete_topics(&names).await {
+        TopicCmd::Delete { names } => match admin.delete_topics(&dedup(names)).await {
             Ok(rs) => {
                 let mut code = 0;
                 for r in rs {
@@ -204,11 +209,16 @@ pub async fn run(a: TopicArgs) -> i32 {
             deletes,
         } => {
             let mut ops = Vec::new();
+            let mut keys = std::collections::BTreeSet::new();
             for kv in &sets {
                 let Some((k, v)) = kv.split_once('=') else {
                     eprintln!("--set {kv}: expected KEY=VALUE");
                     return 2;
                 };
+                if !keys.insert(k.trim().to_string()) {
+                    eprintln!("--set {}: given twice", k.trim());
+                    return 2;
+                }
                 ops.push(AlterConfigOp::Set(
                     k.trim().to_string(),
                     v.trim().to_string(),
@@ -243,4 +253,11 @@ fn join(v: &[i32]) -> String {
 pub fn fail(e: strom_client::ClientError) -> i32 {
     eprintln!("error: {e}");
     1
+}
+
+/// The names in order, each once (`topic delete t t` deletes t once).
+fn dedup(mut names: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    names
 }

@@ -73,6 +73,19 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
         time.sleep(interval)
 
 
+def settled(fetch, until, timeout: float = 15, interval: float = 0.1):
+    """fetch() polled until until(value) holds (at most `timeout` s); -> the last value, so
+    that the caller's assertion shows what was seen. For reads on a cluster right after a
+    change through another broker: each broker applies the metadata log on its own, a
+    moment apart, as in KRaft."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fetch()
+        if until is None or until(v) or time.monotonic() > deadline:
+            return v
+        time.sleep(interval)
+
+
 def rng(seed) -> random.Random:
     return random.Random(seed)
 

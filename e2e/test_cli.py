@@ -31,7 +31,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
 from kafka.partitioner.default import murmur2
 
-from e2e_util import RF_TOO_LARGE, wait_until
+from e2e_util import RF_TOO_LARGE, settled, wait_until
 from strom_harness import free_port, parse_cluster_describe, strom_binary
 
 CLI_TIMEOUT = 60
@@ -206,16 +206,9 @@ def client_uuid(u) -> str:
 
 
 def topic_configs(admin: AdminClient, name: str, until=None) -> dict:
-    """The topic's configs; with `until`, polled (15 s at most) until until(configs) holds:
-    on a cluster the broker answering may apply a config change a moment after the one
-    that took it (each follows the metadata log on its own, as in KRaft)."""
+    """The topic's configs (with `until`: once it holds, see e2e_util.settled)."""
     res = ConfigResource(ResourceType.TOPIC, name)
-    deadline = time.monotonic() + 15
-    while True:
-        cfg = admin.describe_configs([res])[res].result(timeout=30)
-        if until is None or until(cfg) or time.monotonic() > deadline:
-            return cfg
-        time.sleep(0.1)
+    return settled(lambda: admin.describe_configs([res])[res].result(timeout=30), until)
 
 
 def confluent_consumer(bootstrap: str) -> Consumer:
@@ -853,22 +846,9 @@ def test_consume_limits_offsets_and_timestamps(cli, admin, new_topic):
     assert re.fullmatch(r"0:7@\d+\tm7\n", p.stdout), show(p)
     # Past the end: out of range, so it waits at the end (kafka-console-consumer's
     # latest), printing nothing old, and then prints what is written next.
-    proc = subprocess.Popen([strom_binary(), "consume", "-b", cli.bootstrap, "-t", name, "-p", "0",
-                             "--offset", "50", "-n", "1", "--print-offset", "--timeout-ms", "30000"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env())
-    try:
-        deadline = time.monotonic() + 30
-        i = 0
-        while proc.poll() is None and time.monotonic() < deadline:
-            ok(cli.produce(name, [f"new-{i}"]))
-            i += 1
-            time.sleep(0.3)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
+    code, out, err = consume_while_producing(cli, name, "-p", "0", "--offset", "50", "--print-offset")
     m = re.fullmatch(r"0:(\d+)@\d+\tnew-(\d+)\n", out)
-    assert proc.returncode == 0 and m and int(m.group(1)) == 10 + int(m.group(2)), (proc.returncode, out, err)
+    assert code == 0 and m and int(m.group(1)) == 10 + int(m.group(2)), (code, out, err)
 
     # --from-timestamp: the first record at or after it (confluent sets the timestamps).
     ts_topic = new_topic("ts")
@@ -896,18 +876,14 @@ def test_consume_max_messages_zero_prints_nothing(cli, admin, new_topic):
     assert p.returncode == 0 and p.stdout == "", f"-n 0 printed records\n{show(p)}"
 
 
-def test_consume_without_from_beginning_reads_new_records_only(cli, admin, new_topic):
-    name = new_topic()
-    ok(cli.topic("create", name, "-p", 1))
-    wait_topic(admin, name, 1)
-    ok(cli.produce(name, [f"old-{i}" for i in range(5)]))
+def consume_while_producing(cli, name: str, *flags) -> tuple[int, str, str]:
+    """`strom consume -n 1 <flags>` in the background while new-<i> records go to partition
+    0 every 0.3 s until it exits (30 s at most): -> (exit code, stdout, stderr)."""
     proc = subprocess.Popen([strom_binary(), "consume", "-b", cli.bootstrap, "-t", name, "-n", "1",
-                             "--timeout-ms", "30000"],
+                             "--timeout-ms", "30000", *flags],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=cli_env())
     try:
-        # The consumer starts at the end at some moment: keep producing new records
-        # until it prints one. It must never print an old one.
         deadline = time.monotonic() + 30
         i = 0
         while proc.poll() is None and time.monotonic() < deadline:
@@ -919,7 +895,17 @@ def test_consume_without_from_beginning_reads_new_records_only(cli, admin, new_t
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0, err
+    return proc.returncode, out, err
+
+
+def test_consume_without_from_beginning_reads_new_records_only(cli, admin, new_topic):
+    name = new_topic()
+    ok(cli.topic("create", name, "-p", 1))
+    wait_topic(admin, name, 1)
+    ok(cli.produce(name, [f"old-{i}" for i in range(5)]))
+    # The consumer starts at the end at some moment: it must never print an old record.
+    code, out, err = consume_while_producing(cli, name)
+    assert code == 0, err
     assert re.fullmatch(r"new-\d+\n", out), f"printed {out!r} (stderr {err!r})"
 
 

@@ -20,7 +20,7 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, 
                                    ConfigSource, NewPartitions, NewTopic, OffsetSpec, ResourceType)
 
 from e2e_util import (CODECS, PRODUCE_LINE, RF_TOO_LARGE, Got, Rec, assert_same_records, compressible,
-                      payload, rng, sample_records, wait_until)
+                      payload, rng, sample_records, settled, wait_until)
 
 DEFAULT_RETENTION_MS = "604800000"
 
@@ -351,16 +351,9 @@ def test_idempotent_producer(strom, admin, new_topic):
 
 
 def describe_configs(admin, topic, until=None) -> dict:
-    """The topic's configs; with `until`, polled (15 s at most) until until(configs) holds:
-    on a cluster the broker answering may apply a config change a moment after the one
-    that took it (each follows the metadata log on its own, as in KRaft)."""
+    """The topic's configs (with `until`: once it holds, see e2e_util.settled)."""
     res = ConfigResource(ResourceType.TOPIC, topic)
-    deadline = time.monotonic() + 15
-    while True:
-        cfg = admin.describe_configs([res])[res].result(timeout=30)
-        if until is None or until(cfg) or time.monotonic() > deadline:
-            return cfg
-        time.sleep(0.1)
+    return settled(lambda: admin.describe_configs([res])[res].result(timeout=30), until)
 
 
 def test_admin_create_topic_with_configs(strom, admin, new_topic):
@@ -453,7 +446,11 @@ def test_admin_delete_topic(strom, admin, new_topic):
     new_id = admin.describe_topics(TopicCollection([name]))[name].result(timeout=30).topic_id
     assert str(new_id) != str(old_id), "a topic re-created under the same name gets a new topic id"
     c = consumer(strom)
-    assert c.get_watermark_offsets(TopicPartition(name, 0), timeout=10) == (0, 0), "re-created topic must be empty"
+    # On a cluster the broker the new consumer asks may learn of the re-created topic a
+    # moment later (each broker applies the metadata log on its own).
+    wm = wait_until(lambda: c.get_watermark_offsets(TopicPartition(name, 0), timeout=5), 15,
+                    what="watermarks of the re-created topic")
+    assert wm == (0, 0), "re-created topic must be empty"
     c.close()
 
 

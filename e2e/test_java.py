@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from e2e_util import (CODECS, NEAR_1MIB_VALUE, RF_TOO_LARGE, Got, Java, Rec, assert_same_records, compressible,
-                      payload, rng, sample_records, wait_until)
+                      payload, rng, sample_records, settled, wait_until)
 
 DEFAULT_RETENTION_MS = "604800000"
 
@@ -239,16 +239,12 @@ def test_non_idempotent_acks_1_and_0(java, new_topic):
 
 
 def configs(java, name, until=None) -> dict:
-    """The topic's configs; with `until`, polled (15 s at most) until until(configs) holds:
-    on a cluster the broker answering may apply a config change a moment after the one
-    that took it (each follows the metadata log on its own, as in KRaft)."""
-    deadline = time.monotonic() + 15
-    while True:
+    """The topic's configs (with `until`: once it holds, see e2e_util.settled)."""
+    def fetch():
         res = java.admin("describe-configs", name=name)
         assert "configs" in res, res
-        if until is None or until(res["configs"]) or time.monotonic() > deadline:
-            return res["configs"]
-        time.sleep(0.1)
+        return res["configs"]
+    return settled(fetch, until)
 
 
 def test_admin_create_with_configs_and_describe(java, strom, new_topic):

@@ -80,17 +80,15 @@ pub async fn run(a: TopicArgs) -> i32 {
                 partitions.unwrap_or(-1),
                 replication_factor.unwrap_or(-1),
             );
-            let mut keys = std::collections::BTreeSet::new();
-            for kv in &configs {
-                let Some((k, v)) = kv.split_once('=') else {
-                    eprintln!("--config {kv}: expected KEY=VALUE");
-                    return 2;
-                };
-                if !keys.insert(k.trim().to_string()) {
-                    eprintln!("--config {}: given twice", k.trim());
+            let configs = match key_values("--config", &configs) {
+                Ok(kvs) => kvs,
+                Err(msg) => {
+                    eprintln!("{msg}");
                     return 2;
                 }
-                t = t.config(k.trim(), v.trim());
+            };
+            for (k, v) in &configs {
+                t = t.config(k, v);
             }
             match admin.create_topics(vec![t], validate_only).await {
                 Ok(rs) => {
@@ -208,22 +206,16 @@ pub async fn run(a: TopicArgs) -> i32 {
             sets,
             deletes,
         } => {
-            let mut ops = Vec::new();
-            let mut keys = std::collections::BTreeSet::new();
-            for kv in &sets {
-                let Some((k, v)) = kv.split_once('=') else {
-                    eprintln!("--set {kv}: expected KEY=VALUE");
-                    return 2;
-                };
-                if !keys.insert(k.trim().to_string()) {
-                    eprintln!("--set {}: given twice", k.trim());
+            let mut ops: Vec<AlterConfigOp> = match key_values("--set", &sets) {
+                Ok(kvs) => kvs
+                    .into_iter()
+                    .map(|(k, v)| AlterConfigOp::Set(k, v))
+                    .collect(),
+                Err(msg) => {
+                    eprintln!("{msg}");
                     return 2;
                 }
-                ops.push(AlterConfigOp::Set(
-                    k.trim().to_string(),
-                    v.trim().to_string(),
-                ));
-            }
+            };
             ops.extend(deletes.into_iter().map(AlterConfigOp::Delete));
             if ops.is_empty() {
                 eprintln!("nothing to change: give --set KEY=VALUE or --delete KEY");
@@ -260,4 +252,23 @@ fn dedup(mut names: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::BTreeSet::new();
     names.retain(|n| seen.insert(n.clone()));
     names
+}
+
+/// `KEY=VALUE` arguments of `flag`, trimmed, in order; a malformed one or a key given
+/// twice is a usage error (the message to print).
+fn key_values(flag: &str, items: &[String]) -> Result<Vec<(String, String)>, String> {
+    let mut seen = std::collections::BTreeSet::new();
+    items
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("{flag} {kv}: expected KEY=VALUE"))?;
+            let (k, v) = (k.trim().to_string(), v.trim().to_string());
+            if !seen.insert(k.clone()) {
+                return Err(format!("{flag} {k}: given twice"));
+            }
+            Ok((k, v))
+        })
+        .collect()
 }

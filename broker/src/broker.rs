@@ -11,7 +11,7 @@ use crate::controller_client::ControllerClient;
 use crate::group::GroupCoordinator;
 use crate::metadata_cache::MetadataCache;
 use crate::producer_ids::ProducerIdManager;
-use crate::replica_manager::ReplicaManager;
+use crate::replication::ReplicaManager;
 
 pub struct Broker {
     pub config: NodeConfig,

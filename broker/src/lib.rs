@@ -13,9 +13,9 @@ pub mod handlers;
 pub mod log;
 pub mod metadata_cache;
 pub mod node;
-pub mod partition_ops;
 pub mod producer_ids;
-pub mod replica_manager;
+pub mod replication;
+pub mod runtime;
 pub mod server;
 
 pub use config::NodeConfig;

@@ -28,7 +28,8 @@ use crate::controller_client::ControllerClient;
 use crate::handlers;
 use crate::log::Storage;
 use crate::metadata_cache::MetadataCache;
-use crate::replica_manager::ReplicaManager;
+use crate::replication::ReplicaManager;
+use crate::runtime;
 
 /// Where a node keeps its bytes: the partition-log storage and (for controllers) the
 /// Raft backend. Real nodes use the file system and sled; simulated ones pass in
@@ -38,17 +39,6 @@ pub struct NodeEnv {
     pub storage: Arc<dyn Storage>,
     /// `None`: sled under `<data.dir>/controller`.
     pub raft_backend: Option<Arc<dyn Backend>>,
-}
-
-impl NodeEnv {
-    /// The real file system and sled.
-    #[cfg(not(madsim))]
-    pub fn real() -> NodeEnv {
-        NodeEnv {
-            storage: Arc::new(crate::log::FsStorage),
-            raft_backend: None,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +140,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
     let mut controller = None;
     let mut internal_addr = None;
     if cfg.controller {
-        let internal = InternalListener::bind(&cfg.internal_listener).await?;
+        let internal = runtime::InternalListener::bind(&cfg.internal_listener).await?;
         let addr = internal.local_addr();
         if let Some(own) = cfg.voters.get_mut(&(cfg.node_id as u64)) {
             if own.ends_with(":0") {
@@ -159,7 +149,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         }
         let backend: Arc<dyn Backend> = match env.raft_backend.clone() {
             Some(b) => b,
-            None => open_sled(&cfg)?,
+            None => runtime::default_raft_backend(&cfg)?,
         };
         let mut ccfg = ControllerConfig::new(cfg.node_id as u64, cfg.voters.clone(), backend);
         ccfg.cluster_id = cfg.cluster_id.clone().or(stored_cluster_id.clone());
@@ -309,83 +299,6 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
     }
     node.broker = Some(broker);
     Ok(node)
-}
-
-#[cfg(not(madsim))]
-fn open_sled(cfg: &NodeConfig) -> Result<Arc<dyn Backend>, StartError> {
-    let dir = cfg.data_dir.join("controller");
-    let b = strom_controller::store::SledBackend::open(&dir).map_err(|e| io(&dir, e))?;
-    Ok(Arc::new(b))
-}
-
-#[cfg(madsim)]
-fn open_sled(_cfg: &NodeConfig) -> Result<Arc<dyn Backend>, StartError> {
-    Err(StartError::Config(
-        "simulated nodes need a raft backend in NodeEnv".into(),
-    ))
-}
-
-/// The internal gRPC listener (controller service and Raft transport).
-struct InternalListener {
-    addr: SocketAddr,
-    #[cfg(not(madsim))]
-    sock: TcpListener,
-}
-
-impl InternalListener {
-    async fn bind(addr: &str) -> Result<InternalListener, StartError> {
-        #[cfg(not(madsim))]
-        {
-            let sock = bind(addr).await?;
-            let local = sock
-                .local_addr()
-                .map_err(|e| StartError::Io(addr.to_string(), e))?;
-            Ok(InternalListener { addr: local, sock })
-        }
-        #[cfg(madsim)]
-        {
-            let local = addr
-                .parse()
-                .map_err(|_| StartError::Config(format!("bad internal.listener {addr}")))?;
-            Ok(InternalListener { addr: local })
-        }
-    }
-
-    fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn serve(self, ctl: Arc<Controller>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
-        use strom_controller::network::RaftService;
-        use strom_controller::service::ControllerService;
-        use strom_proto::controller::controller_server::ControllerServer;
-        use strom_proto::raft::raft_server::RaftServer;
-
-        let controller_svc = ControllerServer::new(ControllerService::new(ctl.clone()))
-            .max_decoding_message_size(256 << 20)
-            .max_encoding_message_size(256 << 20);
-        let raft_svc = RaftServer::new(RaftService::new(ctl.raft().clone()))
-            .max_decoding_message_size(256 << 20)
-            .max_encoding_message_size(256 << 20);
-        let signal = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        let router = tonic::transport::Server::builder()
-            .add_service(controller_svc)
-            .add_service(raft_svc);
-        #[cfg(not(madsim))]
-        let serving = router.serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(self.sock),
-            signal,
-        );
-        #[cfg(madsim)]
-        let serving = router.serve_with_shutdown(self.addr, signal);
-        tokio::spawn(async move {
-            if let Err(e) = serving.await {
-                tracing::error!(error = %e, "internal listener failed");
-            }
-        })
-    }
 }
 
 async fn register(

@@ -269,6 +269,18 @@ impl std::fmt::Display for InvalidConfig {
 impl std::error::Error for InvalidConfig {}
 
 /// Checks one topic config name and value as Kafka's `LogConfig.validate` would.
+/// A boolean config value as Kafka reads it (`true`/`false`, any case).
+pub fn parse_bool(v: &str) -> Option<bool> {
+    let v = v.trim();
+    if v.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if v.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 pub fn validate(name: &str, value: &str) -> Result<(), InvalidConfig> {
     let def =
         lookup(name).ok_or_else(|| InvalidConfig(format!("Unknown topic config name: {name}")))?;

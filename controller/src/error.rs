@@ -16,7 +16,16 @@ pub mod code {
     pub const INVALID_CONFIG: i32 = 40;
     pub const NOT_CONTROLLER: i32 = 41;
     pub const INVALID_REQUEST: i32 = 42;
+    pub const FENCED_LEADER_EPOCH: i32 = 74;
     pub const STALE_BROKER_EPOCH: i32 = 77;
+    pub const PREFERRED_LEADER_NOT_AVAILABLE: i32 = 80;
+    pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i32 = 83;
+    pub const ELECTION_NOT_NEEDED: i32 = 84;
+    pub const NO_REASSIGNMENT_IN_PROGRESS: i32 = 85;
+    pub const INVALID_UPDATE_VERSION: i32 = 95;
+    pub const DUPLICATE_BROKER_REGISTRATION: i32 = 101;
+    pub const INELIGIBLE_REPLICA: i32 = 107;
+    pub const NEW_LEADER_ELECTED: i32 = 108;
     pub const UNKNOWN_TOPIC_ID: i32 = 100;
     pub const BROKER_ID_NOT_REGISTERED: i32 = 102;
     pub const INCONSISTENT_CLUSTER_ID: i32 = 104;
@@ -52,6 +61,10 @@ pub enum ControllerError {
     BrokerNotRegistered(i32),
     #[error("The cluster id {0} does not match the quorum's {1}.")]
     InconsistentClusterId(String, String),
+    #[error("Another broker is registered with broker id {0}.")]
+    DuplicateBrokerRegistration(i32),
+    #[error("No partition reassignment is in progress.")]
+    NoReassignmentInProgress,
     #[error("The metadata change timed out.")]
     Timeout,
     #[error("internal controller error: {0}")]
@@ -77,6 +90,8 @@ impl ControllerError {
             ControllerError::StaleBrokerEpoch(_) => STALE_BROKER_EPOCH,
             ControllerError::BrokerNotRegistered(_) => BROKER_ID_NOT_REGISTERED,
             ControllerError::InconsistentClusterId(..) => INCONSISTENT_CLUSTER_ID,
+            ControllerError::DuplicateBrokerRegistration(_) => DUPLICATE_BROKER_REGISTRATION,
+            ControllerError::NoReassignmentInProgress => NO_REASSIGNMENT_IN_PROGRESS,
             ControllerError::Timeout => REQUEST_TIMED_OUT,
             ControllerError::Internal(_) => UNKNOWN_SERVER_ERROR,
         }

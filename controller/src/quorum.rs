@@ -3,7 +3,7 @@
 //! and validated against an image that includes every committed record
 //! (`ensure_linearizable` first), so two conflicting changes can never both commit.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +38,12 @@ pub struct ControllerConfig {
     /// Raft timing: heartbeat and the election timeout range, in ms.
     pub heartbeat_ms: u64,
     pub election_timeout_ms: (u64, u64),
+    /// `leader.imbalance.check.interval.seconds` when `auto.leader.rebalance.enable`;
+    /// `None` turns preferred-leader balancing off.
+    pub leader_imbalance_check_interval: Option<Duration>,
+    /// How often leaderless partitions of topics that allow unclean elections are given
+    /// a leader (Kafka's internal `unclean.leader.election.interval.ms`).
+    pub unclean_election_interval: Duration,
 }
 
 impl ControllerConfig {
@@ -58,6 +64,8 @@ impl ControllerConfig {
             // timeout in the range before electing: 0.75–1 s after the leader went silent.
             heartbeat_ms: 50,
             election_timeout_ms: (250, 500),
+            leader_imbalance_check_interval: Some(Duration::from_secs(300)),
+            unclean_election_interval: Duration::from_secs(300),
         }
     }
 }
@@ -79,8 +87,10 @@ pub struct Controller {
     cfg: ControllerConfig,
     /// Last heartbeat of each broker, as seen by this node while leader.
     heartbeats: parking_lot::Mutex<BTreeMap<i32, Liveness>>,
-    /// Brokers that asked to shut down (controlled shutdown) and got fenced for it.
-    shutting_down: parking_lot::Mutex<BTreeSet<i32>>,
+    /// Brokers in controlled shutdown, with the metadata offset of the records that
+    /// moved their leaderships (Kafka's `controlledShutdownOffset`, kept in memory: the
+    /// registration's flag is in the image, and the broker keeps asking after a failover).
+    controlled_shutdown: parking_lot::Mutex<BTreeMap<i32, u64>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> ControllerError {
@@ -127,7 +137,7 @@ impl Controller {
             write_lock: Mutex::new(()),
             cfg,
             heartbeats: parking_lot::Mutex::new(BTreeMap::new()),
-            shutting_down: parking_lot::Mutex::new(BTreeSet::new()),
+            controlled_shutdown: parking_lot::Mutex::new(BTreeMap::new()),
         });
         tokio::spawn(leader_duties(Arc::downgrade(&ctl)));
         Ok(ctl)
@@ -212,18 +222,108 @@ impl Controller {
         self.heartbeats.lock().clone()
     }
 
-    /// Marks a broker as shutting down (or not).
-    pub fn set_shutting_down(&self, broker_id: i32, on: bool) {
-        let mut s = self.shutting_down.lock();
-        if on {
-            s.insert(broker_id);
-        } else {
-            s.remove(&broker_id);
+    /// Whether the broker's last heartbeat is within the session timeout (Kafka's
+    /// `hasValidSession`): a new incarnation must wait for it to end.
+    pub fn has_valid_session(&self, broker_id: i32) -> bool {
+        self.heartbeats
+            .lock()
+            .get(&broker_id)
+            .is_some_and(|l| l.last_heartbeat.elapsed() <= self.cfg.session_timeout)
+    }
+
+    /// Ends a broker's session (it was fenced for silence, or its session stream closed).
+    pub fn end_session(&self, broker_id: i32) {
+        self.heartbeats.lock().remove(&broker_id);
+    }
+
+    pub fn controlled_shutdown_offset(&self, broker_id: i32) -> Option<u64> {
+        self.controlled_shutdown.lock().get(&broker_id).copied()
+    }
+
+    /// Notes (the first time) or forgets the offset at which a broker's controlled
+    /// shutdown moved its leaderships.
+    pub fn set_controlled_shutdown_offset(&self, broker_id: i32, offset: Option<u64>) {
+        let mut m = self.controlled_shutdown.lock();
+        match offset {
+            Some(o) => {
+                m.entry(broker_id).or_insert(o);
+            }
+            None => {
+                m.remove(&broker_id);
+            }
         }
     }
 
-    pub fn is_shutting_down(&self, broker_id: i32) -> bool {
-        self.shutting_down.lock().contains(&broker_id)
+    /// The smallest metadata offset applied by the active brokers (unfenced, not shutting
+    /// down): a broker in controlled shutdown may stop once everyone knows who leads now.
+    pub fn lowest_active_offset(&self) -> u64 {
+        let hb = self.heartbeats.lock();
+        self.sm.with_image(|img| {
+            img.brokers
+                .values()
+                .filter(|b| b.is_active())
+                .filter_map(|b| hb.get(&b.broker_id).map(|l| l.applied_offset))
+                .min()
+                .unwrap_or(u64::MAX)
+        })
+    }
+
+    /// Holds a broker's session stream open while this node leads. When the broker's end
+    /// closes while the session is current (the process died: the kernel closed its
+    /// socket), the broker is fenced at once rather than after the session timeout. A
+    /// live broker whose connection breaks is fenced too, and is unfenced at its next
+    /// heartbeat once caught up: leadership moves, no data is at risk.
+    pub async fn hold_session(
+        self: Arc<Self>,
+        broker_id: i32,
+        broker_epoch: i64,
+        tx: tokio::sync::mpsc::Sender<
+            Result<strom_proto::controller::BrokerSessionEvent, tonic::Status>,
+        >,
+    ) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            tokio::select! {
+                _ = tx.closed() => break,
+                changed = metrics.changed() => {
+                    if changed.is_err() || !self.is_leader() {
+                        // The broker reconnects to the new leader.
+                        return;
+                    }
+                }
+            }
+        }
+        if !self.is_leader() {
+            return;
+        }
+        let d = self.cfg.defaults.clone();
+        let res = self
+            .write(|img| {
+                let live = img
+                    .brokers
+                    .get(&broker_id)
+                    .is_some_and(|b| b.broker_epoch == broker_epoch && !b.fenced);
+                if !live {
+                    return Ok((false, vec![]));
+                }
+                Ok((true, decide::fence_broker(img, broker_id, &d)))
+            })
+            .await;
+        match res {
+            Ok((true, offset)) => {
+                self.end_session(broker_id);
+                self.set_controlled_shutdown_offset(broker_id, None);
+                tracing::warn!(
+                    broker = broker_id,
+                    offset,
+                    "broker's session closed; fenced it at once"
+                );
+            }
+            Ok((false, _)) => {}
+            Err(e) => {
+                tracing::warn!(broker = broker_id, error = %e, "fencing a broker whose session closed")
+            }
+        }
     }
 
     /// Stops the Raft node.
@@ -239,6 +339,8 @@ impl Controller {
 async fn leader_duties(weak: std::sync::Weak<Controller>) {
     let mut was_leader = false;
     let mut known_leader: Option<(u64, Option<NodeId>)> = None;
+    let mut next_balance = tokio::time::Instant::now();
+    let mut next_unclean = tokio::time::Instant::now();
     let mut metrics = match weak.upgrade() {
         Some(ctl) => ctl.raft.metrics(),
         None => return,
@@ -270,14 +372,22 @@ async fn leader_duties(weak: std::sync::Weak<Controller>) {
             continue;
         }
         if !was_leader {
-            // A new leader gives every broker a full session before fencing it.
+            if let Some(every) = ctl.cfg.leader_imbalance_check_interval {
+                next_balance = tokio::time::Instant::now() + every;
+            }
+            next_unclean = tokio::time::Instant::now() + ctl.cfg.unclean_election_interval;
+            // A new leader gives every unfenced broker a full session before fencing it.
             let now = tokio::time::Instant::now();
             let mut hb = ctl.heartbeats.lock();
             hb.clear();
-            for id in ctl
-                .sm
-                .with_image(|i| i.brokers.keys().copied().collect::<Vec<_>>())
-            {
+            ctl.controlled_shutdown.lock().clear();
+            for id in ctl.sm.with_image(|i| {
+                i.brokers
+                    .values()
+                    .filter(|b| !b.fenced)
+                    .map(|b| b.broker_id)
+                    .collect::<Vec<_>>()
+            }) {
                 hb.insert(
                     id,
                     Liveness {
@@ -327,8 +437,49 @@ async fn leader_duties(weak: std::sync::Weak<Controller>) {
             let res = ctl
                 .write(|img| Ok(((), decide::fence_broker(img, id, &d))))
                 .await;
-            if let Err(e) = res {
-                tracing::warn!(error = %e, broker = id, "fencing");
+            match res {
+                Ok(_) => {
+                    ctl.end_session(id);
+                    ctl.set_controlled_shutdown_offset(id, None);
+                }
+                Err(e) => tracing::warn!(error = %e, broker = id, "fencing"),
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if let Some(every) = ctl.cfg.leader_imbalance_check_interval {
+            if now >= next_balance {
+                next_balance = now + every;
+                let d = ctl.cfg.defaults.clone();
+                let res = ctl
+                    .write(|img| {
+                        let recs = decide::balance_leaders(img, &d, 1000);
+                        Ok((recs.len(), recs))
+                    })
+                    .await;
+                match res {
+                    Ok((n, _)) if n > 0 => {
+                        tracing::info!(partitions = n, "preferred leader election")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "preferred leader election"),
+                }
+            }
+        }
+        if now >= next_unclean {
+            next_unclean = now + ctl.cfg.unclean_election_interval;
+            let d = ctl.cfg.defaults.clone();
+            let res = ctl
+                .write(|img| {
+                    let recs = decide::elect_unclean_leaders(img, &d);
+                    Ok((recs.len(), recs))
+                })
+                .await;
+            match res {
+                Ok((n, _)) if n > 0 => {
+                    tracing::warn!(partitions = n, "unclean leader election")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "unclean leader election"),
             }
         }
     }

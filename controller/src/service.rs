@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use strom_proto::controller::controller_server::Controller as ControllerApi;
 use strom_proto::controller::*;
-use strom_proto::metadata::{metadata_record::Record, MetadataRecordBatch, RegisterBrokerRecord};
+use strom_proto::metadata::MetadataRecordBatch;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::error::{code, ControllerError};
 use crate::metadata::decide;
-use crate::metadata::records::record;
 use crate::quorum::Controller;
 use crate::store::state_machine::CatchUp;
 
@@ -137,11 +136,7 @@ impl ControllerApi for ControllerService {
         let res = self
             .ctl
             .write(|img| {
-                match img.brokers.get(&req.broker_id) {
-                    Some(b) if b.broker_epoch == req.broker_epoch => {}
-                    Some(_) => return Err(ControllerError::StaleBrokerEpoch(req.broker_epoch)),
-                    None => return Err(ControllerError::BrokerNotRegistered(req.broker_id)),
-                }
+                decide::check_broker_epoch(img, req.broker_id, req.broker_epoch)?;
                 Ok(decide::allocate_producer_ids(
                     img,
                     req.broker_id,
@@ -172,47 +167,38 @@ impl ControllerApi for ControllerService {
         req: Request<RegisterBrokerRequest>,
     ) -> Result<Response<RegisterBrokerResponse>, Status> {
         let req = req.into_inner();
+        let d = self.ctl.defaults().clone();
+        let ctl = self.ctl.clone();
         let res = self
             .ctl
             .write(|img| {
-                if let Some(cid) = &img.cluster_id {
-                    if !req.cluster_id.is_empty() && &req.cluster_id != cid {
-                        return Err(ControllerError::InconsistentClusterId(
-                            req.cluster_id.clone(),
-                            cid.clone(),
-                        ));
-                    }
-                } else {
-                    return Err(ControllerError::NotController);
-                }
-                let rec = record(Record::RegisterBroker(RegisterBrokerRecord {
-                    broker_id: req.broker_id,
-                    broker_epoch: 0,
-                    incarnation_id: req.incarnation_id.clone(),
-                    endpoints: req.endpoints.clone(),
-                    rack: req.rack.clone(),
-                }));
-                Ok((img.cluster_id.clone().unwrap_or_default(), vec![rec]))
+                let session = ctl.has_valid_session(req.broker_id);
+                let r = decide::register_broker(img, &req, session, &d)?;
+                Ok((r.existing_epoch, r.records))
             })
             .await;
         match res {
-            Ok((_, offset)) => {
-                self.ctl.note_heartbeat(req.broker_id, 0);
-                self.ctl.set_shutting_down(req.broker_id, false);
-                tracing::info!(broker = req.broker_id, epoch = offset, "broker registered");
+            Ok((existing, offset)) => {
+                let epoch = existing.unwrap_or(offset as i64);
+                if existing.is_none() {
+                    self.ctl.note_heartbeat(req.broker_id, 0);
+                    self.ctl.set_controlled_shutdown_offset(req.broker_id, None);
+                    tracing::info!(broker = req.broker_id, epoch, "broker registered");
+                }
                 Ok(Response::new(RegisterBrokerResponse {
                     error_code: code::NONE,
                     error_message: String::new(),
-                    broker_epoch: offset as i64,
+                    broker_epoch: epoch,
                 }))
             }
-            Err(e @ ControllerError::InconsistentClusterId(..)) => {
-                Ok(Response::new(RegisterBrokerResponse {
-                    error_code: e.code(),
-                    error_message: e.to_string(),
-                    broker_epoch: -1,
-                }))
-            }
+            Err(
+                e @ (ControllerError::InconsistentClusterId(..)
+                | ControllerError::DuplicateBrokerRegistration(_)),
+            ) => Ok(Response::new(RegisterBrokerResponse {
+                error_code: e.code(),
+                error_message: e.to_string(),
+                broker_epoch: -1,
+            })),
             Err(e) => self.failed(e),
         }
     }
@@ -243,40 +229,50 @@ impl ControllerApi for ControllerService {
         }
         self.ctl.note_heartbeat(req.broker_id, req.applied_offset);
         let d = self.ctl.defaults().clone();
-        let caught_up = req.applied_offset >= reg.broker_epoch as u64;
-        if req.want_shutdown {
-            self.ctl.set_shutting_down(req.broker_id, true);
-        }
-        let shutting_down = self.ctl.is_shutting_down(req.broker_id);
-        let fenced = if (req.want_fence || shutting_down) && !reg.fenced {
-            let id = req.broker_id;
-            self.ctl
-                .write(|img| Ok(((), decide::fence_broker(img, id, &d))))
-                .await
-                .map_err(|e| Status::unavailable(e.to_string()))?;
-            true
-        } else if !req.want_fence && !shutting_down && reg.fenced && caught_up {
-            let id = req.broker_id;
-            let epoch = reg.broker_epoch;
-            self.ctl
-                .write(|img| match img.brokers.get(&id) {
-                    Some(b) if b.broker_epoch == epoch && b.fenced => {
-                        Ok(((), decide::unfence_broker(img, id, &d)))
-                    }
-                    _ => Ok(((), vec![])),
-                })
-                .await
-                .map_err(|e| Status::unavailable(e.to_string()))?;
-            tracing::info!(broker = id, "broker unfenced");
-            false
-        } else {
-            reg.fenced
+        let hb = decide::Heartbeat {
+            want_fence: req.want_fence,
+            want_shutdown: req.want_shutdown,
+            applied_offset: req.applied_offset,
+            controlled_shutdown_offset: self.ctl.controlled_shutdown_offset(req.broker_id),
+            lowest_active_offset: self.ctl.lowest_active_offset(),
         };
+        let current = decide::current_state(&reg, hb.controlled_shutdown_offset);
+        let next = self
+            .ctl
+            .shared()
+            .with_image(|img| decide::next_state(img, &reg, &hb));
+        if next != current {
+            let (id, epoch) = (req.broker_id, reg.broker_epoch);
+            let (_, offset) = self
+                .ctl
+                .write(|img| Ok(((), decide::transition_records(img, id, epoch, next, &d))))
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            match next {
+                decide::BrokerState::ControlledShutdown => {
+                    self.ctl.set_controlled_shutdown_offset(id, Some(offset));
+                    tracing::info!(
+                        broker = id,
+                        "broker in controlled shutdown; moving its leaderships"
+                    );
+                }
+                decide::BrokerState::Unfenced => tracing::info!(broker = id, "broker unfenced"),
+                decide::BrokerState::ShutdownNow => {
+                    self.ctl.set_controlled_shutdown_offset(id, None);
+                    tracing::info!(broker = id, "broker may shut down now");
+                }
+                decide::BrokerState::Fenced => {
+                    self.ctl.set_controlled_shutdown_offset(id, None);
+                    tracing::info!(broker = id, "broker fenced at its request");
+                }
+            }
+        }
         Ok(Response::new(BrokerHeartbeatResponse {
             error_code: code::NONE,
-            is_fenced: fenced,
-            should_shutdown: shutting_down && fenced,
-            is_caught_up: caught_up,
+            is_fenced: next.fenced(),
+            should_shutdown: next == decide::BrokerState::ShutdownNow,
+            is_caught_up: req.applied_offset >= reg.broker_epoch as u64,
+            in_controlled_shutdown: next == decide::BrokerState::ControlledShutdown,
         }))
     }
 
@@ -288,23 +284,23 @@ impl ControllerApi for ControllerService {
         let d = self.ctl.defaults().clone();
         let res = self
             .ctl
-            .write(|img| match img.brokers.get(&req.broker_id) {
-                Some(b) if b.broker_epoch == req.broker_epoch => {
-                    let mut recs = decide::fence_broker(img, req.broker_id, &d);
-                    recs.push(record(Record::UnregisterBroker(
-                        strom_proto::metadata::UnregisterBrokerRecord {
-                            broker_id: req.broker_id,
-                            broker_epoch: req.broker_epoch,
-                        },
-                    )));
-                    Ok((code::NONE, recs))
-                }
-                Some(_) => Ok((code::STALE_BROKER_EPOCH, vec![])),
-                None => Ok((code::BROKER_ID_NOT_REGISTERED, vec![])),
+            .write(|img| {
+                Ok((
+                    (),
+                    decide::unregister_broker(img, req.broker_id, req.broker_epoch, &d)?,
+                ))
             })
             .await;
         match res {
-            Ok((error_code, _)) => Ok(Response::new(UnregisterBrokerResponse { error_code })),
+            Ok(_) => Ok(Response::new(UnregisterBrokerResponse {
+                error_code: code::NONE,
+            })),
+            Err(
+                e
+                @ (ControllerError::StaleBrokerEpoch(_) | ControllerError::BrokerNotRegistered(_)),
+            ) => Ok(Response::new(UnregisterBrokerResponse {
+                error_code: e.code(),
+            })),
             Err(e) => self.failed(e),
         }
     }
@@ -355,6 +351,131 @@ impl ControllerApi for ControllerService {
             },
         };
         Ok(Response::new(resp))
+    }
+
+    async fn alter_partition(
+        &self,
+        req: Request<AlterPartitionRequest>,
+    ) -> Result<Response<AlterPartitionResponse>, Status> {
+        let req = req.into_inner();
+        let d = self.ctl.defaults().clone();
+        match self
+            .ctl
+            .write(|img| decide::alter_partition(img, &req, &d))
+            .await
+        {
+            Ok((partitions, _)) => Ok(Response::new(AlterPartitionResponse {
+                error_code: code::NONE,
+                partitions,
+            })),
+            Err(ControllerError::StaleBrokerEpoch(_) | ControllerError::BrokerNotRegistered(_)) => {
+                Ok(Response::new(AlterPartitionResponse {
+                    error_code: code::STALE_BROKER_EPOCH,
+                    partitions: vec![],
+                }))
+            }
+            Err(e) => self.failed(e),
+        }
+    }
+
+    async fn elect_leaders(
+        &self,
+        req: Request<ElectLeadersRequest>,
+    ) -> Result<Response<ElectLeadersResponse>, Status> {
+        let req = req.into_inner();
+        let d = self.ctl.defaults().clone();
+        match self
+            .ctl
+            .write(|img| decide::elect_leaders(img, &req, &d))
+            .await
+        {
+            Ok((results, offset)) => Ok(Response::new(ElectLeadersResponse {
+                error_code: code::NONE,
+                results,
+                metadata_offset: offset,
+            })),
+            Err(e @ ControllerError::InvalidRequest(_)) => {
+                Ok(Response::new(ElectLeadersResponse {
+                    error_code: e.code(),
+                    results: vec![],
+                    metadata_offset: 0,
+                }))
+            }
+            Err(e) => self.failed(e),
+        }
+    }
+
+    async fn alter_partition_reassignments(
+        &self,
+        req: Request<AlterReassignmentsRequest>,
+    ) -> Result<Response<AlterReassignmentsResponse>, Status> {
+        let req = req.into_inner();
+        let d = self.ctl.defaults().clone();
+        match self
+            .ctl
+            .write(|img| Ok(decide::alter_reassignments(img, &req, &d)))
+            .await
+        {
+            Ok((results, offset)) => Ok(Response::new(AlterReassignmentsResponse {
+                error_code: code::NONE,
+                error_message: String::new(),
+                results,
+                metadata_offset: offset,
+            })),
+            Err(e) => self.failed(e),
+        }
+    }
+
+    async fn list_partition_reassignments(
+        &self,
+        req: Request<ListReassignmentsRequest>,
+    ) -> Result<Response<ListReassignmentsResponse>, Status> {
+        let req = req.into_inner();
+        if !self.ctl.is_leader() {
+            return self.failed(ControllerError::NotController);
+        }
+        let reassignments = self
+            .ctl
+            .shared()
+            .with_image(|img| decide::list_reassignments(img, &req.partitions));
+        Ok(Response::new(ListReassignmentsResponse {
+            error_code: code::NONE,
+            reassignments,
+        }))
+    }
+
+    type BrokerSessionStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<BrokerSessionEvent, Status>> + Send + 'static>,
+    >;
+
+    async fn broker_session(
+        &self,
+        req: Request<BrokerSessionRequest>,
+    ) -> Result<Response<Self::BrokerSessionStream>, Status> {
+        let req = req.into_inner();
+        if !self.ctl.is_leader() {
+            return self.failed(ControllerError::NotController);
+        }
+        let current = self.ctl.shared().with_image(|img| {
+            img.brokers
+                .get(&req.broker_id)
+                .map(|b| b.broker_epoch == req.broker_epoch)
+        });
+        if current != Some(true) {
+            return Err(Status::failed_precondition("STALE_BROKER_EPOCH"));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let _ = tx.try_send(Ok(BrokerSessionEvent {
+            error_code: code::NONE,
+        }));
+        let ctl = self.ctl.clone();
+        tokio::spawn(async move {
+            ctl.hold_session(req.broker_id, req.broker_epoch, tx).await;
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn describe_quorum(

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::classic::{ClassicConfig, ClassicGroup, ClassicState};
 use super::consumer::{Assignment, ConsumerConfig, ConsumerGroup, ConsumerMember};
 use super::store::{self, Loaded};
-use crate::replica_manager::{Partition, ReplicaManager};
+use crate::replication::{Partition, ReplicaManager};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -206,14 +206,9 @@ impl GroupCoordinator {
             return Err(E::NotCoordinator.code());
         };
         let batch = store::encode_batch(records, strom_common::clock::now_ms());
-        let out = crate::partition_ops::produce_to(
-            self.node_id,
-            &p,
-            Some(&batch),
-            -1,
-            Duration::from_secs(30),
-        )
-        .await;
+        let out = p
+            .append_records_to_leader(self.node_id, Some(&batch), -1, Duration::from_secs(30))
+            .await;
         match out.error_code {
             0 => Ok(()),
             c if c == E::NotLeaderOrFollower.code() => Err(E::NotCoordinator.code()),

@@ -11,7 +11,6 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::error::log_error_code;
-use crate::partition_ops::leader_partition;
 
 pub async fn handle(
     b: Arc<Broker>,
@@ -25,20 +24,24 @@ pub async fn handle(
             let r = DeleteRecordsPartitionResult::default()
                 .with_partition_index(dp.partition_index)
                 .with_low_watermark(-1);
-            let r = match leader_partition(&b, &t.name.0, dp.partition_index) {
-                Err(code) => r.with_error_code(code),
-                Ok(p) => {
-                    let offset = if dp.offset == -1 {
-                        p.log.offsets().high_watermark
-                    } else {
-                        dp.offset
-                    };
-                    match p.log.delete_records_before(offset).await {
-                        Ok(low) => r.with_low_watermark(low),
-                        Err(e) => r.with_error_code(log_error_code(&e)),
+            let r =
+                match b
+                    .replicas
+                    .leader_partition(&b.cache.image(), &t.name.0, dp.partition_index)
+                {
+                    Err(code) => r.with_error_code(code),
+                    Ok(p) => {
+                        let offset = if dp.offset == -1 {
+                            p.log.offsets().high_watermark
+                        } else {
+                            dp.offset
+                        };
+                        match p.log.delete_records_before(offset).await {
+                            Ok(low) => r.with_low_watermark(low),
+                            Err(e) => r.with_error_code(log_error_code(&e)),
+                        }
                     }
-                }
-            };
+                };
             parts.push(r);
         }
         topics.push(

@@ -18,7 +18,6 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::error::log_error_code;
 use crate::log::LogOffsets;
-use crate::partition_ops::leader_partition;
 
 pub async fn handle(
     b: Arc<Broker>,
@@ -89,7 +88,10 @@ async fn read_once(
                 parts.push(pd);
                 continue;
             };
-            let p = match leader_partition(b, name, fp.partition) {
+            let p = match b
+                .replicas
+                .leader_partition(&b.cache.image(), name, fp.partition)
+            {
                 Ok(p) => p,
                 Err(code) => {
                     had_error = true;

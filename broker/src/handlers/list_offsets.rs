@@ -12,7 +12,6 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::error::log_error_code;
-use crate::partition_ops::leader_partition;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -34,13 +33,17 @@ pub async fn handle(
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            let p = match leader_partition(&b, &t.name.0, lp.partition_index) {
-                Ok(p) => p,
-                Err(code) => {
-                    parts.push(r.with_error_code(code));
-                    continue;
-                }
-            };
+            let p =
+                match b
+                    .replicas
+                    .leader_partition(&b.cache.image(), &t.name.0, lp.partition_index)
+                {
+                    Ok(p) => p,
+                    Err(code) => {
+                        parts.push(r.with_error_code(code));
+                        continue;
+                    }
+                };
             let state = p.state();
             if lp.current_leader_epoch >= 0 && lp.current_leader_epoch != state.leader_epoch {
                 let code = if lp.current_leader_epoch < state.leader_epoch {

@@ -11,7 +11,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::partition_ops::{leader_partition, produce_to};
 
 pub async fn handle(
     b: Arc<Broker>,
@@ -38,11 +37,15 @@ pub async fn handle(
             if !valid_acks {
                 r = r.with_error_code(ResponseError::InvalidRequiredAcks.code());
             } else {
-                match leader_partition(&b, &name, pd.index) {
+                match b
+                    .replicas
+                    .leader_partition(&b.cache.image(), &name, pd.index)
+                {
                     Err(code) => r = r.with_error_code(code),
                     Ok(p) => {
-                        let out =
-                            produce_to(b.node_id, &p, pd.records.as_ref(), acks, timeout).await;
+                        let out = p
+                            .append_records_to_leader(b.node_id, pd.records.as_ref(), acks, timeout)
+                            .await;
                         r = r.with_error_code(out.error_code);
                         if ctx.api_version >= 8 {
                             r = r.with_error_message(out.error_message.map(StrBytes::from_string));

@@ -3,8 +3,10 @@
 //! Kafka wire protocol or knows about other brokers.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
+pub mod epoch_cache;
 pub mod index;
 pub mod partition;
 pub mod producer_state;

@@ -1,10 +1,13 @@
 //! The log of one partition: an ordered set of segments, the offsets that bound what
-//! can be read (log start, high watermark, log end), idempotent producer state, and the
-//! operations on them: append, read, search by timestamp, retention, flush, recovery.
+//! can be read (log start, high watermark, log end), idempotent producer state, the
+//! leader-epoch cache, and the operations on them: append (as leader, or as a follower
+//! copying the leader's batches), read, truncate, search by timestamp, retention, flush,
+//! recovery.
 //!
-//! Appends are serialized by `inner`; readers take a snapshot of the segment list and
-//! the offsets without waiting for appends. It must not know about Kafka requests,
-//! replicas or leadership: callers decide who may append and when the HW moves.
+//! Appends, truncations and epoch-cache changes are serialized by `inner`; readers take a
+//! snapshot of the segment list and the offsets without waiting for appends. It must not
+//! know about Kafka requests, replicas or leadership: callers decide who may append,
+//! where to truncate and when the HW moves.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ use uuid::Uuid;
 
 use super::batch::{self, BatchHeader, ValidBatch};
 use super::config::LogConfig;
+use super::epoch_cache::LeaderEpochCache;
 use super::producer_state::{ProducerError, ProducerStateManager, SeqCheck};
 use super::segment::{file_name, Segment};
 use super::storage::Storage;
@@ -50,6 +54,9 @@ pub enum LogError {
     Io(#[from] std::io::Error),
     #[error("the log was deleted")]
     Deleted,
+    /// A follower append whose offsets or epochs do not continue the log.
+    #[error("{0}")]
+    UnexpectedAppend(String),
 }
 
 /// What an append produced.
@@ -73,6 +80,7 @@ pub struct ReadInfo {
 
 struct Inner {
     producers: ProducerStateManager,
+    epochs: LeaderEpochCache,
     unflushed_messages: i64,
     last_flush: tokio::time::Instant,
     recovery_point: i64,
@@ -96,6 +104,8 @@ pub struct PartitionLog {
     cleaned_upto: std::sync::atomic::AtomicI64,
     /// One compaction at a time.
     cleaning: Mutex<()>,
+    /// A copy of the leader-epoch cache for lookups that must not wait for appends.
+    epochs: parking_lot::Mutex<LeaderEpochCache>,
 }
 
 /// What a compaction pass did.
@@ -114,12 +124,18 @@ pub struct OpenOptions {
     pub recovery_point: i64,
     /// The log start offset from the checkpoint (DeleteRecords may have moved it).
     pub log_start: i64,
+    /// The high watermark from `replication-offset-checkpoint` (0 when unknown); the
+    /// log starts with it, bounded by the log start and end.
+    pub high_watermark: i64,
     pub now_ms: i64,
 }
 
 fn snapshot_name(offset: i64) -> String {
     file_name(offset, "snapshot")
 }
+
+/// The leader-epoch cache's file in the partition directory.
+pub const EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 
 impl PartitionLog {
     /// Opens (or creates) the log in `dir`, recovering segments not known to be flushed
@@ -186,51 +202,27 @@ impl PartitionLog {
             );
         }
         let first_base = *segments.keys().next().expect("one segment");
-        let last = segments.values().next_back().expect("one segment").clone();
-        let log_end = last.next_offset();
+        let log_end = segments
+            .values()
+            .next_back()
+            .expect("one segment")
+            .next_offset();
         let log_start = opts.log_start.clamp(first_base, log_end);
 
-        // Producer state: the newest snapshot at or below the log end, then the tail.
-        let mut snaps: Vec<i64> = names
-            .iter()
-            .filter_map(|n| n.strip_suffix(".snapshot"))
-            .filter_map(|b| b.parse().ok())
-            .collect();
-        snaps.sort_unstable();
-        let mut producers = ProducerStateManager::default();
-        let mut replay_from = first_base;
-        for &s in snaps.iter().rev() {
-            if s > log_end {
-                storage.remove_file(&dir.join(snapshot_name(s))).await?;
-                continue;
-            }
-            if let Some(raw) = storage.read_file(&dir.join(snapshot_name(s))).await? {
-                if let Some(p) = ProducerStateManager::decode(&raw) {
-                    producers = p;
-                    replay_from = s;
-                    break;
-                }
-            }
-        }
-        for seg in segments.values() {
-            if seg.next_offset() <= replay_from {
-                continue;
-            }
-            let pos = match seg.find_position(replay_from, seg.size()).await? {
-                Some(b) => b.position,
-                None => continue,
-            };
-            for b in seg.scan_headers(pos, seg.size()).await? {
-                if b.header.base_offset >= replay_from {
-                    producers.record(&b.header);
-                }
-            }
-        }
-
-        let hw_position = (last.base_offset, last.size());
+        let producers = rebuild_producer_state(storage.as_ref(), dir, &segments, log_end).await?;
+        let epochs = load_epoch_cache(storage.as_ref(), dir, &segments, log_start, log_end).await?;
+        let high_watermark = opts.high_watermark.clamp(log_start, log_end);
+        let (recent_ends, hw_position) = scan_ends_above(&segments, high_watermark).await?;
+        // Nothing past the checkpointed recovery point is known to be on disk after an
+        // unclean stop: it stays there until the next flush (Kafka's rule).
+        let recovery_point = if opts.clean {
+            log_end
+        } else {
+            opts.recovery_point.clamp(first_base.min(log_end), log_end)
+        };
         let offsets = LogOffsets {
             log_start,
-            high_watermark: log_end,
+            high_watermark,
             log_end,
             hw_position,
         };
@@ -246,14 +238,16 @@ impl PartitionLog {
             offsets: tx,
             inner: Mutex::new(Inner {
                 producers,
+                epochs: epochs.clone(),
                 unflushed_messages: 0,
                 last_flush: tokio::time::Instant::now(),
-                recovery_point: log_end,
-                recent_ends: VecDeque::new(),
+                recovery_point,
+                recent_ends,
                 deleted: false,
             }),
             cleaned_upto: std::sync::atomic::AtomicI64::new(0),
             cleaning: Mutex::new(()),
+            epochs: parking_lot::Mutex::new(epochs),
         })
     }
 
@@ -343,6 +337,10 @@ impl PartitionLog {
                 SeqCheck::Append => {}
             }
             let base = self.offsets.borrow().log_end;
+            if inner.epochs.latest_epoch().is_none_or(|e| leader_epoch > e) {
+                self.assign_epoch_locked(&mut inner, leader_epoch, base)
+                    .await?;
+            }
             self.maybe_roll(&config, b.bytes.len() as u64, base, now_ms, &mut inner)
                 .await?;
             let seg = self.active();
@@ -416,6 +414,257 @@ impl PartitionLog {
                 o.hw_position = (seg, pos);
             });
         }
+    }
+
+    /// Moves a follower's high watermark up to the leader's, at most to the local log
+    /// end (Kafka: `min(leader HW, LEO)`); it never moves down here.
+    pub async fn update_follower_high_watermark(&self, leader_hw: i64) {
+        self.advance_high_watermark(leader_hw).await;
+    }
+
+    /// Notes that `epoch` starts at `start_offset` (a new leader's epoch starts at its log
+    /// end) and writes the epoch checkpoint if that changed the cache.
+    pub async fn assign_epoch(&self, epoch: i32, start_offset: i64) -> Result<(), LogError> {
+        let mut inner = self.inner.lock().await;
+        self.assign_epoch_locked(&mut inner, epoch, start_offset)
+            .await
+    }
+
+    async fn assign_epoch_locked(
+        &self,
+        inner: &mut Inner,
+        epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), LogError> {
+        if inner.epochs.assign(epoch, start_offset) {
+            self.publish_epochs(inner).await?;
+        }
+        Ok(())
+    }
+
+    async fn publish_epochs(&self, inner: &Inner) -> Result<(), LogError> {
+        *self.epochs.lock() = inner.epochs.clone();
+        self.storage
+            .write_file_atomic(&self.dir.join(EPOCH_CHECKPOINT), &inner.epochs.encode())
+            .await?;
+        Ok(())
+    }
+
+    /// The latest leader epoch written to this log, if any.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.lock().latest_epoch()
+    }
+
+    /// The first offset written in `epoch`, if the cache knows it.
+    pub fn epoch_start_offset(&self, epoch: i32) -> Option<i64> {
+        self.epochs.lock().start_offset_of(epoch)
+    }
+
+    /// Kafka's `endOffsetForEpoch`: the largest epoch at or below `epoch` and where it
+    /// ended in this log (see `LeaderEpochCache::end_offset_for`).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let log_end = self.offsets().log_end;
+        self.epochs.lock().end_offset_for(epoch, log_end)
+    }
+
+    /// The leader-epoch cache (for tests and diagnostics).
+    pub fn epoch_cache(&self) -> LeaderEpochCache {
+        self.epochs.lock().clone()
+    }
+
+    /// Appends batches as a follower: the leader's bytes as they are (offsets, epochs and
+    /// CRCs as the leader wrote them). Each batch must be whole, pass its CRC, start at or
+    /// after the log end (compaction leaves gaps) and not carry an epoch older than the
+    /// latest one written. Returns the offset after the last batch appended.
+    pub async fn append_as_follower(&self, records: &Bytes, now_ms: i64) -> Result<i64, LogError> {
+        let config = self.config();
+        let mut inner = self.inner.lock().await;
+        if inner.deleted {
+            return Err(LogError::Deleted);
+        }
+        let mut used = 0usize;
+        for (h, range) in batch::walk(records) {
+            used = range.end;
+            let bytes = records.slice(range);
+            if h.magic != 2 {
+                return Err(LogError::Batch(batch::BatchError::UnsupportedMagic(
+                    h.magic,
+                )));
+            }
+            if !batch::crc_ok(&bytes) {
+                return Err(LogError::Batch(batch::BatchError::CrcMismatch {
+                    expected: 0,
+                    actual: 0,
+                }));
+            }
+            let log_end = self.offsets.borrow().log_end;
+            if h.base_offset < log_end || h.last_offset() < h.base_offset {
+                return Err(LogError::UnexpectedAppend(format!(
+                    "batch at offset {} does not continue the log ending at {log_end}",
+                    h.base_offset
+                )));
+            }
+            let latest = inner.epochs.latest_epoch();
+            if latest.is_some_and(|e| h.partition_leader_epoch < e) {
+                return Err(LogError::UnexpectedAppend(format!(
+                    "batch at offset {} has leader epoch {}, older than the log's latest {}",
+                    h.base_offset,
+                    h.partition_leader_epoch,
+                    latest.unwrap_or(-1)
+                )));
+            }
+            if latest.is_none_or(|e| h.partition_leader_epoch > e) {
+                self.assign_epoch_locked(&mut inner, h.partition_leader_epoch, h.base_offset)
+                    .await?;
+            }
+            self.maybe_roll(
+                &config,
+                bytes.len() as u64,
+                h.base_offset,
+                now_ms,
+                &mut inner,
+            )
+            .await?;
+            let seg = self.active();
+            let position = seg.log.append(&[&bytes]).await?;
+            seg.note_batch(
+                &h,
+                position,
+                bytes.len() as u32,
+                config.index_interval_bytes,
+            );
+            inner.producers.record(&h);
+            let next = h.last_offset() + 1;
+            inner
+                .recent_ends
+                .push_back((next, seg.base_offset, position + bytes.len() as u64));
+            inner.unflushed_messages += h.records_count as i64;
+            self.offsets.send_modify(|o| o.log_end = next);
+        }
+        if used < records.len() && used == 0 && !records.is_empty() {
+            return Err(LogError::Batch(batch::BatchError::Corrupt));
+        }
+        if inner.unflushed_messages >= config.flush_messages {
+            self.flush_locked(&mut inner).await?;
+        }
+        Ok(self.offsets.borrow().log_end)
+    }
+
+    /// Cuts the log back to `offset` (a follower whose tail diverged from the new
+    /// leader's): segments, indexes, the HW, the epoch cache and the recovery point follow,
+    /// and producer state is rebuilt from a snapshot and the log (never patched). A batch
+    /// that straddles `offset` goes whole. Returns the new log end.
+    pub async fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<i64, LogError> {
+        let mut inner = self.inner.lock().await;
+        let cur = self.offsets();
+        if offset >= cur.log_end {
+            return Ok(cur.log_end);
+        }
+        if offset <= cur.log_start {
+            drop(inner);
+            self.truncate_fully_and_start_at(offset.max(cur.log_start), now_ms)
+                .await?;
+            return Ok(self.offsets().log_end);
+        }
+        // Whole segments above the offset go; the one containing it is cut.
+        let (doomed, keep): (Vec<Arc<Segment>>, Arc<Segment>) = {
+            let s = self.segments.read();
+            let keep_base = *s
+                .range(..=offset)
+                .next_back()
+                .map(|(k, _)| k)
+                .expect("offset is above the log start");
+            let doomed = s.range(keep_base + 1..).map(|(_, v)| v.clone()).collect();
+            (doomed, s[&keep_base].clone())
+        };
+        {
+            let mut s = self.segments.write();
+            for d in &doomed {
+                s.remove(&d.base_offset);
+            }
+        }
+        for d in &doomed {
+            d.delete_files(self.storage.as_ref()).await?;
+        }
+        let cut_at = match keep.find_position(offset, keep.size()).await? {
+            Some(b) => b.position,
+            None => keep.size(),
+        };
+        keep.log.truncate(cut_at).await?;
+        for ext in ["index", "timeindex"] {
+            self.storage.remove_file(&keep.path(ext)).await?;
+        }
+        keep.recover().await?;
+        let new_end = keep.next_offset();
+        // Producer snapshots above the new end describe batches that are gone.
+        let segments = self.segments.read().clone();
+        inner.producers =
+            rebuild_producer_state(self.storage.as_ref(), &self.dir, &segments, new_end).await?;
+        if inner.epochs.truncate_from_end(new_end) {
+            self.publish_epochs(&inner).await?;
+        }
+        let hw = cur.high_watermark.min(new_end);
+        let (ends, hw_position) = scan_ends_above(&segments, hw).await?;
+        inner.recent_ends = ends;
+        inner.recovery_point = inner.recovery_point.min(new_end);
+        self.cleaned_upto
+            .fetch_min(new_end, std::sync::atomic::Ordering::AcqRel);
+        self.offsets.send_modify(|o| {
+            o.log_end = new_end;
+            o.high_watermark = hw;
+            o.hw_position = hw_position;
+        });
+        tracing::info!(
+            topic = %self.topic,
+            partition = self.partition,
+            from = cur.log_end,
+            to = new_end,
+            "truncated the log"
+        );
+        Ok(new_end)
+    }
+
+    /// Empties the log and starts it again at `offset` (a follower whose fetch offset
+    /// fell below the leader's log start): every segment, snapshot and epoch goes.
+    pub async fn truncate_fully_and_start_at(
+        &self,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let mut inner = self.inner.lock().await;
+        let doomed: Vec<Arc<Segment>> = {
+            let mut s = self.segments.write();
+            let all = s.values().cloned().collect();
+            s.clear();
+            all
+        };
+        for d in &doomed {
+            d.delete_files(self.storage.as_ref()).await?;
+        }
+        for n in self.storage.list_dir(&self.dir).await? {
+            if n.ends_with(".snapshot") {
+                self.storage.remove_file(&self.dir.join(n)).await?;
+            }
+        }
+        let seg =
+            Arc::new(Segment::create(self.storage.as_ref(), &self.dir, offset, now_ms).await?);
+        self.segments.write().insert(offset, seg);
+        inner.producers = ProducerStateManager::default();
+        inner.epochs.clear();
+        self.publish_epochs(&inner).await?;
+        inner.recent_ends.clear();
+        inner.recovery_point = offset;
+        inner.unflushed_messages = 0;
+        self.cleaned_upto
+            .store(offset, std::sync::atomic::Ordering::Release);
+        self.offsets.send_modify(|o| {
+            o.log_start = offset;
+            o.log_end = offset;
+            o.high_watermark = offset;
+            o.hw_position = (offset, 0);
+        });
+        tracing::info!(topic = %self.topic, partition = self.partition, offset, "emptied the log; it starts again at the leader's log start");
+        Ok(())
     }
 
     async fn maybe_roll(
@@ -726,6 +975,13 @@ impl PartitionLog {
             self.offsets
                 .send_modify(|o| o.log_start = o.log_start.max(first));
         }
+        {
+            let mut inner = self.inner.lock().await;
+            let log_start = self.offsets().log_start;
+            if inner.epochs.truncate_from_start(log_start) {
+                self.publish_epochs(&inner).await?;
+            }
+        }
         for d in doomed {
             tracing::info!(topic = %self.topic, partition = self.partition, base = d.base_offset, "deleting segment");
             d.delete_files(self.storage.as_ref()).await?;
@@ -798,9 +1054,11 @@ impl PartitionLog {
             s.values().take(n.saturating_sub(1)).cloned().collect()
         };
         let cutoff = now_ms.saturating_sub(config.min_compaction_lag_ms);
+        // Only what every replica has (below the high watermark) is compacted.
+        let hw = self.offsets().high_watermark;
         let cleanable: Vec<Arc<Segment>> = sealed
             .into_iter()
-            .take_while(|s| s.max_timestamp() <= cutoff)
+            .take_while(|s| s.max_timestamp() <= cutoff && s.next_offset() <= hw)
             .collect();
         if cleanable.is_empty() {
             return Ok(stats);
@@ -936,4 +1194,120 @@ fn record_timestamps(bytes: &Bytes, h: &BatchHeader) -> Vec<(i64, i64)> {
             Vec::new()
         }
     }
+}
+
+/// Producer state at `log_end`: the newest snapshot at or below it (newer ones, left by
+/// a log that was truncated since, are removed), then every batch after the snapshot.
+async fn rebuild_producer_state(
+    storage: &dyn Storage,
+    dir: &Path,
+    segments: &BTreeMap<i64, Arc<Segment>>,
+    log_end: i64,
+) -> Result<ProducerStateManager, LogError> {
+    let mut snaps: Vec<i64> = storage
+        .list_dir(dir)
+        .await?
+        .iter()
+        .filter_map(|n| n.strip_suffix(".snapshot"))
+        .filter_map(|b| b.parse().ok())
+        .collect();
+    snaps.sort_unstable();
+    let first_base = segments.keys().next().copied().unwrap_or(0);
+    let mut producers = ProducerStateManager::default();
+    let mut replay_from = first_base;
+    for &s in snaps.iter().rev() {
+        if s > log_end {
+            storage.remove_file(&dir.join(snapshot_name(s))).await?;
+            continue;
+        }
+        if let Some(raw) = storage.read_file(&dir.join(snapshot_name(s))).await? {
+            if let Some(p) = ProducerStateManager::decode(&raw) {
+                producers = p;
+                replay_from = s;
+                break;
+            }
+        }
+    }
+    for seg in segments.values() {
+        if seg.next_offset() <= replay_from {
+            continue;
+        }
+        let pos = match seg.find_position(replay_from, seg.size()).await? {
+            Some(b) => b.position,
+            None => continue,
+        };
+        for b in seg.scan_headers(pos, seg.size()).await? {
+            if b.header.base_offset >= replay_from && b.header.last_offset() < log_end {
+                producers.record(&b.header);
+            }
+        }
+    }
+    Ok(producers)
+}
+
+/// The leader-epoch cache from its checkpoint, or rebuilt from the batches' epochs when
+/// the file is missing or unreadable; entries beyond the log are dropped.
+async fn load_epoch_cache(
+    storage: &dyn Storage,
+    dir: &Path,
+    segments: &BTreeMap<i64, Arc<Segment>>,
+    log_start: i64,
+    log_end: i64,
+) -> Result<LeaderEpochCache, LogError> {
+    let stored = storage
+        .read_file(&dir.join(EPOCH_CHECKPOINT))
+        .await?
+        .and_then(|raw| LeaderEpochCache::decode(&raw));
+    let mut cache = match stored {
+        Some(c) => c,
+        None => {
+            let mut c = LeaderEpochCache::default();
+            for seg in segments.values() {
+                for b in seg.scan_headers(0, seg.size()).await? {
+                    c.assign(b.header.partition_leader_epoch, b.header.base_offset);
+                }
+            }
+            c
+        }
+    };
+    cache.truncate_from_end(log_end);
+    cache.truncate_from_start(log_start);
+    Ok(cache)
+}
+
+/// The ends of the batches above `hw` (to place a rising HW in bytes) and the byte
+/// position of `hw` itself: (segment base, position of the first batch at or after it).
+async fn scan_ends_above(
+    segments: &BTreeMap<i64, Arc<Segment>>,
+    hw: i64,
+) -> Result<(VecDeque<(i64, i64, u64)>, (i64, u64)), LogError> {
+    let mut ends = VecDeque::new();
+    let mut hw_position = None;
+    let from = segments
+        .range(..=hw)
+        .next_back()
+        .map(|(k, _)| *k)
+        .unwrap_or(i64::MIN);
+    for seg in segments.range(from..).map(|(_, s)| s) {
+        let size = seg.size();
+        let start = match seg.find_position(hw, size).await? {
+            Some(b) => b.position,
+            None => size,
+        };
+        if hw_position.is_none() {
+            hw_position = Some((seg.base_offset, start));
+        }
+        for b in seg.scan_headers(start, size).await? {
+            ends.push_back((
+                b.header.last_offset() + 1,
+                seg.base_offset,
+                b.position + b.header.size() as u64,
+            ));
+        }
+    }
+    let hw_position = hw_position.unwrap_or_else(|| {
+        let last = segments.values().next_back().expect("one segment");
+        (last.base_offset, last.size())
+    });
+    Ok((ends, hw_position))
 }

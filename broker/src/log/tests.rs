@@ -34,6 +34,7 @@ async fn open(storage: &Arc<dyn Storage>, clean: bool, cfg: LogConfig) -> Partit
             clean,
             recovery_point: 0,
             log_start: 0,
+            high_watermark: i64::MAX,
             now_ms: NOW,
         },
     )
@@ -386,6 +387,8 @@ async fn real_files_survive_reopen() {
                     clean,
                     recovery_point: 0,
                     log_start: 0,
+                    high_watermark: i64::MAX,
+                    high_watermark: i64::MAX,
                     now_ms: NOW,
                 },
             )

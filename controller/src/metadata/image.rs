@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use strom_proto::metadata::{
-    metadata_record::Record, ClusterRecord, ConfigRecord, Endpoint, FenceBrokerRecord, IntList,
-    MetadataRecord, PartitionRecord, ProducerIdsBlockRecord, RegisterBrokerRecord, ResourceType,
-    TopicRecord,
+    metadata_record::Record, ClusterRecord, ConfigRecord, ControlledShutdownRecord, Endpoint,
+    FenceBrokerRecord, IntList, MetadataRecord, PartitionRecord, ProducerIdsBlockRecord,
+    RegisterBrokerRecord, ResourceType, TopicRecord,
 };
 use uuid::Uuid;
 
@@ -22,16 +22,53 @@ pub struct BrokerRegistration {
     pub endpoints: Vec<Endpoint>,
     pub rack: String,
     pub fenced: bool,
+    /// In controlled shutdown: leads nothing and joins no ISR until it registers again.
+    pub in_controlled_shutdown: bool,
 }
 
+impl BrokerRegistration {
+    /// Kafka's "active": may lead and join ISRs.
+    pub fn is_active(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
+    }
+}
+
+/// Leader recovery state: RECOVERED, or RECOVERING after an unclean election.
+pub const RECOVERED: i32 = 0;
+pub const RECOVERING: i32 = 1;
+
 /// One partition's replica set and leadership.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PartitionImage {
+    /// During a reassignment: the target replicas followed by those being removed.
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Eligible leader replicas (KIP-966).
+    pub elr: Vec<i32>,
+    /// The last leader before the partition went leaderless.
+    pub last_known_elr: Vec<i32>,
+    pub adding_replicas: Vec<i32>,
+    pub removing_replicas: Vec<i32>,
+    pub leader_recovery_state: i32,
+}
+
+impl PartitionImage {
+    /// Whether a reassignment is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas once the reassignment in progress completes.
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
+    }
 }
 
 /// A topic: its name, id and partitions (index = partition id).
@@ -93,8 +130,31 @@ impl MetadataImage {
                         endpoints: b.endpoints.clone(),
                         rack: b.rack.clone(),
                         fenced: true,
+                        in_controlled_shutdown: false,
                     },
                 );
+            }
+            Record::ControlledShutdown(c) => {
+                if let Some(b) = self.brokers.get_mut(&c.broker_id) {
+                    if b.broker_epoch == c.broker_epoch {
+                        b.in_controlled_shutdown = true;
+                    }
+                }
+            }
+            Record::ClearElr(c) => {
+                let only = (!c.topic_id.is_empty()).then(|| uuid_from_bytes(&c.topic_id));
+                for t in self.topics.values_mut() {
+                    if only.is_some_and(|id| id != t.id) {
+                        continue;
+                    }
+                    for p in t.partitions.values_mut() {
+                        if !p.elr.is_empty() || !p.last_known_elr.is_empty() {
+                            p.elr.clear();
+                            p.last_known_elr.clear();
+                            p.partition_epoch += 1;
+                        }
+                    }
+                }
             }
             Record::FenceBroker(f) => {
                 if let Some(b) = self.brokers.get_mut(&f.broker_id) {
@@ -145,6 +205,11 @@ impl MetadataImage {
                             leader: p.leader,
                             leader_epoch: p.leader_epoch,
                             partition_epoch: p.partition_epoch,
+                            elr: p.elr.clone(),
+                            last_known_elr: p.last_known_elr.clone(),
+                            adding_replicas: p.adding_replicas.clone(),
+                            removing_replicas: p.removing_replicas.clone(),
+                            leader_recovery_state: p.leader_recovery_state,
                         },
                     );
                 }
@@ -158,17 +223,25 @@ impl MetadataImage {
                 else {
                     return;
                 };
+                // Kafka's PartitionRegistration.merge: a present leader (even the same one)
+                // bumps the leader epoch; every change bumps the partition epoch.
                 if let Some(leader) = c.leader {
-                    if leader != p.leader {
-                        p.leader = leader;
-                        p.leader_epoch += 1;
+                    p.leader = leader;
+                    p.leader_epoch += 1;
+                }
+                let set = |dst: &mut Vec<i32>, src: &Option<IntList>| {
+                    if let Some(l) = src {
+                        *dst = l.values.clone();
                     }
-                }
-                if let Some(isr) = &c.isr {
-                    p.isr = isr.values.clone();
-                }
-                if let Some(replicas) = &c.replicas {
-                    p.replicas = replicas.values.clone();
+                };
+                set(&mut p.isr, &c.isr);
+                set(&mut p.replicas, &c.replicas);
+                set(&mut p.elr, &c.elr);
+                set(&mut p.last_known_elr, &c.last_known_elr);
+                set(&mut p.adding_replicas, &c.adding_replicas);
+                set(&mut p.removing_replicas, &c.removing_replicas);
+                if let Some(lrs) = c.leader_recovery_state {
+                    p.leader_recovery_state = lrs;
                 }
                 p.partition_epoch += 1;
             }
@@ -218,6 +291,11 @@ impl MetadataImage {
             .unwrap_or_default()
     }
 
+    /// Whether `id` is registered, unfenced and not shutting down.
+    pub fn is_active(&self, id: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| b.is_active())
+    }
+
     /// Brokers that are registered and not fenced, by id.
     pub fn unfenced_brokers(&self) -> Vec<i32> {
         self.brokers
@@ -248,6 +326,14 @@ impl MetadataImage {
                 broker_id: b.broker_id,
                 broker_epoch: b.broker_epoch,
             };
+            if b.in_controlled_shutdown {
+                out.push(record(Record::ControlledShutdown(
+                    ControlledShutdownRecord {
+                        broker_id: b.broker_id,
+                        broker_epoch: b.broker_epoch,
+                    },
+                )));
+            }
             if b.fenced {
                 out.push(record(Record::FenceBroker(f)));
             } else {
@@ -273,6 +359,11 @@ impl MetadataImage {
                     leader: p.leader,
                     leader_epoch: p.leader_epoch,
                     partition_epoch: p.partition_epoch,
+                    elr: p.elr.clone(),
+                    last_known_elr: p.last_known_elr.clone(),
+                    adding_replicas: p.adding_replicas.clone(),
+                    removing_replicas: p.removing_replicas.clone(),
+                    leader_recovery_state: p.leader_recovery_state,
                 })));
             }
         }
@@ -349,6 +440,11 @@ mod tests {
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                elr: vec![],
+                last_known_elr: vec![],
+                adding_replicas: vec![],
+                removing_replicas: vec![],
+                leader_recovery_state: 0,
             })),
             record(Record::Config(ConfigRecord {
                 resource_type: ResourceType::ResourceTopic as i32,
@@ -402,7 +498,7 @@ mod tests {
                 partition: 0,
                 leader: Some(-1),
                 isr: Some(int_list(&[1])),
-                replicas: None,
+                ..Default::default()
             })),
         );
         let p = &img.topics[&id].partitions[&0];

@@ -1,9 +1,9 @@
-//! Placement and election decisions: which brokers hold a new partition's replicas and
-//! which replica leads. Pure functions of the image, so every controller decides alike.
+//! Placement: which brokers hold a new partition's replicas (elections are in
+//! `decide::partitions`). Pure functions of the image, so every controller decides alike.
 
 use std::collections::BTreeMap;
 
-use super::{MetadataImage, PartitionImage};
+use super::MetadataImage;
 
 /// Chooses replicas for `count` new partitions on the `live` brokers, spreading
 /// preferred leaders (first replica) and replicas evenly over them, counting what the
@@ -64,22 +64,6 @@ pub fn assign_replicas(
     Some(out)
 }
 
-/// The replica that should lead `p` when only `live` brokers can: the first replica in
-/// replica order that is in the ISR and live; with `unclean`, any live replica.
-pub fn elect_leader(p: &PartitionImage, live: &[i32], unclean: bool) -> Option<i32> {
-    p.replicas
-        .iter()
-        .copied()
-        .find(|r| live.contains(r) && p.isr.contains(r))
-        .or_else(|| {
-            if unclean {
-                p.replicas.iter().copied().find(|r| live.contains(r))
-            } else {
-                None
-            }
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,19 +89,5 @@ mod tests {
     #[test]
     fn refuses_more_replicas_than_brokers() {
         assert!(assign_replicas(&MetadataImage::default(), &[1], 1, 2).is_none());
-    }
-
-    #[test]
-    fn elects_first_live_isr_member() {
-        let p = PartitionImage {
-            replicas: vec![1, 2, 3],
-            isr: vec![2, 3],
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        };
-        assert_eq!(elect_leader(&p, &[1, 3], false), Some(3));
-        assert_eq!(elect_leader(&p, &[1], false), None);
-        assert_eq!(elect_leader(&p, &[1], true), Some(1));
     }
 }

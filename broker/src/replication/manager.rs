@@ -15,44 +15,20 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use strom_common::clock::now_ms;
-use strom_controller::metadata::{MetadataImage, PartitionImage};
+use strom_controller::metadata::MetadataImage;
 use uuid::Uuid;
 
+use kafka_protocol::error::ResponseError;
+
+use super::partition::{Partition, PartitionState};
+use crate::log::checkpoint::{decode_checkpoint, encode_checkpoint};
 use crate::log::{LogConfig, LogError, OpenOptions, PartitionLog, Storage};
 
 const CLEAN_SHUTDOWN: &str = ".strom-clean-shutdown";
 const RECOVERY_POINTS: &str = "recovery-point-offset-checkpoint";
 const LOG_STARTS: &str = "log-start-offset-checkpoint";
+const HIGH_WATERMARKS: &str = "replication-offset-checkpoint";
 const PARTITION_METADATA: &str = "partition.metadata";
-
-/// Leadership of a hosted partition, from the metadata image.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PartitionState {
-    pub leader: i32,
-    pub leader_epoch: i32,
-    pub partition_epoch: i32,
-    pub replicas: Vec<i32>,
-    pub isr: Vec<i32>,
-}
-
-/// A partition hosted here.
-pub struct Partition {
-    pub topic: String,
-    pub index: i32,
-    pub topic_id: Uuid,
-    pub log: Arc<PartitionLog>,
-    state: RwLock<PartitionState>,
-}
-
-impl Partition {
-    pub fn state(&self) -> PartitionState {
-        self.state.read().clone()
-    }
-
-    pub fn is_leader(&self, node_id: i32) -> bool {
-        self.state.read().leader == node_id
-    }
-}
 
 /// Partitions by topic name and index.
 type TopicMap = HashMap<String, BTreeMap<i32, Arc<Partition>>>;
@@ -77,34 +53,6 @@ fn parse_dir_name(name: &str) -> Option<(String, i32)> {
     Some((t.to_string(), p.parse().ok()?))
 }
 
-/// Kafka's offset checkpoint text format.
-fn encode_checkpoint(entries: &[(String, i32, i64)]) -> Vec<u8> {
-    let mut s = format!("0\n{}\n", entries.len());
-    for (t, p, o) in entries {
-        s.push_str(&format!("{t} {p} {o}\n"));
-    }
-    s.into_bytes()
-}
-
-fn decode_checkpoint(raw: &[u8]) -> HashMap<(String, i32), i64> {
-    let text = String::from_utf8_lossy(raw);
-    let mut lines = text.lines();
-    let mut out = HashMap::new();
-    if lines.next() != Some("0") {
-        return out;
-    }
-    let _count = lines.next();
-    for l in lines {
-        let mut it = l.split_whitespace();
-        if let (Some(t), Some(p), Some(o)) = (it.next(), it.next(), it.next()) {
-            if let (Ok(p), Ok(o)) = (p.parse(), o.parse()) {
-                out.insert((t.to_string(), p), o);
-            }
-        }
-    }
-    out
-}
-
 impl ReplicaManager {
     /// Opens every partition log found in `log_dir` (recovering after an unclean stop).
     /// They stay unclaimed until the metadata image names this broker as their replica.
@@ -122,6 +70,10 @@ impl ReplicaManager {
             None => HashMap::new(),
         };
         let starts = match storage.read_file(&log_dir.join(LOG_STARTS)).await? {
+            Some(raw) => decode_checkpoint(&raw),
+            None => HashMap::new(),
+        };
+        let hws = match storage.read_file(&log_dir.join(HIGH_WATERMARKS)).await? {
             Some(raw) => decode_checkpoint(&raw),
             None => HashMap::new(),
         };
@@ -147,6 +99,7 @@ impl ReplicaManager {
                 clean,
                 recovery_point: recovery.get(&key).copied().unwrap_or(0),
                 log_start: starts.get(&key).copied().unwrap_or(0),
+                high_watermark: hws.get(&key).copied().unwrap_or(0),
                 now_ms: now_ms(),
             };
             let t0 = tokio::time::Instant::now();
@@ -198,6 +151,27 @@ impl ReplicaManager {
             .cloned()
     }
 
+    /// The hosted partition if this broker leads it, else the Kafka error to answer with
+    /// (NOT_LEADER_OR_FOLLOWER for a partition of a known topic, else
+    /// UNKNOWN_TOPIC_OR_PARTITION).
+    pub fn leader_partition(
+        &self,
+        img: &MetadataImage,
+        topic: &str,
+        index: i32,
+    ) -> Result<Arc<Partition>, i16> {
+        match self.get(topic, index) {
+            Some(p) if p.is_leader(self.node_id) => Ok(p),
+            Some(_) => Err(ResponseError::NotLeaderOrFollower.code()),
+            None => match img.topic_by_name(topic) {
+                Some(t) if t.partitions.contains_key(&index) => {
+                    Err(ResponseError::NotLeaderOrFollower.code())
+                }
+                _ => Err(ResponseError::UnknownTopicOrPartition.code()),
+            },
+        }
+    }
+
     /// The name of a hosted topic by id.
     pub fn topic_name(&self, id: &Uuid) -> Option<String> {
         self.by_id.read().get(id).cloned()
@@ -226,28 +200,27 @@ impl ReplicaManager {
                 if !p.replicas.contains(&self.node_id) {
                     continue;
                 }
-                let state = partition_state(p);
+                let state = PartitionState::from_image(p);
                 let existing = current
                     .get(&t.name)
                     .and_then(|m| m.get(&index))
                     .filter(|x| x.topic_id == t.id);
                 let part = match existing {
                     Some(x) => {
-                        *x.state.write() = state;
+                        x.set_state(state);
                         if *x.log.config() != config {
                             x.log.set_config(config.clone());
                         }
                         x.clone()
                     }
-                    None => Arc::new(Partition {
-                        topic: t.name.clone(),
+                    None => Arc::new(Partition::new(
+                        &t.name,
                         index,
-                        topic_id: t.id,
-                        log: self
-                            .claim_or_create(&t.name, index, t.id, config.clone())
+                        t.id,
+                        self.claim_or_create(&t.name, index, t.id, config.clone())
                             .await?,
-                        state: RwLock::new(state),
-                    }),
+                        state,
+                    )),
                 };
                 next.entry(t.name.clone()).or_default().insert(index, part);
             }
@@ -323,6 +296,7 @@ impl ReplicaManager {
                 clean: true,
                 recovery_point: 0,
                 log_start: 0,
+                high_watermark: 0,
                 now_ms: now_ms(),
             },
         )
@@ -348,12 +322,19 @@ impl ReplicaManager {
     pub async fn write_checkpoints(&self) -> Result<(), LogError> {
         let mut rp = Vec::new();
         let mut ls = Vec::new();
+        let mut hw = Vec::new();
         for p in self.all() {
+            let o = p.log.offsets();
             rp.push((p.topic.clone(), p.index, p.log.recovery_point().await));
-            ls.push((p.topic.clone(), p.index, p.log.offsets().log_start));
+            ls.push((p.topic.clone(), p.index, o.log_start));
+            hw.push((p.topic.clone(), p.index, o.high_watermark));
         }
         rp.sort();
         ls.sort();
+        hw.sort();
+        self.storage
+            .write_file_atomic(&self.log_dir.join(HIGH_WATERMARKS), &encode_checkpoint(&hw))
+            .await?;
         self.storage
             .write_file_atomic(&self.log_dir.join(RECOVERY_POINTS), &encode_checkpoint(&rp))
             .await?;
@@ -453,16 +434,6 @@ impl ReplicaManager {
     }
 }
 
-fn partition_state(p: &PartitionImage) -> PartitionState {
-    PartitionState {
-        leader: p.leader,
-        leader_epoch: p.leader_epoch,
-        partition_epoch: p.partition_epoch,
-        replicas: p.replicas.clone(),
-        isr: p.isr.clone(),
-    }
-}
-
 fn parse_partition_metadata(raw: &[u8]) -> Option<Uuid> {
     let text = String::from_utf8_lossy(raw);
     text.lines()
@@ -475,12 +446,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checkpoint_format_round_trips() {
-        let e = vec![("a-b".to_string(), 0, 5), ("t".to_string(), 12, 99)];
-        let m = decode_checkpoint(&encode_checkpoint(&e));
-        assert_eq!(m[&("a-b".to_string(), 0)], 5);
-        assert_eq!(m[&("t".to_string(), 12)], 99);
-        assert!(decode_checkpoint(b"garbage").is_empty());
+    fn partition_dir_names_parse() {
         assert_eq!(
             parse_dir_name("my-topic-3"),
             Some(("my-topic".to_string(), 3))

@@ -1,46 +1,24 @@
-//! The controller's decisions: given the current image and a request, the records that
-//! carry it out, or the Kafka error that refuses it. Pure functions (ids and time passed
-//! in), so they are tested without a quorum and every controller decides alike.
+//! Topic decisions: CreateTopics, DeleteTopics and CreatePartitions (names, counts,
+//! replica placement, validate-only).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use strom_common::topic_config;
 use strom_proto::controller::{
-    AlterConfigsRequest, AlterOp, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteTopicsRequest, ResourceResult, TopicResult,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, TopicResult,
 };
 use strom_proto::metadata::{
-    metadata_record::Record, ConfigRecord, FenceBrokerRecord, MetadataRecord,
-    PartitionChangeRecord, PartitionRecord, ProducerIdsBlockRecord, RemoveTopicRecord,
-    ResourceType, TopicRecord, UnfenceBrokerRecord,
+    metadata_record::Record, ConfigRecord, MetadataRecord, RemoveTopicRecord, ResourceType,
+    TopicRecord,
 };
 use uuid::Uuid;
 
-use super::image::int_list;
-use super::placement::{assign_replicas, elect_leader};
-use super::records::{record, uuid_bytes, uuid_from_bytes};
-use super::MetadataImage;
+use super::partitions::partition_records;
+use super::Defaults;
 use crate::error::ControllerError;
-
-/// Cluster-wide defaults the decisions fall back on (Kafka's broker settings).
-#[derive(Clone, Debug)]
-pub struct Defaults {
-    pub num_partitions: i32,
-    pub default_replication_factor: i32,
-    pub unclean_leader_election: bool,
-    pub producer_id_block_size: i64,
-}
-
-impl Default for Defaults {
-    fn default() -> Self {
-        Defaults {
-            num_partitions: 1,
-            default_replication_factor: 1,
-            unclean_leader_election: false,
-            producer_id_block_size: 1000,
-        }
-    }
-}
+use crate::metadata::placement::assign_replicas;
+use crate::metadata::records::{record, uuid_bytes, uuid_from_bytes};
+use crate::metadata::MetadataImage;
 
 const MAX_TOPIC_NAME: usize = 249;
 
@@ -116,7 +94,7 @@ fn validate_configs(
     Ok(())
 }
 
-fn check_assignment(
+pub(super) fn check_assignment(
     img: &MetadataImage,
     replicas: &[i32],
     partition: usize,
@@ -138,41 +116,6 @@ fn check_assignment(
         )));
     }
     Ok(())
-}
-
-/// The records creating partitions `first..` of topic `id` with the given replicas; the
-/// leader is the first unfenced replica and the ISR every unfenced replica.
-fn partition_records(
-    img: &MetadataImage,
-    id: Uuid,
-    first: i32,
-    assignments: &[Vec<i32>],
-) -> Result<Vec<MetadataRecord>, ControllerError> {
-    let live = img.unfenced_brokers();
-    let mut out = Vec::new();
-    for (i, replicas) in assignments.iter().enumerate() {
-        let isr: Vec<i32> = replicas
-            .iter()
-            .copied()
-            .filter(|r| live.contains(r))
-            .collect();
-        let Some(&leader) = isr.first() else {
-            return Err(ControllerError::InvalidReplicaAssignment(format!(
-                "All brokers specified in the partition assignment for partition {} are fenced or offline.",
-                first + i as i32
-            )));
-        };
-        out.push(record(Record::Partition(PartitionRecord {
-            topic_id: uuid_bytes(&id),
-            partition: first + i as i32,
-            replicas: replicas.clone(),
-            isr,
-            leader,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        })));
-    }
-    Ok(out)
 }
 
 /// CreateTopics: per-topic results (with ids) and the records creating the valid ones.
@@ -453,299 +396,12 @@ fn create_partitions_one(
 }
 
 /// AlterConfigs and IncrementalAlterConfigs for topics.
-pub fn alter_configs(
-    img: &MetadataImage,
-    req: &AlterConfigsRequest,
-) -> (Vec<ResourceResult>, Vec<MetadataRecord>) {
-    let mut results = Vec::new();
-    let mut records = Vec::new();
-    for r in &req.resources {
-        let res = alter_one(img, r);
-        let (code, msg) = match &res {
-            Ok(_) => (0, String::new()),
-            Err(e) => (e.code(), e.to_string()),
-        };
-        if let Ok(recs) = res {
-            if !req.validate_only {
-                records.extend(recs);
-            }
-        }
-        results.push(ResourceResult {
-            resource_type: r.resource_type,
-            resource_name: r.resource_name.clone(),
-            error_code: code,
-            error_message: msg,
-        });
-    }
-    (results, records)
-}
-
-fn alter_one(
-    img: &MetadataImage,
-    r: &strom_proto::controller::AlterConfigsResource,
-) -> Result<Vec<MetadataRecord>, ControllerError> {
-    if r.resource_type != ResourceType::ResourceTopic as i32 {
-        return Err(ControllerError::InvalidRequest(
-            "strom's broker configs are static (config file, STROM_ environment, flags); only topic configs can be altered"
-                .into(),
-        ));
-    }
-    if img.topic_by_name(&r.resource_name).is_none() {
-        return Err(ControllerError::UnknownTopic);
-    }
-    let current = img.topic_configs(&r.resource_name);
-    let mut next = if r.replace_all {
-        BTreeMap::new()
-    } else {
-        current.clone()
-    };
-    for op in &r.ops {
-        let def = topic_config::lookup(&op.name).ok_or_else(|| {
-            ControllerError::InvalidConfig(format!("Unknown topic config name: {}", op.name))
-        })?;
-        match AlterOp::try_from(op.op).unwrap_or(AlterOp::AlterSet) {
-            AlterOp::AlterSet => {
-                let v = op.value.clone().ok_or_else(|| {
-                    ControllerError::InvalidConfig(format!(
-                        "Null value not supported for topic config {}",
-                        op.name
-                    ))
-                })?;
-                next.insert(op.name.clone(), v);
-            }
-            AlterOp::AlterDelete => {
-                next.remove(&op.name);
-            }
-            AlterOp::AlterAppend | AlterOp::AlterSubtract => {
-                if def.ty != topic_config::ConfigType::List {
-                    return Err(ControllerError::InvalidConfig(format!(
-                        "Config value append/subtract is not allowed for config key {} of type {:?}",
-                        op.name, def.ty
-                    )));
-                }
-                let base = next
-                    .get(&op.name)
-                    .cloned()
-                    .unwrap_or_else(|| def.default.to_string());
-                let mut items: Vec<String> = base
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                let given: Vec<String> = op
-                    .value
-                    .as_deref()
-                    .unwrap_or("")
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                if op.op == AlterOp::AlterAppend as i32 {
-                    for g in given {
-                        if !items.contains(&g) {
-                            items.push(g);
-                        }
-                    }
-                } else {
-                    items.retain(|i| !given.contains(i));
-                }
-                next.insert(op.name.clone(), items.join(","));
-            }
-        }
-    }
-    for (k, v) in &next {
-        topic_config::validate(k, v).map_err(|e| ControllerError::InvalidConfig(e.0))?;
-    }
-    let mut recs = Vec::new();
-    for (k, v) in &next {
-        if current.get(k) != Some(v) {
-            recs.push(config_record(&r.resource_name, k, Some(v.clone())));
-        }
-    }
-    for k in current.keys() {
-        if !next.contains_key(k) {
-            recs.push(config_record(&r.resource_name, k, None));
-        }
-    }
-    Ok(recs)
-}
-
-fn config_record(topic: &str, name: &str, value: Option<String>) -> MetadataRecord {
-    record(Record::Config(ConfigRecord {
-        resource_type: ResourceType::ResourceTopic as i32,
-        resource_name: topic.to_string(),
-        name: name.to_string(),
-        value,
-    }))
-}
-
-/// The next block of producer ids for a broker: `(first, records)`.
-pub fn allocate_producer_ids(
-    img: &MetadataImage,
-    broker_id: i32,
-    broker_epoch: i64,
-    d: &Defaults,
-) -> (i64, Vec<MetadataRecord>) {
-    let first = img.next_producer_id;
-    let rec = record(Record::ProducerIdsBlock(ProducerIdsBlockRecord {
-        broker_id,
-        broker_epoch,
-        first_producer_id: first,
-        next_producer_id: first + d.producer_id_block_size,
-    }));
-    (first, vec![rec])
-}
-
-/// Fencing a broker: it leaves every ISR it is in (unless it is the last member, as in
-/// KRaft), and partitions it led get the next ISR member as leader, or none.
-pub fn fence_broker(img: &MetadataImage, broker_id: i32, d: &Defaults) -> Vec<MetadataRecord> {
-    let Some(b) = img.brokers.get(&broker_id) else {
-        return Vec::new();
-    };
-    let mut recs = vec![record(Record::FenceBroker(FenceBrokerRecord {
-        broker_id,
-        broker_epoch: b.broker_epoch,
-    }))];
-    let live: Vec<i32> = img
-        .unfenced_brokers()
-        .into_iter()
-        .filter(|&x| x != broker_id)
-        .collect();
-    for t in img.topics.values() {
-        for (&i, p) in &t.partitions {
-            if !p.isr.contains(&broker_id) && p.leader != broker_id {
-                continue;
-            }
-            let mut isr: Vec<i32> = p.isr.iter().copied().filter(|&r| r != broker_id).collect();
-            if isr.is_empty() {
-                isr = p.isr.clone();
-            }
-            let mut next = p.clone();
-            next.isr = isr.clone();
-            let leader = if p.leader == broker_id || p.leader == -1 {
-                elect_leader(&next, &live, d.unclean_leader_election).unwrap_or(-1)
-            } else {
-                p.leader
-            };
-            if leader == p.leader && isr == p.isr {
-                continue;
-            }
-            recs.push(record(Record::PartitionChange(PartitionChangeRecord {
-                topic_id: uuid_bytes(&t.id),
-                partition: i,
-                leader: (leader != p.leader).then_some(leader),
-                isr: (isr != p.isr).then(|| int_list(&isr)),
-                replicas: None,
-            })));
-        }
-    }
-    recs
-}
-
-/// Unfencing a broker: leaderless partitions it can lead get it as leader.
-pub fn unfence_broker(img: &MetadataImage, broker_id: i32, d: &Defaults) -> Vec<MetadataRecord> {
-    let Some(b) = img.brokers.get(&broker_id) else {
-        return Vec::new();
-    };
-    let mut recs = vec![record(Record::UnfenceBroker(UnfenceBrokerRecord {
-        broker_id,
-        broker_epoch: b.broker_epoch,
-    }))];
-    let mut live = img.unfenced_brokers();
-    if !live.contains(&broker_id) {
-        live.push(broker_id);
-    }
-    for t in img.topics.values() {
-        for (&i, p) in &t.partitions {
-            if p.leader != -1 || !p.replicas.contains(&broker_id) {
-                continue;
-            }
-            if let Some(leader) = elect_leader(p, &live, d.unclean_leader_election) {
-                let isr = if p.isr.contains(&leader) {
-                    None
-                } else {
-                    Some(int_list(&[leader]))
-                };
-                recs.push(record(Record::PartitionChange(PartitionChangeRecord {
-                    topic_id: uuid_bytes(&t.id),
-                    partition: i,
-                    leader: Some(leader),
-                    isr,
-                    replicas: None,
-                })));
-            }
-        }
-    }
-    recs
-}
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{cluster, create, ids, topic};
     use super::*;
-    use strom_proto::controller::{
-        AlterConfigOp, AlterConfigsResource, ConfigEntry, CreatableTopic,
-    };
-    use strom_proto::metadata::{Endpoint, RegisterBrokerRecord};
-
-    fn cluster(n: i32) -> MetadataImage {
-        let mut img = MetadataImage::default();
-        for b in 1..=n {
-            img.apply(
-                b as u64,
-                &record(Record::RegisterBroker(RegisterBrokerRecord {
-                    broker_id: b,
-                    broker_epoch: 0,
-                    incarnation_id: String::new(),
-                    endpoints: vec![Endpoint {
-                        listener: "PLAINTEXT".into(),
-                        host: "h".into(),
-                        port: 1,
-                    }],
-                    rack: String::new(),
-                })),
-            );
-            img.apply(
-                b as u64,
-                &record(Record::UnfenceBroker(UnfenceBrokerRecord {
-                    broker_id: b,
-                    broker_epoch: b as i64,
-                })),
-            );
-        }
-        img.offset = n as u64;
-        img
-    }
-
-    fn ids() -> impl FnMut() -> Uuid {
-        let mut n = 0u128;
-        move || {
-            n += 1;
-            Uuid::from_u128(n)
-        }
-    }
-
-    fn topic(name: &str, p: i32, rf: i32) -> CreatableTopic {
-        CreatableTopic {
-            name: name.into(),
-            num_partitions: p,
-            replication_factor: rf,
-            ..Default::default()
-        }
-    }
-
-    fn create(img: &mut MetadataImage, t: CreatableTopic) -> TopicResult {
-        let req = CreateTopicsRequest {
-            topics: vec![t],
-            validate_only: false,
-        };
-        let mut n = img.topics.len() as u128 + 100;
-        let (r, recs) = create_topics(img, &req, &Defaults::default(), || {
-            n += 1;
-            Uuid::from_u128(n)
-        });
-        img.apply_batch(img.offset + 1, &recs);
-        r.into_iter().next().unwrap()
-    }
+    use strom_proto::controller::ConfigEntry;
 
     #[test]
     fn create_topic_checks_name_existence_and_replication() {
@@ -839,77 +495,5 @@ mod tests {
         let (r, recs) = create_partitions(&img, &grow);
         assert_eq!(r[0].error_code, 44);
         assert!(recs.is_empty());
-    }
-
-    #[test]
-    fn incremental_alter_sets_deletes_and_appends() {
-        let mut img = cluster(1);
-        create(&mut img, topic("t", 1, 1));
-        let alter = |ops: Vec<AlterConfigOp>, replace_all| AlterConfigsRequest {
-            resources: vec![AlterConfigsResource {
-                resource_type: ResourceType::ResourceTopic as i32,
-                resource_name: "t".into(),
-                ops,
-                replace_all,
-            }],
-            validate_only: false,
-        };
-        let set = |n: &str, v: &str, op: AlterOp| AlterConfigOp {
-            name: n.into(),
-            op: op as i32,
-            value: Some(v.into()),
-        };
-        let (r, recs) = alter_configs(
-            &img,
-            &alter(
-                vec![
-                    set("retention.ms", "100", AlterOp::AlterSet),
-                    set("cleanup.policy", "compact", AlterOp::AlterAppend),
-                ],
-                false,
-            ),
-        );
-        assert_eq!(r[0].error_code, 0);
-        img.apply_batch(20, &recs);
-        let c = img.topic_configs("t");
-        assert_eq!(c["retention.ms"], "100");
-        assert_eq!(c["cleanup.policy"], "delete,compact");
-        let (r, recs) = alter_configs(
-            &img,
-            &alter(vec![set("segment.ms", "1000", AlterOp::AlterSet)], true),
-        );
-        assert_eq!(r[0].error_code, 0);
-        img.apply_batch(21, &recs);
-        let c = img.topic_configs("t");
-        assert_eq!(c.len(), 1, "replace_all drops what is not named: {c:?}");
-        let (r, _) = alter_configs(
-            &img,
-            &alter(vec![set("segment.ms", "-5", AlterOp::AlterSet)], false),
-        );
-        assert_eq!(r[0].error_code, 40);
-    }
-
-    #[test]
-    fn fencing_moves_leadership_and_unfencing_restores_it() {
-        let mut img = cluster(2);
-        create(&mut img, topic("t", 2, 2));
-        let d = Defaults::default();
-        let recs = fence_broker(&img, 1, &d);
-        img.apply_batch(30, &recs);
-        for p in img.topic_by_name("t").unwrap().partitions.values() {
-            assert_eq!(p.leader, 2);
-            assert_eq!(p.isr, vec![2]);
-        }
-        let recs = fence_broker(&img, 2, &d);
-        img.apply_batch(31, &recs);
-        for p in img.topic_by_name("t").unwrap().partitions.values() {
-            assert_eq!(p.leader, -1);
-            assert_eq!(p.isr, vec![2], "the last ISR member stays");
-        }
-        let recs = unfence_broker(&img, 2, &d);
-        img.apply_batch(32, &recs);
-        for p in img.topic_by_name("t").unwrap().partitions.values() {
-            assert_eq!(p.leader, 2);
-        }
     }
 }

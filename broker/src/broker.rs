@@ -22,7 +22,10 @@ pub struct Broker {
     pub producer_ids: ProducerIdManager,
     pub groups: Arc<GroupCoordinator>,
     pub api_versions: Vec<ApiVersion>,
-    broker_epoch: AtomicI64,
+    /// Shared with the replica fetchers and the ISR sender.
+    broker_epoch: Arc<AtomicI64>,
+    /// The registration's incarnation id (a random UUID per process start).
+    pub incarnation: String,
 }
 
 impl Broker {
@@ -33,6 +36,8 @@ impl Broker {
         controller: Arc<ControllerClient>,
         groups: Arc<GroupCoordinator>,
         api_versions: Vec<ApiVersion>,
+        broker_epoch: Arc<AtomicI64>,
+        incarnation: String,
     ) -> Broker {
         Broker {
             node_id: config.node_id,
@@ -43,7 +48,8 @@ impl Broker {
             producer_ids: ProducerIdManager::default(),
             groups,
             api_versions,
-            broker_epoch: AtomicI64::new(-1),
+            broker_epoch,
+            incarnation,
         }
     }
 

@@ -48,6 +48,20 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("offset.metadata.max.bytes", "4096"),
     ("log.cleaner.backoff.ms", "15000"),
     ("rack", ""),
+    ("min.insync.replicas", "1"),
+    ("replica.lag.time.max.ms", "30000"),
+    ("replica.fetch.wait.max.ms", "500"),
+    ("replica.fetch.min.bytes", "1"),
+    ("replica.fetch.max.bytes", "1048576"),
+    ("replica.fetch.response.max.bytes", "10485760"),
+    ("replica.fetch.backoff.ms", "1000"),
+    ("replica.high.watermark.checkpoint.interval.ms", "5000"),
+    ("inter.broker.listener.name", ""),
+    ("auto.leader.rebalance.enable", "true"),
+    ("leader.imbalance.check.interval.seconds", "300"),
+    ("eligible.leader.replicas.enable", "true"),
+    ("controlled.shutdown.enable", "true"),
+    ("controlled.shutdown.timeout.ms", "30000"),
 ];
 
 /// A listener: `NAME://host:port`.
@@ -129,6 +143,10 @@ pub struct NodeConfig {
     pub unclean_leader_election: bool,
     pub metadata_snapshot_every: u64,
     pub rack: String,
+    /// `controlled.shutdown.enable`
+    pub controlled_shutdown: bool,
+    /// How long a stopping broker waits for its leaderships to move.
+    pub controlled_shutdown_timeout_ms: u64,
     /// Every setting given explicitly (file, environment, flags), by Kafka name.
     pub explicit: BTreeMap<String, String>,
 }
@@ -340,6 +358,14 @@ impl NodeConfig {
                 get("metadata.log.snapshot.every"),
             )?,
             rack: get("rack"),
+            controlled_shutdown: flag(
+                "controlled.shutdown.enable",
+                get("controlled.shutdown.enable"),
+            )?,
+            controlled_shutdown_timeout_ms: num(
+                "controlled.shutdown.timeout.ms",
+                get("controlled.shutdown.timeout.ms"),
+            )?,
             explicit,
         })
     }
@@ -365,6 +391,46 @@ impl NodeConfig {
             );
             default.parse().ok().expect("defaults parse")
         })
+    }
+
+    /// The replication settings (Kafka's `replica.*` names).
+    pub fn replication_config(&self) -> crate::replication::ReplicationConfig {
+        let listener = self.known::<String>("inter.broker.listener.name");
+        crate::replication::ReplicationConfig {
+            replica_lag_time_max_ms: self.known("replica.lag.time.max.ms"),
+            fetch_wait_max_ms: self.known("replica.fetch.wait.max.ms"),
+            fetch_min_bytes: self.known("replica.fetch.min.bytes"),
+            fetch_max_bytes: self.known("replica.fetch.max.bytes"),
+            fetch_response_max_bytes: self.known("replica.fetch.response.max.bytes"),
+            fetch_backoff_ms: self.known("replica.fetch.backoff.ms"),
+            hw_checkpoint_interval_ms: self.known("replica.high.watermark.checkpoint.interval.ms"),
+            inter_broker_listener: if listener.trim().is_empty() {
+                self.advertised_listeners
+                    .first()
+                    .map(|l| l.name.clone())
+                    .unwrap_or_else(|| "PLAINTEXT".into())
+            } else {
+                listener.trim().to_uppercase()
+            },
+        }
+    }
+
+    /// The controller's cluster-wide defaults and election settings.
+    pub fn apply_controller_settings(&self, c: &mut strom_controller::quorum::ControllerConfig) {
+        c.defaults.num_partitions = self.num_partitions;
+        c.defaults.default_replication_factor = self.default_replication_factor;
+        c.defaults.unclean_leader_election = self.unclean_leader_election;
+        c.defaults.min_insync_replicas = self.known("min.insync.replicas");
+        c.defaults.elr_enabled = self.known("eligible.leader.replicas.enable");
+        c.session_timeout = std::time::Duration::from_millis(self.session_timeout_ms);
+        c.snapshot_every = self.metadata_snapshot_every;
+        c.leader_imbalance_check_interval =
+            self.known::<bool>("auto.leader.rebalance.enable").then(|| {
+                std::time::Duration::from_secs(
+                    self.known::<u64>("leader.imbalance.check.interval.seconds")
+                        .max(1),
+                )
+            });
     }
 
     /// `log.cleaner.backoff.ms`: how often compacted logs are checked.

@@ -16,6 +16,7 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::InvalidTimestamp(_) => E::InvalidTimestamp.code(),
         LogError::Io(_) => E::KafkaStorageError.code(),
         LogError::Deleted => E::NotLeaderOrFollower.code(),
+        LogError::UnexpectedAppend(_) => E::UnknownServerError.code(),
     }
 }
 

@@ -153,11 +153,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         };
         let mut ccfg = ControllerConfig::new(cfg.node_id as u64, cfg.voters.clone(), backend);
         ccfg.cluster_id = cfg.cluster_id.clone().or(stored_cluster_id.clone());
-        ccfg.defaults.num_partitions = cfg.num_partitions;
-        ccfg.defaults.default_replication_factor = cfg.default_replication_factor;
-        ccfg.defaults.unclean_leader_election = cfg.unclean_leader_election;
-        ccfg.session_timeout = Duration::from_millis(cfg.session_timeout_ms);
-        ccfg.snapshot_every = cfg.metadata_snapshot_every;
+        cfg.apply_controller_settings(&mut ccfg);
         let ctl = Controller::start(ccfg).await?;
         tasks.push(internal.serve(ctl.clone(), stop_rx.clone()));
         internal_addr = Some(addr);
@@ -205,21 +201,27 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         })
         .collect();
 
+    let ctl_client = Arc::new(ControllerClient::new(&cfg.voters));
+    let cache = Arc::new(MetadataCache::new());
+    let broker_epoch = Arc::new(std::sync::atomic::AtomicI64::new(-1));
     let replicas = Arc::new(
         ReplicaManager::open(
             cfg.node_id,
+            cfg.replication_config(),
+            cache.clone(),
+            ctl_client.clone(),
+            broker_epoch.clone(),
             storage.clone(),
             &cfg.log_dir,
             cfg.explicit.clone(),
         )
         .await?,
     );
-    let ctl_client = Arc::new(ControllerClient::new(&cfg.voters));
-    let cache = Arc::new(MetadataCache::new());
     let router = Arc::new(handlers::router());
     let groups =
         crate::group::GroupCoordinator::new(cfg.node_id, cfg.group_config(), replicas.clone());
     groups.spawn_ticker();
+    let incarnation = uuid::Uuid::from_u128(random_u128()).to_string();
     let broker = Arc::new(Broker::new(
         cfg.clone(),
         cache.clone(),
@@ -227,16 +229,18 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         ctl_client.clone(),
         groups.clone(),
         router.api_versions(),
+        broker_epoch,
+        incarnation.clone(),
     ));
 
     // Register with the quorum, follow the metadata log, and heartbeat until unfenced.
-    let incarnation = uuid::Uuid::from_u128(random_u128()).to_string();
     let cluster_id = stored_cluster_id.clone().unwrap_or_default();
     let epoch = register(
         &broker,
         &incarnation,
         &cluster_id,
         &endpoints,
+        replicas.previous_broker_epoch(),
         stop_rx.clone(),
     )
     .await?;
@@ -258,6 +262,8 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         fenced_tx,
         stop_rx.clone(),
     )));
+    node.tasks
+        .push(tokio::spawn(hold_session(broker.clone(), stop_rx.clone())));
     let unfenced = tokio::time::timeout(Duration::from_secs(60), fenced_rx.wait_for(|f| !*f)).await;
     if !matches!(unfenced, Ok(Ok(_))) {
         return Err(StartError::Registration(
@@ -306,6 +312,7 @@ async fn register(
     incarnation: &str,
     cluster_id: &str,
     endpoints: &[Endpoint],
+    previous_broker_epoch: i64,
     stop: watch::Receiver<bool>,
 ) -> Result<i64, StartError> {
     let req = RegisterBrokerRequest {
@@ -314,6 +321,7 @@ async fn register(
         cluster_id: cluster_id.to_string(),
         endpoints: endpoints.to_vec(),
         rack: b.config.rack.clone(),
+        previous_broker_epoch,
     };
     loop {
         if *stop.borrow() {
@@ -337,6 +345,17 @@ async fn register(
             }
             Ok(r) if r.error_code == strom_controller::error::code::INCONSISTENT_CLUSTER_ID => {
                 return Err(StartError::Registration(r.error_message));
+            }
+            Ok(r)
+                if r.error_code == strom_controller::error::code::DUPLICATE_BROKER_REGISTRATION =>
+            {
+                // The previous incarnation's session has not ended yet (Kafka's rule):
+                // wait for it, as a restarted Kafka broker does.
+                tracing::info!(
+                    "the previous incarnation's session is still live; waiting to register"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
             }
             Ok(r) => {
                 tracing::info!(code = r.error_code, message = %r.error_message, "registration refused; retrying")
@@ -449,9 +468,24 @@ async fn heartbeat(
                 fenced.send_replace(r.is_fenced);
             }
             Ok(r) => {
+                let img = b.cache.image();
+                let replaced = img.brokers.get(&b.node_id).is_some_and(|reg| {
+                    reg.incarnation_id != incarnation && reg.broker_epoch > b.broker_epoch()
+                });
+                if replaced {
+                    tracing::error!(
+                        broker = b.node_id,
+                        "another process registered with this node id; this one stops serving"
+                    );
+                    fenced.send_replace(true);
+                    return;
+                }
                 tracing::warn!(code = r.error_code, "heartbeat refused; registering again");
-                let cid = b.cache.image().cluster_id.clone().unwrap_or_default();
-                if let Ok(epoch) = register(&b, &incarnation, &cid, &endpoints, stop.clone()).await
+                let cid = img.cluster_id.clone().unwrap_or_default();
+                // Unregistered: a fresh registration (its records fence nothing, since
+                // an unregistered broker holds no ISR place).
+                if let Ok(epoch) =
+                    register(&b, &incarnation, &cid, &endpoints, -1, stop.clone()).await
                 {
                     b.set_broker_epoch(epoch);
                 }
@@ -466,30 +500,15 @@ impl Node {
     /// the clean-shutdown marker, then the controller.
     pub async fn shutdown(self) {
         if let Some(b) = &self.broker {
-            let req = BrokerHeartbeatRequest {
-                broker_id: b.node_id,
-                broker_epoch: b.broker_epoch(),
-                applied_offset: b.cache.applied(),
-                want_fence: true,
-                want_shutdown: true,
-            };
-            let res = b
-                .controller
-                .call(Duration::from_secs(2), |mut c| {
-                    let r = req;
-                    async move { c.broker_heartbeat(r).await }
-                })
-                .await;
-            if let Err(s) = res {
-                tracing::warn!(status = %s, "controlled shutdown did not reach the quorum");
-            }
+            controlled_shutdown(b).await;
+            b.replicas.stop_fetchers();
         }
         self.stop.send_replace(true);
         for t in &self.tasks {
             t.abort();
         }
         if let Some(b) = &self.broker {
-            if let Err(e) = b.replicas.shutdown().await {
+            if let Err(e) = b.replicas.shutdown(b.broker_epoch()).await {
                 tracing::error!(error = %e, "closing logs");
             }
         }
@@ -497,5 +516,101 @@ impl Node {
             c.shutdown().await;
         }
         tracing::info!(node = self.node_id, "stopped");
+    }
+}
+
+/// Controlled shutdown (Kafka's): heartbeat with `want_shutdown` until the controller
+/// has moved every leadership away and every active broker knows it (`should_shutdown`),
+/// serving meanwhile so that clients move to the new leaders without failed requests.
+/// Bounded by `controlled.shutdown.timeout.ms`, and given up after a few seconds without
+/// any answer from the quorum (the rest of the cluster is stopping too: nobody could take
+/// the leaderships over).
+async fn controlled_shutdown(b: &Broker) {
+    if !b.config.controlled_shutdown {
+        return;
+    }
+    let started = tokio::time::Instant::now();
+    let limit = Duration::from_millis(b.config.controlled_shutdown_timeout_ms);
+    let unreachable_limit = Duration::from_millis(b.config.session_timeout_ms / 3);
+    let mut last_answer = tokio::time::Instant::now();
+    loop {
+        if last_answer.elapsed() > unreachable_limit {
+            tracing::warn!(
+                "the metadata quorum does not answer; stopping without controlled shutdown"
+            );
+            return;
+        }
+        let req = BrokerHeartbeatRequest {
+            broker_id: b.node_id,
+            broker_epoch: b.broker_epoch(),
+            applied_offset: b.cache.applied(),
+            want_fence: false,
+            want_shutdown: true,
+        };
+        let left = limit.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            tracing::warn!("controlled shutdown timed out; stopping anyway");
+            return;
+        }
+        let res = b
+            .controller
+            .call(left.min(Duration::from_secs(2)), |mut c| {
+                let r = req;
+                async move { c.broker_heartbeat(r).await }
+            })
+            .await;
+        match res {
+            Ok(r) if r.error_code == 0 && r.should_shutdown => {
+                tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "controlled shutdown complete: this broker leads nothing"
+                );
+                return;
+            }
+            Ok(r) if r.error_code != 0 => {
+                tracing::warn!(code = r.error_code, "controlled shutdown refused; stopping");
+                return;
+            }
+            Ok(_) => last_answer = tokio::time::Instant::now(),
+            Err(s) => tracing::debug!(status = %s, "controlled shutdown heartbeat failed"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Holds the broker's session stream open with the quorum leader, reopening it when it
+/// ends (leader change) so the controller can fence this broker the moment its process
+/// dies.
+async fn hold_session(b: Arc<Broker>, stop: watch::Receiver<bool>) {
+    use strom_proto::controller::BrokerSessionRequest;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let req = BrokerSessionRequest {
+            broker_id: b.node_id,
+            broker_epoch: b.broker_epoch(),
+        };
+        let res = b
+            .controller
+            .call(Duration::from_secs(5), |mut c| {
+                let r = req;
+                async move { c.broker_session(r).await }
+            })
+            .await;
+        match res {
+            Ok(mut stream) => {
+                // Wait until the stream ends (this leader stepped down, or its process
+                // stopped); events carry nothing else for now.
+                loop {
+                    match stream.message().await {
+                        Ok(Some(_)) => continue,
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+            Err(s) => tracing::debug!(status = %s, "opening the broker session failed"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

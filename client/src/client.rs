@@ -272,6 +272,19 @@ impl Client {
 
     /// The leader of a partition, refreshing metadata once if the cache has none.
     pub async fn leader_for(&self, topic: &str, partition: i32) -> Result<i32, ClientError> {
+        self.leader_and_epoch_for(topic, partition)
+            .await
+            .map(|(leader, _)| leader)
+    }
+
+    /// The leader of a partition and its leader epoch (-1 unknown), refreshing metadata
+    /// once if the cache has none. Fetch and ListOffsets send the epoch (KIP-320) so that
+    /// a former leader that has not heard of the new one yet cannot answer.
+    pub async fn leader_and_epoch_for(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(i32, i32), ClientError> {
         for attempt in 0..2 {
             if attempt > 0 {
                 self.invalidate_topic(topic);
@@ -287,7 +300,7 @@ impl Client {
                 )));
             };
             if p.leader >= 0 {
-                return Ok(p.leader);
+                return Ok((p.leader, p.leader_epoch));
             }
         }
         Err(KafkaError::new(codes::LEADER_NOT_AVAILABLE).into())

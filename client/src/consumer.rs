@@ -262,6 +262,7 @@ impl Consumer {
     ) -> Result<ListedOffset, ClientError> {
         let mut attempt = 0;
         loop {
+            let (_, epoch) = self.client.leader_and_epoch_for(topic, partition).await?;
             let (_, conn) = self.client.leader_connection(topic, partition).await?;
             let min = if spec == OffsetSpec::MaxTimestamp {
                 7
@@ -283,6 +284,7 @@ impl Consumer {
                     .with_name(topic_name(topic))
                     .with_partitions(vec![ListOffsetsPartition::default()
                         .with_partition_index(partition)
+                        .with_current_leader_epoch(epoch)
                         .with_timestamp(spec.wire())])]);
             let resp = conn.send(req, version).await?;
             let answer = resp
@@ -320,17 +322,18 @@ impl Consumer {
         // The broker may hold the fetch for max_wait: keep well inside the request timeout.
         let max_wait = max_wait.min(self.client.config().connection.request_timeout / 2);
         let mut errors = Vec::new();
-        let mut by_leader: BTreeMap<i32, Vec<(String, i32, i64)>> = BTreeMap::new();
+        let mut by_leader: BTreeMap<i32, Vec<(String, i32, i64, i32)>> = BTreeMap::new();
         let mut order: Vec<_> = self.assignments.iter().collect();
         let len = order.len();
         order.rotate_left(self.rotation % len);
         self.rotation = self.rotation.wrapping_add(1);
         for ((topic, partition), pos) in order {
-            match self.client.leader_for(topic, *partition).await {
-                Ok(leader) => by_leader.entry(leader).or_default().push((
+            match self.client.leader_and_epoch_for(topic, *partition).await {
+                Ok((leader, epoch)) => by_leader.entry(leader).or_default().push((
                     topic.clone(),
                     *partition,
                     pos.position,
+                    epoch,
                 )),
                 Err(e) => errors.push(e),
             }
@@ -450,15 +453,16 @@ async fn fetch_from(
     client: &Client,
     config: &ConsumerConfig,
     leader: i32,
-    partitions: Vec<(String, i32, i64)>,
+    partitions: Vec<(String, i32, i64, i32)>,
     max_wait: Duration,
 ) -> Result<FetchResponse, ClientError> {
     let conn = client.broker_connection(leader).await?;
     let version = conn.version_for::<FetchRequest>(FETCH_MAX_VERSION)?;
     let mut topics: Vec<FetchTopic> = Vec::new();
-    for (topic, partition, position) in partitions {
+    for (topic, partition, position, epoch) in partitions {
         let fetch = FetchPartition::default()
             .with_partition(partition)
+            .with_current_leader_epoch(epoch)
             .with_fetch_offset(position)
             .with_partition_max_bytes(config.partition_max_bytes);
         // Keep the rotated order: consecutive partitions of a topic share an entry.

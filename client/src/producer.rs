@@ -343,9 +343,15 @@ impl Producer {
         let mut attempt = 0;
         while !batches.is_empty() {
             let mut by_leader: BTreeMap<i32, Vec<Batch>> = BTreeMap::new();
+            let mut no_leader = Vec::new();
             for batch in batches.drain(..) {
                 match self.client.leader_for(&batch.topic, batch.partition).await {
                     Ok(leader) => by_leader.entry(leader).or_default().push(batch),
+                    // No leader right now (an election): try again next round.
+                    Err(e) if attempt < self.config.retries && retriable_client_error(&e) => {
+                        self.client.invalidate_topic(&batch.topic);
+                        no_leader.push(batch);
+                    }
                     Err(e) => self.fail(&batch, to_delivery_error(e)),
                 }
             }
@@ -406,6 +412,7 @@ impl Producer {
                     }
                 }
             }
+            batches.extend(no_leader);
             attempt += 1;
             if !batches.is_empty() {
                 tokio::time::sleep(self.client.config().retry_backoff).await;

@@ -78,6 +78,10 @@ pub struct Liveness {
     pub applied_offset: u64,
 }
 
+/// How long a new quorum leader waits for a broker to reopen its session (or heartbeat)
+/// before fencing it, when that is shorter than `broker.session.timeout.ms`.
+pub const SESSION_REOPEN_GRACE: Duration = Duration::from_millis(1000);
+
 /// A running controller.
 pub struct Controller {
     pub node_id: NodeId,
@@ -376,8 +380,15 @@ async fn leader_duties(weak: std::sync::Weak<Controller>) {
                 next_balance = tokio::time::Instant::now() + every;
             }
             next_unclean = tokio::time::Instant::now() + ctl.cfg.unclean_election_interval;
-            // A new leader gives every unfenced broker a full session before fencing it.
+            // A new leader gives every unfenced broker a short grace, not a full session:
+            // live brokers reopen their session stream (and heartbeat) within moments of
+            // an election, which renews their session; a broker whose process died with
+            // the old leader (a combined node) does not, and is fenced after the grace.
+            let grace = ctl.cfg.session_timeout.min(SESSION_REOPEN_GRACE);
             let now = tokio::time::Instant::now();
+            let expires_early = now
+                .checked_sub(ctl.cfg.session_timeout.saturating_sub(grace))
+                .unwrap_or(now);
             let mut hb = ctl.heartbeats.lock();
             hb.clear();
             ctl.controlled_shutdown.lock().clear();
@@ -391,7 +402,7 @@ async fn leader_duties(weak: std::sync::Weak<Controller>) {
                 hb.insert(
                     id,
                     Liveness {
-                        last_heartbeat: now,
+                        last_heartbeat: expires_early,
                         applied_offset: 0,
                     },
                 );

@@ -464,6 +464,13 @@ impl ControllerApi for ControllerService {
         if current != Some(true) {
             return Err(Status::failed_precondition("STALE_BROKER_EPOCH"));
         }
+        // An open session renews the broker's liveness like a heartbeat.
+        let applied = self
+            .ctl
+            .liveness()
+            .get(&req.broker_id)
+            .map_or(0, |l| l.applied_offset);
+        self.ctl.note_heartbeat(req.broker_id, applied);
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let _ = tx.try_send(Ok(BrokerSessionEvent {
             error_code: code::NONE,

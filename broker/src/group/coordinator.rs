@@ -190,7 +190,7 @@ impl GroupCoordinator {
     fn offsets_partition(&self, p: i32) -> Option<Arc<Partition>> {
         self.replicas
             .get(OFFSETS_TOPIC, p)
-            .filter(|x| x.is_leader(self.node_id))
+            .filter(|x| x.is_leader())
     }
 
     /// Appends records to a group's partition and waits until they are committed.
@@ -206,17 +206,27 @@ impl GroupCoordinator {
             return Err(E::NotCoordinator.code());
         };
         let batch = store::encode_batch(records, strom_common::clock::now_ms());
-        let out = p
-            .append_records_to_leader(self.node_id, Some(&batch), -1, Duration::from_secs(30))
-            .await;
-        match out.error_code {
-            0 => Ok(()),
-            c if c == E::NotLeaderOrFollower.code() => Err(E::NotCoordinator.code()),
-            c if c == E::RequestTimedOut.code() || c == E::NotEnoughReplicas.code() => {
+        // Written like acks=all: the change counts only once every in-sync replica has
+        // it; if leadership moves meanwhile the write fails and is not applied.
+        match p
+            .append_and_wait(
+                &batch,
+                Duration::from_secs(30),
+                strom_common::clock::now_ms(),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err((c, _)) if c == E::NotLeaderOrFollower.code() => Err(E::NotCoordinator.code()),
+            Err((c, _))
+                if c == E::RequestTimedOut.code()
+                    || c == E::NotEnoughReplicas.code()
+                    || c == E::NotEnoughReplicasAfterAppend.code() =>
+            {
                 Err(E::CoordinatorNotAvailable.code())
             }
-            c => {
-                tracing::warn!(code = c, "writing to __consumer_offsets failed");
+            Err((c, msg)) => {
+                tracing::warn!(code = c, %msg, "writing to __consumer_offsets failed");
                 Err(E::CoordinatorNotAvailable.code())
             }
         }
@@ -283,7 +293,9 @@ impl GroupCoordinator {
         };
         let mut next = part.log.offsets().log_start;
         loop {
-            match part.log.read(next, 4 << 20, true, false).await {
+            // To the log end, not the high watermark: a new leader's log is the truth
+            // its followers will converge on, and its HW may lag until they fetch.
+            match part.log.read(next, 4 << 20, true, true).await {
                 Ok(r) if r.records.is_empty() => break,
                 Ok(r) => {
                     let mut last = None;

@@ -96,11 +96,13 @@ async fn group_coordinator(b: &Broker, group: &str, listener: &str) -> Found {
     let unavailable = |m: &str| Err((ResponseError::CoordinatorNotAvailable.code(), m.to_string()));
     let mut img = b.cache.image();
     if img.topic_by_name(OFFSETS_TOPIC).is_none() {
-        // Partitions are not replicated yet, so the internal topic has one replica.
+        // offsets.topic.replication.factor, capped at the brokers that are up.
+        let live = img.unfenced_brokers().len().max(1) as i32;
+        let rf = b.config.offsets_topic_replication_factor.clamp(1, live);
         let t = CreatableTopic {
             name: OFFSETS_TOPIC.to_string(),
             num_partitions: b.groups.cfg.offsets_partitions,
-            replication_factor: 1,
+            replication_factor: rf,
             assignments: vec![],
             configs: vec![
                 ConfigEntry {

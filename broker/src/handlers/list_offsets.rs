@@ -1,5 +1,9 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4,
-//! the log start here: there is no tiered storage), and by timestamp.
+//! the log start here: there is no tiered storage), and by timestamp. Consumers see
+//! offsets below the high watermark; a follower (`replica_id` ≥ 0) asking for the latest
+//! gets the log end. A new leader whose high watermark is still below its epoch's start
+//! answers OFFSET_NOT_AVAILABLE (LEADER_NOT_AVAILABLE before v5) for anything but the
+//! earliest offset (KIP-207), so the latest offset a client sees never goes back.
 
 use std::sync::Arc;
 
@@ -24,6 +28,8 @@ pub async fn handle(
     ctx: RequestContext,
     req: ListOffsetsRequest,
 ) -> Option<ListOffsetsResponse> {
+    let from_replica = req.replica_id.0 >= 0;
+    let img = b.cache.image();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let mut parts = Vec::with_capacity(t.partitions.len());
@@ -33,17 +39,16 @@ pub async fn handle(
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            let p =
-                match b
-                    .replicas
-                    .leader_partition(&b.cache.image(), &t.name.0, lp.partition_index)
-                {
-                    Ok(p) => p,
-                    Err(code) => {
-                        parts.push(r.with_error_code(code));
-                        continue;
-                    }
-                };
+            let p = match b
+                .replicas
+                .leader_partition(&img, &t.name.0, lp.partition_index)
+            {
+                Ok(p) => p,
+                Err(code) => {
+                    parts.push(r.with_error_code(code));
+                    continue;
+                }
+            };
             let state = p.state();
             if lp.current_leader_epoch >= 0 && lp.current_leader_epoch != state.leader_epoch {
                 let code = if lp.current_leader_epoch < state.leader_epoch {
@@ -55,7 +60,19 @@ pub async fn handle(
                 continue;
             }
             let o = p.log.offsets();
+            let behind =
+                !from_replica && p.epoch_start_offset().is_some_and(|s| o.high_watermark < s);
+            if behind && !matches!(lp.timestamp, EARLIEST | EARLIEST_LOCAL) {
+                let code = if ctx.api_version >= 5 {
+                    ResponseError::OffsetNotAvailable.code()
+                } else {
+                    ResponseError::LeaderNotAvailable.code()
+                };
+                parts.push(r.with_error_code(code));
+                continue;
+            }
             let found: Result<Option<(i64, i64)>, i16> = match lp.timestamp {
+                LATEST if from_replica => Ok(Some((o.log_end, -1))),
                 LATEST => Ok(Some((o.high_watermark, -1))),
                 EARLIEST | EARLIEST_LOCAL => Ok(Some((o.log_start, -1))),
                 EARLIEST_PENDING_UPLOAD => Ok(None),

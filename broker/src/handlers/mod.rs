@@ -42,6 +42,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 
@@ -244,6 +245,23 @@ impl Router {
     }
 }
 
+/// The advertised endpoint (host, port, rack) of a live broker on `listener`, for
+/// KIP-951 leader hints.
+pub fn leader_endpoint(
+    img: &strom_controller::metadata::MetadataImage,
+    broker: i32,
+    listener: &str,
+) -> Option<(String, i32, Option<String>)> {
+    let b = img.brokers.get(&broker).filter(|b| !b.fenced)?;
+    let ep = b
+        .endpoints
+        .iter()
+        .find(|e| e.listener == listener)
+        .or_else(|| b.endpoints.first())?;
+    let rack = (!b.rack.is_empty()).then(|| b.rack.clone());
+    Some((ep.host.clone(), ep.port, rack))
+}
+
 /// The table of every API strom serves.
 pub fn router() -> Router {
     use kafka_protocol::messages::*;
@@ -278,5 +296,6 @@ pub fn router() -> Router {
     r.add::<OffsetDeleteRequest, _, _>(0, 0, offset_delete::handle);
     r.add::<ConsumerGroupHeartbeatRequest, _, _>(0, 1, consumer_group_heartbeat::handle);
     r.add::<ConsumerGroupDescribeRequest, _, _>(0, 1, consumer_group_describe::handle);
+    r.add::<OffsetForLeaderEpochRequest, _, _>(2, 4, offset_for_leader_epoch::handle);
     r
 }

@@ -1,16 +1,38 @@
 //! Produce: acks 0 (no answer), 1 (after the leader's append) and all (after the high
-//! watermark passes the batch); errors per partition, as Kafka returns them.
+//! watermark passes the batch); errors per partition, as Kafka returns them. With
+//! acks=all every partition of the request is appended first and then all are waited on
+//! at once, within the request's timeout. NOT_LEADER_OR_FOLLOWER answers carry the
+//! current leader (KIP-951) so clients fail over without a metadata round trip.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use strom_common::clock::now_ms;
 
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::replication::{Appended, Partition, Refusal};
+
+/// One partition of the request on its way through append and wait.
+struct Slot {
+    topic: usize,
+    response: PartitionProduceResponse,
+    waiting: Option<(Arc<Partition>, Appended)>,
+}
+
+fn apply_refusal(r: &mut PartitionProduceResponse, (code, msg): Refusal, version: i16) {
+    r.error_code = code;
+    if version >= 8 {
+        r.error_message = Some(StrBytes::from_string(msg));
+    }
+}
 
 pub async fn handle(
     b: Arc<Broker>,
@@ -18,60 +40,113 @@ pub async fn handle(
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
-    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
     let valid_acks = matches!(acks, -1..=1);
-    let mut responses = Vec::with_capacity(req.topic_data.len());
-    for t in &req.topic_data {
-        let name = if ctx.api_version >= 13 {
+    let version = ctx.api_version;
+    let img = b.cache.image();
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for (ti, t) in req.topic_data.iter().enumerate() {
+        let name = if version >= 13 {
             b.replicas.topic_name(&t.topic_id).unwrap_or_default()
         } else {
             t.name.0.to_string()
         };
-        let mut parts = Vec::with_capacity(t.partition_data.len());
+        topics.push(
+            TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_topic_id(t.topic_id),
+        );
         for pd in &t.partition_data {
             let mut r = PartitionProduceResponse::default()
                 .with_index(pd.index)
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
+            let mut waiting = None;
             if !valid_acks {
-                r = r.with_error_code(ResponseError::InvalidRequiredAcks.code());
+                r.error_code = ResponseError::InvalidRequiredAcks.code();
             } else {
-                match b
-                    .replicas
-                    .leader_partition(&b.cache.image(), &name, pd.index)
-                {
-                    Err(code) => r = r.with_error_code(code),
-                    Ok(p) => {
-                        let out = p
-                            .append_records_to_leader(b.node_id, pd.records.as_ref(), acks, timeout)
-                            .await;
-                        r = r.with_error_code(out.error_code);
-                        if ctx.api_version >= 8 {
-                            r = r.with_error_message(out.error_message.map(StrBytes::from_string));
-                        }
-                        if let Some(i) = out.info {
+                match b.replicas.leader_partition(&img, &name, pd.index) {
+                    Err(code) => r.error_code = code,
+                    Ok(p) => match p
+                        .append_as_leader(pd.records.as_ref(), acks, now_ms())
+                        .await
+                    {
+                        Err(refusal) => apply_refusal(&mut r, refusal, version),
+                        Ok(appended) => {
+                            let i = appended.info;
                             r = r
                                 .with_base_offset(i.first_offset)
                                 .with_log_append_time_ms(i.log_append_time);
-                            if ctx.api_version >= 5 {
+                            if version >= 5 {
                                 r = r.with_log_start_offset(i.log_start);
                             }
+                            if acks == -1 {
+                                waiting = Some((p, appended));
+                            }
                         }
-                    }
+                    },
                 }
             }
-            parts.push(r);
+            slots.push(Slot {
+                topic: ti,
+                response: r,
+                waiting,
+            });
         }
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(t.name.clone())
-                .with_topic_id(t.topic_id)
-                .with_partition_responses(parts),
-        );
     }
     if acks == 0 {
         return None;
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    // acks=all: wait on every appended partition at once.
+    let waits = slots.iter().map(|s| async {
+        match &s.waiting {
+            Some((p, appended)) => p.wait_for_commit(appended, deadline).await.err(),
+            None => None,
+        }
+    });
+    let outcomes = join_all(waits).await;
+    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
+    for (slot, outcome) in slots.iter_mut().zip(outcomes) {
+        if let Some(refusal) = outcome {
+            apply_refusal(&mut slot.response, refusal, version);
+        }
+        if version >= 10 && slot.response.error_code == ResponseError::NotLeaderOrFollower.code() {
+            let topic = &req.topic_data[slot.topic];
+            let name = if version >= 13 {
+                img.topics.get(&topic.topic_id).map(|t| t.name.clone())
+            } else {
+                Some(topic.name.0.to_string())
+            };
+            let current = name
+                .and_then(|n| img.topic_by_name(&n).cloned())
+                .and_then(|t| t.partitions.get(&slot.response.index).cloned());
+            if let Some(p) = current {
+                slot.response.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(p.leader))
+                    .with_leader_epoch(p.leader_epoch);
+                if let Some(ep) = super::leader_endpoint(&img, p.leader, &ctx.listener) {
+                    if !endpoints.iter().any(|e| e.node_id.0 == p.leader) {
+                        endpoints.push(
+                            NodeEndpoint::default()
+                                .with_node_id(BrokerId(p.leader))
+                                .with_host(StrBytes::from_string(ep.0))
+                                .with_port(ep.1)
+                                .with_rack(ep.2.map(StrBytes::from_string)),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for slot in slots {
+        topics[slot.topic].partition_responses.push(slot.response);
+    }
+    Some(
+        ProduceResponse::default()
+            .with_responses(topics)
+            .with_node_endpoints(endpoints),
+    )
 }

@@ -430,6 +430,15 @@ impl PartitionLog {
             .await
     }
 
+    /// Starts `epoch` at the current log end (a new leader's epoch, KIP-101), after any
+    /// append in progress; returns that start offset.
+    pub async fn assign_epoch_at_end(&self, epoch: i32) -> Result<i64, LogError> {
+        let mut inner = self.inner.lock().await;
+        let start = self.offsets.borrow().log_end;
+        self.assign_epoch_locked(&mut inner, epoch, start).await?;
+        Ok(start)
+    }
+
     async fn assign_epoch_locked(
         &self,
         inner: &mut Inner,
@@ -492,10 +501,7 @@ impl PartitionLog {
                 )));
             }
             if !batch::crc_ok(&bytes) {
-                return Err(LogError::Batch(batch::BatchError::CrcMismatch {
-                    expected: 0,
-                    actual: 0,
-                }));
+                return Err(LogError::Batch(batch::BatchError::Corrupt));
             }
             let log_end = self.offsets.borrow().log_end;
             if h.base_offset < log_end || h.last_offset() < h.base_offset {
@@ -927,6 +933,16 @@ impl PartitionLog {
         } else {
             0
         }
+    }
+
+    /// A follower adopts the leader's log start (at most its own high watermark).
+    pub async fn follow_log_start(&self, leader_log_start: i64) -> Result<(), LogError> {
+        let o = self.offsets();
+        let target = leader_log_start.min(o.high_watermark);
+        if target > o.log_start {
+            self.delete_records_before(target).await?;
+        }
+        Ok(())
     }
 
     /// Raises the log start offset (DeleteRecords); `offset` must not pass the HW.

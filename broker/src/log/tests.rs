@@ -388,7 +388,6 @@ async fn real_files_survive_reopen() {
                     recovery_point: 0,
                     log_start: 0,
                     high_watermark: i64::MAX,
-                    high_watermark: i64::MAX,
                     now_ms: NOW,
                 },
             )

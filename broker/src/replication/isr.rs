@@ -112,6 +112,9 @@ pub struct LeaderState {
     pub followers: BTreeMap<i32, FollowerState>,
     /// The first offset of the current leader epoch.
     pub epoch_start_offset: i64,
+    /// Brokers that may join the ISR, with their registered broker epoch (active in the
+    /// metadata: unfenced, not shutting down), refreshed on every metadata change.
+    pub eligible: BTreeMap<i32, i64>,
 }
 
 impl LeaderState {
@@ -134,7 +137,19 @@ impl LeaderState {
             pending: None,
             followers,
             epoch_start_offset,
+            eligible: BTreeMap::new(),
         }
+    }
+
+    /// Whether `replica` may join the ISR: active in the metadata, and its last fetch came
+    /// from its current incarnation (KIP-841/903).
+    pub fn is_eligible(&self, replica: i32) -> bool {
+        let Some(&registered) = self.eligible.get(&replica) else {
+            return false;
+        };
+        self.followers
+            .get(&replica)
+            .is_some_and(|f| f.broker_epoch == -1 || f.broker_epoch == registered)
     }
 
     /// The committed ISR plus a member being added (a member being removed is still in
@@ -160,22 +175,35 @@ impl LeaderState {
     }
 
     /// The high watermark the ISR allows: the smallest log end over the maximal ISR (the
-    /// leader's own is `leader_log_end`); `None` while under min ISR or while a member's
-    /// log end is unknown.
-    pub fn high_watermark(&self, leader_log_end: i64, min_isr: i32) -> Option<i64> {
+    /// leader's own is `leader_log_end`) and over caught-up eligible followers outside it
+    /// (so that they can reach the HW and join); `None` while under min ISR or while a
+    /// member's log end is unknown.
+    pub fn high_watermark(
+        &self,
+        leader_log_end: i64,
+        now_ms: i64,
+        max_lag_ms: i64,
+        min_isr: i32,
+    ) -> Option<i64> {
         if self.under_min_isr(min_isr) {
             return None;
         }
+        let maximal = self.maximal_isr();
         let mut hw = leader_log_end;
-        for r in self.maximal_isr() {
-            if r == self.local_id {
-                continue;
-            }
-            let end = self.followers.get(&r).map_or(-1, |f| f.log_end);
+        for r in maximal.iter().filter(|&&r| r != self.local_id) {
+            let end = self.followers.get(r).map_or(-1, |f| f.log_end);
             if end < 0 {
                 return None;
             }
             hw = hw.min(end);
+        }
+        for (r, f) in &self.followers {
+            if maximal.contains(r) || f.log_end < 0 {
+                continue;
+            }
+            if f.is_caught_up(leader_log_end, now_ms, max_lag_ms) && self.is_eligible(*r) {
+                hw = hw.min(f.log_end);
+            }
         }
         Some(hw)
     }
@@ -184,7 +212,7 @@ impl LeaderState {
     /// maximal ISR, no change is in flight, and its log end reached the high watermark
     /// and the current epoch's start.
     pub fn should_expand(&self, replica: i32, high_watermark: i64) -> bool {
-        if self.pending.is_some() || self.isr.contains(&replica) {
+        if self.pending.is_some() || self.isr.contains(&replica) || !self.is_eligible(replica) {
             return false;
         }
         let Some(f) = self.followers.get(&replica) else {
@@ -217,24 +245,50 @@ mod tests {
     use super::*;
 
     fn leader() -> LeaderState {
-        LeaderState::new(1, &[1, 2, 3], &[1, 2, 3], 100, 1_000)
+        let mut l = LeaderState::new(1, &[1, 2, 3], &[1, 2, 3], 100, 1_000);
+        l.eligible = [(2, 7), (3, 8)].into_iter().collect();
+        l
     }
+
+    const LAG: i64 = 30_000;
 
     #[test]
     fn the_high_watermark_waits_for_every_isr_member_and_min_isr() {
         let mut l = leader();
-        assert_eq!(l.high_watermark(150, 1), None, "follower log ends unknown");
-        l.followers.get_mut(&2).unwrap().on_fetch(120, 1_010, 150, 7).unwrap();
-        assert_eq!(l.high_watermark(150, 1), None);
-        l.followers.get_mut(&3).unwrap().on_fetch(140, 1_010, 150, 8).unwrap();
-        assert_eq!(l.high_watermark(150, 1), Some(120));
+        assert_eq!(
+            l.high_watermark(150, 1_020, LAG, 1),
+            None,
+            "follower log ends unknown"
+        );
+        l.followers
+            .get_mut(&2)
+            .unwrap()
+            .on_fetch(120, 1_010, 150, 7)
+            .unwrap();
+        assert_eq!(l.high_watermark(150, 1_020, LAG, 1), None);
+        l.followers
+            .get_mut(&3)
+            .unwrap()
+            .on_fetch(140, 1_010, 150, 8)
+            .unwrap();
+        assert_eq!(l.high_watermark(150, 1_020, LAG, 1), Some(120));
         l.isr = vec![1, 3];
-        assert_eq!(l.high_watermark(150, 2), Some(140), "2 left the ISR");
-        assert_eq!(l.high_watermark(150, 3), None, "under min ISR: no advance");
+        l.eligible.remove(&2); // fenced: it no longer holds the HW back
+        assert_eq!(
+            l.high_watermark(150, 1_020, LAG, 2),
+            Some(140),
+            "2 left the ISR"
+        );
+        assert_eq!(
+            l.high_watermark(150, 1_020, LAG, 3),
+            None,
+            "under min ISR: no advance"
+        );
         l.isr = vec![1];
         l.replicas = vec![1];
+        l.followers.clear();
         assert_eq!(
-            l.high_watermark(150, 3),
+            l.high_watermark(150, 1_020, LAG, 3),
             Some(150),
             "min ISR is capped at the replica count"
         );
@@ -244,16 +298,29 @@ mod tests {
     fn a_pending_expansion_counts_and_a_pending_shrink_still_waits() {
         let mut l = leader();
         l.isr = vec![1, 2];
-        l.followers.get_mut(&2).unwrap().on_fetch(150, 1_010, 150, 7).unwrap();
-        l.followers.get_mut(&3).unwrap().on_fetch(110, 1_010, 150, 8).unwrap();
-        assert_eq!(l.high_watermark(150, 1), Some(150));
+        l.eligible.remove(&3);
+        l.followers
+            .get_mut(&2)
+            .unwrap()
+            .on_fetch(150, 1_010, 150, 7)
+            .unwrap();
+        l.followers
+            .get_mut(&3)
+            .unwrap()
+            .on_fetch(110, 1_010, 150, 8)
+            .unwrap();
+        assert_eq!(l.high_watermark(150, 1_020, LAG, 1), Some(150));
         l.pending = Some(PendingIsr::Expand {
             replica: 3,
             isr: vec![1, 2, 3],
         });
-        assert_eq!(l.high_watermark(150, 1), Some(110));
+        assert_eq!(l.high_watermark(150, 1_020, LAG, 1), Some(110));
         l.pending = Some(PendingIsr::Shrink { isr: vec![1] });
-        assert_eq!(l.high_watermark(150, 1), Some(150), "2 counts until removed");
+        assert_eq!(
+            l.high_watermark(150, 1_020, LAG, 1),
+            Some(150),
+            "2 counts until removed"
+        );
     }
 
     #[test]
@@ -262,24 +329,81 @@ mod tests {
         l.isr = vec![1, 2];
         let f = l.followers.get_mut(&3).unwrap();
         f.on_fetch(90, 1_010, 150, 8).unwrap();
-        assert!(!l.should_expand(3, 80), "below the epoch start (KAFKA-7128)");
-        l.followers.get_mut(&3).unwrap().on_fetch(100, 1_020, 150, 8).unwrap();
+        assert!(
+            !l.should_expand(3, 80),
+            "below the epoch start (KAFKA-7128)"
+        );
+        l.followers
+            .get_mut(&3)
+            .unwrap()
+            .on_fetch(100, 1_020, 150, 8)
+            .unwrap();
         assert!(!l.should_expand(3, 120), "below the high watermark");
         assert!(l.should_expand(3, 100));
         l.pending = Some(PendingIsr::Shrink { isr: vec![1] });
         assert!(!l.should_expand(3, 100), "one change in flight");
         assert!(!l.should_expand(2, 0), "already a member");
+        l.pending = None;
+        l.eligible.remove(&3);
+        assert!(!l.should_expand(3, 100), "fenced or shutting down");
+        l.eligible.insert(3, 9);
+        assert!(
+            !l.should_expand(3, 100),
+            "fetched from an older incarnation"
+        );
+    }
+
+    #[test]
+    fn a_caught_up_eligible_follower_outside_the_isr_holds_the_high_watermark() {
+        let mut l = leader();
+        l.isr = vec![1, 2];
+        l.followers
+            .get_mut(&2)
+            .unwrap()
+            .on_fetch(150, 1_010, 150, 7)
+            .unwrap();
+        // 3 fetches at 140 when the leader ends at 140: caught up.
+        l.followers
+            .get_mut(&3)
+            .unwrap()
+            .on_fetch(140, 1_010, 140, 8)
+            .unwrap();
+        assert_eq!(l.high_watermark(150, 1_020, LAG, 1), Some(140));
+        l.eligible.remove(&3);
+        assert_eq!(l.high_watermark(150, 1_020, LAG, 1), Some(150));
+        l.eligible.insert(3, 8);
+        assert_eq!(
+            l.high_watermark(150, 1_010 + LAG + 1, LAG, 1),
+            Some(150),
+            "no longer caught up"
+        );
     }
 
     #[test]
     fn members_fall_out_of_sync_after_the_lag_time() {
         let mut l = leader();
         // Caught up to the leader's end at t=1010; then the leader moves on.
-        l.followers.get_mut(&2).unwrap().on_fetch(150, 1_010, 150, 7).unwrap();
-        l.followers.get_mut(&3).unwrap().on_fetch(150, 1_010, 150, 8).unwrap();
+        l.followers
+            .get_mut(&2)
+            .unwrap()
+            .on_fetch(150, 1_010, 150, 7)
+            .unwrap();
+        l.followers
+            .get_mut(&3)
+            .unwrap()
+            .on_fetch(150, 1_010, 150, 8)
+            .unwrap();
         // 3 keeps fetching the previous end: still caught up as of its previous fetch.
-        l.followers.get_mut(&3).unwrap().on_fetch(150, 20_000, 200, 8).unwrap();
-        l.followers.get_mut(&3).unwrap().on_fetch(200, 40_000, 260, 8).unwrap();
+        l.followers
+            .get_mut(&3)
+            .unwrap()
+            .on_fetch(150, 20_000, 200, 8)
+            .unwrap();
+        l.followers
+            .get_mut(&3)
+            .unwrap()
+            .on_fetch(200, 40_000, 260, 8)
+            .unwrap();
         assert_eq!(l.out_of_sync(260, 41_000, 30_000), vec![2]);
         assert_eq!(l.out_of_sync(260, 25_000, 30_000), Vec::<i32>::new());
         l.pending = Some(PendingIsr::Shrink { isr: vec![1, 3] });

@@ -6,10 +6,13 @@
 //! - `<topic>-<partition>/` with segments, indexes, producer snapshots and
 //!   `partition.metadata` (the topic id, so a re-created topic is told apart);
 //! - `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint` (Kafka's format);
-//! - `.strom-clean-shutdown`, present only between a clean stop and the next start.
+//! - `replication-offset-checkpoint` (every partition's high watermark, Kafka's format);
+//! - `.strom-clean-shutdown`, present only between a clean stop and the next start,
+//!   holding the broker epoch of that stop (KIP-966).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +23,14 @@ use uuid::Uuid;
 
 use kafka_protocol::error::ResponseError;
 
-use super::partition::{Partition, PartitionState};
+use super::alter_partition::AlterPartitionSender;
+use super::fetcher::FetcherManager;
+use super::partition::{FollowerRead, Partition, PartitionSettings, Refusal, Transition};
+use super::ReplicationConfig;
+use crate::controller_client::ControllerClient;
 use crate::log::checkpoint::{decode_checkpoint, encode_checkpoint};
 use crate::log::{LogConfig, LogError, OpenOptions, PartitionLog, Storage};
+use crate::metadata_cache::MetadataCache;
 
 const CLEAN_SHUTDOWN: &str = ".strom-clean-shutdown";
 const RECOVERY_POINTS: &str = "recovery-point-offset-checkpoint";
@@ -35,6 +43,12 @@ type TopicMap = HashMap<String, BTreeMap<i32, Arc<Partition>>>;
 
 pub struct ReplicaManager {
     node_id: i32,
+    /// The broker epoch in the clean-shutdown marker found at start (-1: unclean).
+    previous_broker_epoch: i64,
+    cfg: ReplicationConfig,
+    cache: Arc<MetadataCache>,
+    fetchers: Arc<FetcherManager>,
+    isr_sender: Arc<AlterPartitionSender>,
     storage: Arc<dyn Storage>,
     log_dir: PathBuf,
     broker_settings: BTreeMap<String, String>,
@@ -56,14 +70,26 @@ fn parse_dir_name(name: &str) -> Option<(String, i32)> {
 impl ReplicaManager {
     /// Opens every partition log found in `log_dir` (recovering after an unclean stop).
     /// They stay unclaimed until the metadata image names this broker as their replica.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open(
         node_id: i32,
+        cfg: ReplicationConfig,
+        cache: Arc<MetadataCache>,
+        controller: Arc<ControllerClient>,
+        broker_epoch: Arc<AtomicI64>,
         storage: Arc<dyn Storage>,
         log_dir: &Path,
         broker_settings: BTreeMap<String, String>,
     ) -> Result<ReplicaManager, LogError> {
         storage.create_dir_all(log_dir).await?;
-        let clean = storage.exists(&log_dir.join(CLEAN_SHUTDOWN)).await;
+        let marker = storage.read_file(&log_dir.join(CLEAN_SHUTDOWN)).await?;
+        let clean = marker.is_some();
+        // KIP-966: the broker epoch of the clean stop, so the controller can tell a clean
+        // restart from an unclean one (-1: unclean).
+        let previous_broker_epoch = marker
+            .as_deref()
+            .and_then(parse_clean_shutdown)
+            .unwrap_or(-1);
         storage.remove_file(&log_dir.join(CLEAN_SHUTDOWN)).await?;
         let recovery = match storage.read_file(&log_dir.join(RECOVERY_POINTS)).await? {
             Some(raw) => decode_checkpoint(&raw),
@@ -123,8 +149,16 @@ impl ReplicaManager {
             );
             unclaimed.insert(key, Arc::new(log));
         }
+        let fetchers =
+            FetcherManager::new(node_id, cfg.clone(), broker_epoch.clone(), cache.clone());
+        let isr_sender = AlterPartitionSender::new(node_id, broker_epoch, controller);
         Ok(ReplicaManager {
             node_id,
+            previous_broker_epoch,
+            cfg,
+            cache,
+            fetchers,
+            isr_sender,
             storage,
             log_dir: log_dir.to_path_buf(),
             broker_settings,
@@ -136,6 +170,11 @@ impl ReplicaManager {
 
     pub fn node_id(&self) -> i32 {
         self.node_id
+    }
+
+    /// The broker epoch of the last clean stop, -1 when the last stop was not clean.
+    pub fn previous_broker_epoch(&self) -> i64 {
+        self.previous_broker_epoch
     }
 
     pub fn broker_settings(&self) -> &BTreeMap<String, String> {
@@ -161,7 +200,7 @@ impl ReplicaManager {
         index: i32,
     ) -> Result<Arc<Partition>, i16> {
         match self.get(topic, index) {
-            Some(p) if p.is_leader(self.node_id) => Ok(p),
+            Some(p) if p.is_leader() => Ok(p),
             Some(_) => Err(ResponseError::NotLeaderOrFollower.code()),
             None => match img.topic_by_name(topic) {
                 Some(t) if t.partitions.contains_key(&index) => {
@@ -187,12 +226,17 @@ impl ReplicaManager {
     }
 
     /// Brings hosted partitions in line with `img`: creates logs for partitions assigned
-    /// here, updates leadership and configs, and deletes logs of topics that are gone
-    /// (or were re-created with a new id).
+    /// here, makes each leader or follower as the image says (starting and stopping
+    /// replica fetchers), updates configs, and deletes logs of topics that are gone (or
+    /// were re-created with a new id, or moved away from this broker).
     pub async fn reconcile(&self, img: &MetadataImage) -> Result<(), LogError> {
         let current = self.topics.read().clone();
         let mut next: TopicMap = HashMap::new();
         let mut removed: Vec<Arc<Partition>> = Vec::new();
+        let settings = PartitionSettings {
+            max_lag_ms: self.cfg.replica_lag_time_max_ms,
+        };
+        let now = now_ms();
         for t in img.topics.values() {
             let overrides = img.topic_configs(&t.name);
             let config = LogConfig::resolve(&overrides, &self.broker_settings);
@@ -200,14 +244,12 @@ impl ReplicaManager {
                 if !p.replicas.contains(&self.node_id) {
                     continue;
                 }
-                let state = PartitionState::from_image(p);
                 let existing = current
                     .get(&t.name)
                     .and_then(|m| m.get(&index))
                     .filter(|x| x.topic_id == t.id);
                 let part = match existing {
                     Some(x) => {
-                        x.set_state(state);
                         if *x.log.config() != config {
                             x.log.set_config(config.clone());
                         }
@@ -219,9 +261,19 @@ impl ReplicaManager {
                         t.id,
                         self.claim_or_create(&t.name, index, t.id, config.clone())
                             .await?,
-                        state,
+                        self.node_id,
+                        settings,
                     )),
                 };
+                match part.apply_metadata(p, img, now).await? {
+                    Transition::Leader { .. } => self.fetchers.remove(part.topic_id, index),
+                    Transition::Follower {
+                        leader,
+                        leader_epoch,
+                    } if leader >= 0 => self.fetchers.add(part.clone(), leader, leader_epoch),
+                    Transition::Follower { .. } => self.fetchers.remove(part.topic_id, index),
+                    Transition::Updated | Transition::Stale => {}
+                }
                 next.entry(t.name.clone()).or_default().insert(index, part);
             }
         }
@@ -243,6 +295,7 @@ impl ReplicaManager {
         *self.topics.write() = Arc::new(next);
         *self.by_id.write() = by_id;
         for p in removed {
+            self.fetchers.remove(p.topic_id, p.index);
             self.delete_log(&p.log).await?;
         }
         // Logs on disk for partitions the image does not give this broker: strays.
@@ -258,6 +311,84 @@ impl ReplicaManager {
             self.delete_log(&log).await?;
         }
         Ok(())
+    }
+
+    /// A follower's fetch of one partition led here: the records or the divergence, and
+    /// any ISR change it leads to (sent to the controller from here).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn read_for_follower(
+        &self,
+        topic: &str,
+        index: i32,
+        replica: i32,
+        broker_epoch: i64,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        current_leader_epoch: i32,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<FollowerRead, Refusal> {
+        let img = self.cache.image();
+        let Some(p) = self.get(topic, index) else {
+            let code = match img.topic_by_name(topic) {
+                Some(t) if t.partitions.contains_key(&index) => ResponseError::NotLeaderOrFollower,
+                _ => ResponseError::UnknownTopicOrPartition,
+            };
+            return Err((code.code(), "not hosted here".into()));
+        };
+        let registered = img.brokers.get(&replica).map(|b| b.broker_epoch);
+        let (read, proposal) = p
+            .read_for_follower(
+                replica,
+                broker_epoch,
+                fetch_offset,
+                last_fetched_epoch,
+                current_leader_epoch,
+                max_bytes,
+                min_one,
+                registered,
+                now_ms(),
+            )
+            .await?;
+        if let Some(prop) = proposal {
+            tracing::info!(topic, partition = index, replica, isr = ?prop.pending.target(), "expanding the ISR");
+            self.isr_sender.submit(p.clone(), prop);
+        }
+        Ok(read)
+    }
+
+    /// Leaders drop ISR members that fell behind (run every `replica.lag.time.max.ms / 2`).
+    pub fn shrink_isrs(&self) {
+        let now = now_ms();
+        for p in self.all() {
+            if let Some(prop) = p.maybe_shrink_isr(now) {
+                self.isr_sender.submit(p.clone(), prop);
+            }
+        }
+    }
+
+    /// Writes `replication-offset-checkpoint` (every partition's high watermark).
+    pub async fn write_high_watermarks(&self) -> Result<(), LogError> {
+        let mut hw: Vec<(String, i32, i64)> = self
+            .all()
+            .iter()
+            .map(|p| (p.topic.clone(), p.index, p.log.offsets().high_watermark))
+            .collect();
+        hw.sort();
+        self.storage
+            .write_file_atomic(&self.log_dir.join(HIGH_WATERMARKS), &encode_checkpoint(&hw))
+            .await?;
+        Ok(())
+    }
+
+    /// The replication settings.
+    pub fn replication_config(&self) -> &ReplicationConfig {
+        &self.cfg
+    }
+
+    /// Stops every replica fetcher (shutdown).
+    pub fn stop_fetchers(&self) {
+        self.fetchers.clear();
     }
 
     async fn claim_or_create(
@@ -322,19 +453,14 @@ impl ReplicaManager {
     pub async fn write_checkpoints(&self) -> Result<(), LogError> {
         let mut rp = Vec::new();
         let mut ls = Vec::new();
-        let mut hw = Vec::new();
         for p in self.all() {
             let o = p.log.offsets();
             rp.push((p.topic.clone(), p.index, p.log.recovery_point().await));
             ls.push((p.topic.clone(), p.index, o.log_start));
-            hw.push((p.topic.clone(), p.index, o.high_watermark));
         }
         rp.sort();
         ls.sort();
-        hw.sort();
-        self.storage
-            .write_file_atomic(&self.log_dir.join(HIGH_WATERMARKS), &encode_checkpoint(&hw))
-            .await?;
+        self.write_high_watermarks().await?;
         self.storage
             .write_file_atomic(&self.log_dir.join(RECOVERY_POINTS), &encode_checkpoint(&rp))
             .await?;
@@ -375,7 +501,8 @@ impl ReplicaManager {
 
     /// Clean stop: close every log (flush, indexes, producer snapshots), write the
     /// checkpoints, then the clean-shutdown marker.
-    pub async fn shutdown(&self) -> Result<(), LogError> {
+    pub async fn shutdown(&self, broker_epoch: i64) -> Result<(), LogError> {
+        self.fetchers.clear();
         for p in self.all() {
             p.log.close().await?;
         }
@@ -384,7 +511,10 @@ impl ReplicaManager {
         }
         self.write_checkpoints().await?;
         self.storage
-            .write_file_atomic(&self.log_dir.join(CLEAN_SHUTDOWN), b"")
+            .write_file_atomic(
+                &self.log_dir.join(CLEAN_SHUTDOWN),
+                format!("{{\"version\":0,\"brokerEpoch\":{broker_epoch}}}").as_bytes(),
+            )
             .await?;
         Ok(())
     }
@@ -404,15 +534,37 @@ impl ReplicaManager {
             let mut next_retention = start + retention_every;
             let mut next_checkpoint = start + checkpoint_every;
             let mut next_clean = start + cleaner_every;
+            let (isr_every, hw_every) = match weak.upgrade() {
+                Some(rm) => (
+                    Duration::from_millis((rm.cfg.replica_lag_time_max_ms / 2).max(10) as u64),
+                    Duration::from_millis(rm.cfg.hw_checkpoint_interval_ms.max(10)),
+                ),
+                None => return,
+            };
+            let mut next_isr = start + isr_every;
+            let mut next_hw = start + hw_every;
             loop {
                 tokio::time::sleep(
                     flush_every
                         .min(retention_every)
                         .min(checkpoint_every)
-                        .min(cleaner_every),
+                        .min(cleaner_every)
+                        .min(isr_every)
+                        .min(hw_every),
                 )
                 .await;
                 let Some(rm) = weak.upgrade() else { return };
+                let now = tokio::time::Instant::now();
+                if now >= next_isr {
+                    rm.shrink_isrs();
+                    next_isr = now + isr_every;
+                }
+                if now >= next_hw {
+                    if let Err(e) = rm.write_high_watermarks().await {
+                        tracing::error!(error = %e, "writing the high-watermark checkpoint");
+                    }
+                    next_hw = now + hw_every;
+                }
                 rm.flush_due().await;
                 let now = tokio::time::Instant::now();
                 if now >= next_retention {
@@ -432,6 +584,12 @@ impl ReplicaManager {
             }
         });
     }
+}
+
+/// The broker epoch in a clean-shutdown marker (`{"version":0,"brokerEpoch":N}`).
+fn parse_clean_shutdown(raw: &[u8]) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_slice(raw).ok()?;
+    v.get("brokerEpoch")?.as_i64()
 }
 
 fn parse_partition_metadata(raw: &[u8]) -> Option<Uuid> {

@@ -5,7 +5,7 @@
 //! It finds leaders and hands out connections; it does not build produce or fetch requests.
 //! A `Client` is cheap to clone (all clones share one cache and one pool).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -128,6 +128,10 @@ pub struct ClusterMetadata {
 struct Inner {
     config: ClientConfig,
     metadata: Mutex<ClusterMetadata>,
+    /// The newest leader epoch seen per partition (with its topic id): metadata naming
+    /// an older epoch comes from a broker that has not caught up and is not used
+    /// (KIP-320), so a former leader cannot be mistaken for the current one.
+    epochs: Mutex<HashMap<(String, i32), (Uuid, i32)>>,
     /// By address; a BTreeMap so that "any connection" is chosen deterministically.
     pool: tokio::sync::Mutex<BTreeMap<String, Arc<Connection>>>,
 }
@@ -159,6 +163,7 @@ impl Client {
                     controller_id: -1,
                     ..Default::default()
                 }),
+                epochs: Mutex::new(HashMap::new()),
                 pool: tokio::sync::Mutex::new(BTreeMap::new()),
             }),
         };
@@ -231,10 +236,26 @@ impl Client {
         if topics.is_none() {
             cache.topics.clear();
         }
+        let mut epochs = lock(&self.inner.epochs);
         for (name, topic) in &answer.topics {
             // Only usable answers are cached; errors are asked again next time.
             if topic.error.is_none() {
-                cache.topics.insert(name.clone(), topic.clone());
+                let mut topic = topic.clone();
+                for p in &mut topic.partitions {
+                    let key = (name.clone(), p.partition);
+                    match epochs.get(&key) {
+                        Some(&(id, seen)) if id == topic.topic_id && p.leader_epoch < seen => {
+                            // Stale: leave the leader unknown so the caller asks again.
+                            p.leader = -1;
+                        }
+                        _ => {
+                            if p.leader_epoch >= 0 {
+                                epochs.insert(key, (topic.topic_id, p.leader_epoch));
+                            }
+                        }
+                    }
+                }
+                cache.topics.insert(name.clone(), topic);
             } else {
                 cache.topics.remove(name);
             }

@@ -350,8 +350,13 @@ async fn leader_duties(weak: std::sync::Weak<Controller>) {
         None => return,
     };
     loop {
-        // Wake on a leadership change, or every 250 ms for heartbeat expiry.
-        let _ = tokio::time::timeout(Duration::from_millis(250), metrics.changed()).await;
+        // Wake on a leadership change, or every 250 ms for heartbeat expiry. A closed
+        // metrics channel means the Raft node shut down: the duties end with it.
+        if let Ok(Err(_)) =
+            tokio::time::timeout(Duration::from_millis(250), metrics.changed()).await
+        {
+            return;
+        }
         let Some(ctl) = weak.upgrade() else { return };
         // openraft's own logs are off by default (it logs every unreachable peer at
         // ERROR); say here what an operator needs: who leads, in which term.

@@ -1,5 +1,8 @@
 //! A simulated strom cluster: nodes on 10.0.0.x, each with its own simulated disks
-//! (partition log storage and Raft backend) that outlive kills and restarts.
+//! (partition log storage and Raft backend) that outlive kills and restarts. Nodes are
+//! combined (controller and broker) or brokers only; faults: kill -9, restart, power
+//! failure, pause (a zombie: SIGSTOP-like), graceful stop (controlled shutdown),
+//! isolation and one-way cuts.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -22,6 +25,8 @@ pub const INTERNAL_PORT: u16 = 9093;
 pub struct Live {
     pub controller: Option<Arc<Controller>>,
     pub broker: Option<Arc<Broker>>,
+    /// Asks the node to stop cleanly (controlled shutdown, logs closed).
+    pub stop: Arc<tokio::sync::Notify>,
 }
 
 /// One simulated node and its disks.
@@ -37,6 +42,8 @@ pub struct SimNode {
 pub struct SimCluster {
     pub nodes: Vec<SimNode>,
     pub client: NodeHandle,
+    /// Ids of the nodes that are controllers (quorum voters).
+    pub controllers: Vec<i32>,
 }
 
 fn ip(i: i32) -> IpAddr {
@@ -46,9 +53,16 @@ fn ip(i: i32) -> IpAddr {
 impl SimCluster {
     /// Starts `n` nodes (each controller and broker) with `extra` settings.
     pub fn start(n: i32, extra: &[(&str, &str)]) -> SimCluster {
+        SimCluster::start_mixed(n, 0, extra)
+    }
+
+    /// Starts `combined` nodes that are controllers and brokers (ids 1..), then
+    /// `brokers_only` nodes that are brokers only.
+    pub fn start_mixed(combined: i32, brokers_only: i32, extra: &[(&str, &str)]) -> SimCluster {
         init_logging();
         let handle = Handle::current();
-        let voters: Vec<String> = (1..=n)
+        let n = combined + brokers_only;
+        let voters: Vec<String> = (1..=combined)
             .map(|i| format!("{i}@{}:{INTERNAL_PORT}", ip(i)))
             .collect();
         let voters = voters.join(",");
@@ -71,6 +85,9 @@ impl SimCluster {
                 format!("{}:{INTERNAL_PORT}", ip(i)),
             );
             settings.insert("controller.quorum.voters".into(), voters.clone());
+            if i > combined {
+                settings.insert("process.roles".into(), "broker".into());
+            }
             settings.insert("data.dir".into(), "/data".into());
             settings.insert("broker.heartbeat.interval.ms".into(), "500".into());
             for (k, v) in &extra {
@@ -95,12 +112,17 @@ impl SimCluster {
                         match strom_broker::start(cfg, env).await {
                             Ok(node) => {
                                 tracing::info!(node = node.node_id, "--- node started");
+                                let stop = Arc::new(tokio::sync::Notify::new());
                                 *slot.lock() = Some(Live {
                                     controller: node.controller.clone(),
                                     broker: node.broker.clone(),
+                                    stop: stop.clone(),
                                 });
+                                stop.notified().await;
+                                slot.lock().take();
+                                node.shutdown().await;
+                                tracing::info!(node = i, "--- node stopped cleanly");
                                 std::future::pending::<()>().await;
-                                drop(node);
                             }
                             Err(e) => panic!("node {i} failed to start: {e}"),
                         }
@@ -121,7 +143,11 @@ impl SimCluster {
             .name("client")
             .ip("10.0.1.1".parse().expect("ip"))
             .build();
-        SimCluster { nodes, client }
+        SimCluster {
+            nodes,
+            client,
+            controllers: (1..=combined).collect(),
+        }
     }
 
     /// `host:port` of every node's Kafka listener.
@@ -152,6 +178,52 @@ impl SimCluster {
         n.storage.power_fail();
         n.backend.power_fail();
         Handle::current().restart(n.handle.id());
+    }
+
+    /// Stops a node cleanly (controlled shutdown, logs closed, clean-shutdown marker),
+    /// then kills the finished process so that it can be restarted.
+    pub async fn stop_gracefully(&self, id: i32) {
+        let n = self.node(id);
+        let Some(live) = n.live.lock().clone() else {
+            return;
+        };
+        live.stop.notify_one();
+        for _ in 0..600 {
+            if n.live.lock().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Give the shutdown time to finish closing the logs.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Handle::current().kill(n.handle.id());
+    }
+
+    /// Freezes a node (SIGSTOP): its tasks stop running, its sockets stay open.
+    pub fn pause(&self, id: i32) {
+        Handle::current().pause(self.node(id).handle.id());
+    }
+
+    /// Lets a paused node run again (SIGCONT).
+    pub fn resume(&self, id: i32) {
+        Handle::current().resume(self.node(id).handle.id());
+    }
+
+    /// Cuts the link from `from` to `to` in one direction only (messages wait).
+    pub fn cut_one_way(&self, from: i32, to: i32) {
+        let net = madsim::net::NetSim::current();
+        net.clog_link(self.node(from).handle.id(), self.node(to).handle.id());
+    }
+
+    /// Restores the link from `from` to `to`.
+    pub fn restore_one_way(&self, from: i32, to: i32) {
+        let net = madsim::net::NetSim::current();
+        net.unclog_link(self.node(from).handle.id(), self.node(to).handle.id());
+    }
+
+    /// Whether the node is up (started and not killed or stopped).
+    pub fn is_up(&self, id: i32) -> bool {
+        self.node(id).live.lock().is_some()
     }
 
     /// The running node's handles, if it is up.

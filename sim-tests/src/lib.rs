@@ -13,3 +13,5 @@ pub mod cluster;
 pub mod group_member;
 #[cfg(madsim)]
 pub mod invariants;
+#[cfg(madsim)]
+pub mod workload;

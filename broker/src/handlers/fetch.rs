@@ -58,13 +58,20 @@ pub async fn handle(
             return Some(round.response);
         }
         let mut watchers = round.watchers;
-        let changes = select_all(watchers.iter_mut().map(|w| w.changed().boxed()));
-        if tokio::time::timeout(deadline.saturating_duration_since(now), changes)
-            .await
-            .is_err()
-        {
-            // One last read so that data that arrived just now is not missed.
-            return Some(read_once(&b, &ctx, &req, true).await.response);
+        let woke = {
+            let changes = select_all(watchers.iter_mut().map(|w| w.changed().boxed()));
+            tokio::time::timeout(deadline.saturating_duration_since(now), changes)
+                .await
+                .map(|(r, _, _)| r.is_ok())
+        };
+        match woke {
+            // A partition's log went away (deleted, or the broker is stopping).
+            Ok(false) => return Some(read_once(&b, &ctx, &req, true).await.response),
+            Ok(true) => {}
+            Err(_) => {
+                // One last read so that data that arrived just now is not missed.
+                return Some(read_once(&b, &ctx, &req, true).await.response);
+            }
         }
     }
 }

@@ -564,6 +564,12 @@ impl PartitionLog {
         let mut inner = self.inner.lock().await;
         let cur = self.offsets();
         if offset >= cur.log_end {
+            // Nothing to cut, but an epoch entry a leader wrote at its log end before
+            // appending anything must go (Kafka truncates the cache either way), or the
+            // follower keeps announcing an epoch its leader never had.
+            if inner.epochs.truncate_from_end(cur.log_end) {
+                self.publish_epochs(&inner).await?;
+            }
             return Ok(cur.log_end);
         }
         if offset <= cur.log_start {

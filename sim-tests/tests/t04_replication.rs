@@ -1,0 +1,321 @@
+//! Partition replication under faults. Idempotent acks=all producers and consumers run
+//! against a topic with three replicas per partition and `min.insync.replicas=2` while
+//! leaders are killed, power-failed (alone and two at once), paused like a SIGSTOP
+//! (zombies), cut from the controllers but not from clients, restarted inside the
+//! session timeout, and stopped cleanly; the clusters are three combined nodes, or three
+//! controllers with two brokers that are not controllers. After the faults the cluster
+//! heals and every history check runs (`invariants::check_replication`): no acknowledged
+//! record lost; one value per offset and one offset per value; no duplicates; replicas
+//! byte-identical below the high watermark; the high watermark never going back for any
+//! consumer; batch epochs never decreasing; nothing read below the high watermark ever
+//! disappearing.
+#![cfg(madsim)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use madsim::rand::Rng;
+use madsim::runtime::NodeHandle;
+use parking_lot::Mutex;
+use strom_sim_tests::cluster::SimCluster;
+use strom_sim_tests::invariants::check_replication;
+use strom_sim_tests::workload::{
+    self, create_topic, final_logs, replica_logs, wait_converged, History, Outcome, SETTINGS,
+};
+
+const TOPIC: &str = "orders";
+
+/// A running workload: producer and consumer tasks on their own client machines.
+struct Workload {
+    history: Arc<Mutex<History>>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<madsim::task::JoinHandle<()>>,
+    _machines: Vec<NodeHandle>,
+    partitions: i32,
+}
+
+fn start_workload(
+    cluster: &SimCluster,
+    partitions: i32,
+    producers: u32,
+    consumers: u32,
+) -> Workload {
+    let history = Arc::new(Mutex::new(History::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    let mut machines = Vec::new();
+    for i in 0..producers {
+        let m = cluster.client_node(&format!("producer-{i}"), 10 + i as u8);
+        let (bs, h, s) = (cluster.bootstrap(), history.clone(), stop.clone());
+        tasks.push(m.spawn(workload::produce(bs, i, TOPIC.into(), partitions, h, s)));
+        machines.push(m);
+    }
+    for i in 0..consumers {
+        let m = cluster.client_node(&format!("consumer-{i}"), 50 + i as u8);
+        let (bs, h, s) = (cluster.bootstrap(), history.clone(), stop.clone());
+        tasks.push(m.spawn(workload::consume(bs, i, TOPIC.into(), partitions, h, s)));
+        machines.push(m);
+    }
+    Workload {
+        history,
+        stop,
+        tasks,
+        _machines: machines,
+        partitions,
+    }
+}
+
+/// Stops the workload, lets the cluster converge, reads the final logs and runs every
+/// history check. Returns the history for test-specific checks.
+async fn finish(cluster: &SimCluster, w: Workload) -> History {
+    w.stop.store(true, Ordering::Relaxed);
+    for t in w.tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
+    }
+    tracing::info!("--- workload stopped; waiting for the replicas to converge");
+    wait_converged(cluster, TOPIC, Duration::from_secs(60)).await;
+    let logs = final_logs(cluster, TOPIC, w.partitions).await;
+    let replicas = replica_logs(cluster, TOPIC).await;
+    let h = std::mem::take(&mut *w.history.lock());
+    let acked = h
+        .sent
+        .iter()
+        .filter(|s| matches!(s.outcome, Outcome::Acked(_)))
+        .count();
+    tracing::info!(
+        acked,
+        sent = h.sent.len(),
+        reads = h.reads.len(),
+        "--- checking the history"
+    );
+    check_replication(&h, &logs, &replicas);
+    h
+}
+
+/// The current leader of a partition as a running broker's image says.
+fn leader_of(cluster: &SimCluster, partition: i32) -> i32 {
+    cluster
+        .nodes
+        .iter()
+        .filter_map(|n| cluster.live(n.id).and_then(|l| l.broker))
+        .map(|b| b.cache.image())
+        .max_by_key(|i| i.offset)
+        .and_then(|img| {
+            img.topic_by_name(TOPIC)
+                .and_then(|t| t.partitions.get(&partition))
+                .map(|p| p.leader)
+        })
+        .unwrap_or(-1)
+}
+
+/// The replicas of a partition.
+fn replicas_of(cluster: &SimCluster, partition: i32) -> Vec<i32> {
+    cluster
+        .nodes
+        .iter()
+        .filter_map(|n| cluster.live(n.id).and_then(|l| l.broker))
+        .map(|b| b.cache.image())
+        .max_by_key(|i| i.offset)
+        .and_then(|img| {
+            img.topic_by_name(TOPIC)
+                .and_then(|t| t.partitions.get(&partition))
+                .map(|p| p.replicas.clone())
+        })
+        .unwrap_or_default()
+}
+
+async fn setup(combined: i32, brokers_only: i32, partitions: i32) -> SimCluster {
+    let cluster = SimCluster::start_mixed(combined, brokers_only, SETTINGS);
+    cluster.wait_started(Duration::from_secs(30)).await;
+    create_topic(&cluster, TOPIC, partitions, 3, 2).await;
+    wait_converged(&cluster, TOPIC, Duration::from_secs(30)).await;
+    cluster
+}
+
+fn sleep(ms: u64) -> tokio::time::Sleep {
+    tokio::time::sleep(Duration::from_millis(ms))
+}
+
+#[madsim::test]
+async fn a_killed_leader_loses_nothing() {
+    let cluster = setup(3, 0, 2).await;
+    let w = start_workload(&cluster, 2, 2, 2);
+    sleep(2000).await;
+    let leader = leader_of(&cluster, 0);
+    tracing::info!(leader, "--- kill -9 the leader of partition 0");
+    cluster.kill(leader);
+    sleep(4000).await;
+    tracing::info!(leader, "--- restart it");
+    cluster.restart(leader);
+    sleep(3000).await;
+    finish(&cluster, w).await;
+}
+
+#[madsim::test]
+async fn power_failure_of_one_replica_with_brokers_that_are_not_controllers() {
+    let cluster = setup(3, 2, 2).await;
+    let w = start_workload(&cluster, 2, 2, 2);
+    sleep(2000).await;
+    let replicas = replicas_of(&cluster, 0);
+    let victim = replicas[madsim::rand::thread_rng().gen_range(0..replicas.len())];
+    tracing::info!(victim, "--- power failure of a replica of partition 0");
+    cluster.power_fail(victim);
+    sleep(5000).await;
+    finish(&cluster, w).await;
+}
+
+#[madsim::test]
+async fn power_failure_of_two_replicas_at_once() {
+    let cluster = setup(3, 2, 2).await;
+    let w = start_workload(&cluster, 2, 2, 2);
+    sleep(2000).await;
+    let leader = leader_of(&cluster, 0);
+    let follower = *replicas_of(&cluster, 0)
+        .iter()
+        .find(|&&r| r != leader)
+        .expect("a follower");
+    tracing::info!(
+        leader,
+        follower,
+        "--- power failure of the leader and a follower"
+    );
+    cluster.power_fail(leader);
+    cluster.power_fail(follower);
+    sleep(6000).await;
+    finish(&cluster, w).await;
+}
+
+#[madsim::test]
+async fn a_paused_leader_is_a_zombie_and_its_tail_is_truncated() {
+    let cluster = setup(3, 2, 2).await;
+    let w = start_workload(&cluster, 2, 2, 2);
+    sleep(2000).await;
+    let leader = leader_of(&cluster, 0);
+    tracing::info!(
+        leader,
+        "--- pause the leader of partition 0 (SIGSTOP) for 15 s"
+    );
+    cluster.pause(leader);
+    sleep(15_000).await;
+    tracing::info!(leader, "--- resume it (SIGCONT)");
+    cluster.resume(leader);
+    sleep(4000).await;
+    finish(&cluster, w).await;
+}
+
+#[madsim::test]
+async fn a_leader_cut_from_the_controllers_but_not_from_clients() {
+    let cluster = setup(3, 2, 5).await;
+    let w = start_workload(&cluster, 5, 2, 2);
+    sleep(2000).await;
+    // A partition led by a broker that is not a controller, so the cut is between nodes.
+    let leader = (0..5)
+        .map(|p| leader_of(&cluster, p))
+        .find(|l| !cluster.controllers.contains(l))
+        .expect("a broker-only node leads something");
+    tracing::info!(
+        leader,
+        "--- cut the leader off from every controller, one way"
+    );
+    for &c in &cluster.controllers {
+        cluster.cut_one_way(leader, c);
+    }
+    sleep(8000).await;
+    tracing::info!(leader, "--- restore its links");
+    for &c in &cluster.controllers {
+        cluster.restore_one_way(leader, c);
+    }
+    sleep(4000).await;
+    finish(&cluster, w).await;
+}
+
+#[madsim::test]
+async fn a_leader_restarted_inside_the_session_timeout() {
+    let cluster = setup(3, 0, 2).await;
+    let w = start_workload(&cluster, 2, 2, 2);
+    sleep(2000).await;
+    let leader = leader_of(&cluster, 0);
+    tracing::info!(leader, "--- kill -9 the leader and restart it at once");
+    cluster.kill(leader);
+    sleep(300).await;
+    cluster.restart(leader);
+    sleep(6000).await;
+    finish(&cluster, w).await;
+}
+
+#[madsim::test]
+async fn a_controlled_shutdown_of_a_leader_fails_no_request() {
+    let cluster = setup(3, 2, 2).await;
+    let w = start_workload(&cluster, 2, 2, 2);
+    sleep(2000).await;
+    let leader = leader_of(&cluster, 0);
+    tracing::info!(leader, "--- stop the leader of partition 0 cleanly");
+    cluster.stop_gracefully(leader).await;
+    sleep(2000).await;
+    tracing::info!(leader, "--- restart it");
+    cluster.restart(leader);
+    sleep(4000).await;
+    let h = finish(&cluster, w).await;
+    let failed: Vec<_> = h
+        .sent
+        .iter()
+        .filter(|s| matches!(s.outcome, Outcome::Unknown(_)))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "a controlled shutdown failed {} deliveries, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+}
+
+#[madsim::test]
+async fn random_faults_keep_every_replication_invariant() {
+    let cluster = setup(3, 2, 3).await;
+    let w = start_workload(&cluster, 3, 2, 2);
+    let ids: Vec<i32> = cluster.nodes.iter().map(|n| n.id).collect();
+    for step in 0..6 {
+        sleep(madsim::rand::thread_rng().gen_range(500..2500)).await;
+        let victim = ids[madsim::rand::thread_rng().gen_range(0..ids.len())];
+        let fault = madsim::rand::thread_rng().gen_range(0..6);
+        tracing::info!(step, victim, fault, "--- fault");
+        match fault {
+            0 => {
+                cluster.kill(victim);
+                sleep(madsim::rand::thread_rng().gen_range(200..4000)).await;
+                cluster.restart(victim);
+            }
+            1 => cluster.power_fail(victim),
+            2 => {
+                cluster.pause(victim);
+                sleep(madsim::rand::thread_rng().gen_range(500..6000)).await;
+                cluster.resume(victim);
+            }
+            3 => {
+                cluster.isolate(victim);
+                sleep(madsim::rand::thread_rng().gen_range(500..6000)).await;
+                cluster.heal(victim);
+            }
+            4 => {
+                cluster.stop_gracefully(victim).await;
+                cluster.restart(victim);
+            }
+            _ => {
+                for &c in &cluster.controllers {
+                    if c != victim {
+                        cluster.cut_one_way(victim, c);
+                    }
+                }
+                sleep(madsim::rand::thread_rng().gen_range(500..6000)).await;
+                for &c in &cluster.controllers {
+                    if c != victim {
+                        cluster.restore_one_way(victim, c);
+                    }
+                }
+            }
+        }
+    }
+    sleep(3000).await;
+    finish(&cluster, w).await;
+}

@@ -185,6 +185,9 @@ impl SimCluster {
     pub async fn stop_gracefully(&self, id: i32) {
         let n = self.node(id);
         let Some(live) = n.live.lock().clone() else {
+            // Still starting (or already down): stop it the hard way.
+            n.live.lock().take();
+            Handle::current().kill(n.handle.id());
             return;
         };
         live.stop.notify_one();
@@ -219,6 +222,13 @@ impl SimCluster {
     pub fn restore_one_way(&self, from: i32, to: i32) {
         let net = madsim::net::NetSim::current();
         net.unclog_link(self.node(from).handle.id(), self.node(to).handle.id());
+    }
+
+    /// Cuts the link from node `from` to a client machine, one way: the client's requests
+    /// arrive, the node's answers do not.
+    pub fn cut_to_client(&self, from: i32, client: &NodeHandle) {
+        let net = madsim::net::NetSim::current();
+        net.clog_link(self.node(from).handle.id(), client.id());
     }
 
     /// Whether the node is up (started and not killed or stopped).

@@ -255,16 +255,28 @@ pub async fn consume(
 /// Waits until every partition has a leader, its ISR holds every replica, and the
 /// leader's high watermark reached its log end; panics after `within`.
 pub async fn wait_converged(cluster: &SimCluster, topic: &str, within: Duration) {
+    if let Err(e) = try_converge(cluster, topic, within).await {
+        panic!("{e}");
+    }
+}
+
+/// As `wait_converged`, returning why it did not converge instead of panicking.
+pub async fn try_converge(
+    cluster: &SimCluster,
+    topic: &str,
+    within: Duration,
+) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         if converged(cluster, topic) {
-            return;
+            return Ok(());
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "replicas of {topic} did not converge within {within:?}: {}",
-            describe(cluster, topic)
-        );
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "replicas of {topic} did not converge within {within:?}: {}",
+                describe(cluster, topic)
+            ));
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

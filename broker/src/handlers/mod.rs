@@ -17,6 +17,8 @@ use crate::broker::Broker;
 use crate::server::framing::{begin_frame, finish_frame};
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
+pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -28,7 +30,10 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_quorum;
+pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -38,6 +43,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -297,5 +303,11 @@ pub fn router() -> Router {
     r.add::<ConsumerGroupHeartbeatRequest, _, _>(0, 1, consumer_group_heartbeat::handle);
     r.add::<ConsumerGroupDescribeRequest, _, _>(0, 1, consumer_group_describe::handle);
     r.add::<OffsetForLeaderEpochRequest, _, _>(2, 4, offset_for_leader_epoch::handle);
+    r.add::<ElectLeadersRequest, _, _>(0, 2, elect_leaders::handle);
+    r.add::<AlterPartitionReassignmentsRequest, _, _>(0, 1, alter_partition_reassignments::handle);
+    r.add::<ListPartitionReassignmentsRequest, _, _>(0, 0, list_partition_reassignments::handle);
+    r.add::<DescribeLogDirsRequest, _, _>(1, 4, describe_log_dirs::handle);
+    r.add::<AlterReplicaLogDirsRequest, _, _>(1, 2, alter_replica_log_dirs::handle);
+    r.add::<DescribeTopicPartitionsRequest, _, _>(0, 0, describe_topic_partitions::handle);
     r
 }

@@ -53,6 +53,10 @@ pub trait Storage: Send + Sync + 'static {
     async fn remove_file(&self, path: &Path) -> io::Result<()>;
     async fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
     async fn exists(&self, path: &Path) -> bool;
+    /// (total, usable) bytes of the file system holding `dir`, when known.
+    fn disk_space(&self, _dir: &Path) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 #[cfg(not(madsim))]
@@ -146,6 +150,18 @@ mod fs {
 
     #[async_trait]
     impl Storage for FsStorage {
+        fn disk_space(&self, dir: &Path) -> Option<(u64, u64)> {
+            use std::os::unix::ffi::OsStrExt;
+            let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+            let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+            // SAFETY: a valid NUL-terminated path and a zeroed statvfs to fill in.
+            if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+                return None;
+            }
+            let frag = st.f_frsize as u64;
+            Some((st.f_blocks as u64 * frag, st.f_bavail as u64 * frag))
+        }
+
         async fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn StorageFile>> {
             let existed = path.exists();
             let file = OpenOptions::new()

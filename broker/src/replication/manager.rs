@@ -381,6 +381,16 @@ impl ReplicaManager {
         Ok(())
     }
 
+    /// The log directory.
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+
+    /// (total, usable) bytes of the log directory's file system, when known.
+    pub fn disk_space(&self) -> Option<(u64, u64)> {
+        self.storage.disk_space(&self.log_dir)
+    }
+
     /// The replication settings.
     pub fn replication_config(&self) -> &ReplicationConfig {
         &self.cfg

@@ -444,6 +444,11 @@ impl Producer {
         }
     }
 
+    /// With idempotence on, gets a producer id now rather than at the first flush.
+    pub async fn init_producer_id(&mut self) -> Result<(), ClientError> {
+        self.ensure_producer_id().await.map(|_| ())
+    }
+
     /// With idempotence on, the producer id and epoch (asked for if not yet known).
     async fn ensure_producer_id(&mut self) -> Result<Option<(i64, i16)>, ClientError> {
         let Some(state) = &mut self.idempotence else {

@@ -104,7 +104,10 @@ pub async fn create_topic(
         .await;
 }
 
-/// A producer: flushes of 1–5 unique values to random partitions until `stop`.
+/// A producer: flushes of 1–5 unique values to random partitions until `stop`. With
+/// `fresh_ids`, every flush uses a new producer (a new producer id, sequences from 0),
+/// so that a retried batch is always a first batch: only the broker's producer state
+/// can tell it is a duplicate.
 pub async fn produce(
     bootstrap: Vec<String>,
     id: u32,
@@ -112,16 +115,37 @@ pub async fn produce(
     partitions: i32,
     history: Shared,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    fresh_ids: bool,
 ) {
     let client = connect_with(bootstrap).await;
-    let mut producer = Producer::builder(client)
-        .idempotent(true)
-        .acks(-1)
-        .retries(60)
-        .build()
-        .expect("producer settings");
+    let build = |client: strom_client::Client| {
+        Producer::builder(client)
+            .idempotent(true)
+            .acks(-1)
+            .retries(60)
+            .build()
+            .expect("producer settings")
+    };
+    let mut producer = build(client.clone());
+    // Fresh producers get their ids ahead of time, so that a flush sends Produce at
+    // once even when the node that would answer InitProducerId is cut off.
+    let mut ready: std::collections::VecDeque<Producer> = std::collections::VecDeque::new();
+    if fresh_ids {
+        while ready.len() < 150 {
+            let mut p = build(client.clone());
+            if p.init_producer_id().await.is_ok() {
+                ready.push_back(p);
+            }
+        }
+    }
     let mut n = 0u64;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if fresh_ids {
+            producer = match ready.pop_front() {
+                Some(p) => p,
+                None => build(client.clone()),
+            };
+        }
         let count = madsim::rand::thread_rng().gen_range(1..=5);
         let mut pending = Vec::new();
         for _ in 0..count {

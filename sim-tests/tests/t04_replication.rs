@@ -45,6 +45,16 @@ fn start_workload(
     producers: u32,
     consumers: u32,
 ) -> Workload {
+    start_workload_with(cluster, partitions, producers, consumers, false)
+}
+
+fn start_workload_with(
+    cluster: &SimCluster,
+    partitions: i32,
+    producers: u32,
+    consumers: u32,
+    fresh_ids: bool,
+) -> Workload {
     let history = Arc::new(Mutex::new(History::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -53,7 +63,15 @@ fn start_workload(
     for i in 0..producers {
         let m = cluster.client_node(&format!("producer-{i}"), 10 + i as u8);
         let (bs, h, s) = (cluster.bootstrap(), history.clone(), stop.clone());
-        tasks.push(m.spawn(workload::produce(bs, i, TOPIC.into(), partitions, h, s)));
+        tasks.push(m.spawn(workload::produce(
+            bs,
+            i,
+            TOPIC.into(),
+            partitions,
+            h,
+            s,
+            fresh_ids,
+        )));
         producer_machines.push(m);
     }
     for i in 0..consumers {
@@ -166,7 +184,9 @@ async fn a_killed_leader_loses_nothing() {
 #[madsim::test]
 async fn a_leader_whose_answers_are_lost_dies_and_retries_are_not_duplicated() {
     let cluster = setup(3, 0, 1).await;
-    let w = start_workload(&cluster, 1, 3, 1);
+    // A new producer id per flush: every batch retried at the new leader is a first
+    // batch, which only replicated producer state can recognise as a duplicate.
+    let w = start_workload_with(&cluster, 1, 3, 1, true);
     sleep(2000).await;
     let leader = leader_of(&cluster, 0);
     tracing::info!(leader, "--- the leader's answers to producers are lost");

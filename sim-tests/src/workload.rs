@@ -131,7 +131,7 @@ pub async fn produce(
     // once even when the node that would answer InitProducerId is cut off.
     let mut ready: std::collections::VecDeque<Producer> = std::collections::VecDeque::new();
     if fresh_ids {
-        while ready.len() < 150 {
+        while ready.len() < 30 {
             let mut p = build(client.clone());
             if p.init_producer_id().await.is_ok() {
                 ready.push_back(p);

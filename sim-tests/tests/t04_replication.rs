@@ -187,7 +187,10 @@ async fn a_leader_whose_answers_are_lost_dies_and_retries_are_not_duplicated() {
     // A new producer id per flush: every batch retried at the new leader is a first
     // batch, which only replicated producer state can recognise as a duplicate.
     let w = start_workload_with(&cluster, 1, 3, 1, true);
-    sleep(2000).await;
+    // Until the producers write steadily (their producer ids are ready).
+    while w.history.lock().sent.len() < 60 {
+        sleep(100).await;
+    }
     let leader = leader_of(&cluster, 0);
     tracing::info!(leader, "--- the leader's answers to producers are lost");
     for m in &w.producers {

@@ -343,10 +343,8 @@ def test_group_offsets_survive_a_kill9_of_their_coordinator(cluster_factory):
     # __consumer_offsets is replicated three times: the coordinator's death loses nothing.
     offsets = partitions_of(cluster, "__consumer_offsets")
     assert offsets and all(len(x["replicas"]) == 3 for x in offsets.values())
-    from kafka import KafkaAdminClient
-    ka = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
-    coordinator = ka._find_coordinator_id(group)
-    ka.close()
+    a = admin(cluster)
+    coordinator = a.describe_consumer_groups([group])[group].result(20).coordinator.id
     cluster.kill9(coordinator)
     c2 = Consumer(dict(conf, **{"bootstrap.servers": cluster.bootstrap_without(coordinator)}))
     got = {tp.partition: tp.offset
@@ -404,6 +402,8 @@ def test_reassignment_moves_a_partition_and_elect_leaders_restores_preference(cl
     cluster.restart(preferred)  # graceful: leadership moves off it
     wait_isr(cluster, topic, 3)
     assert leader_of(cluster, topic) != preferred
+    ka.close()
+    ka = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)  # fresh view after the restart
     resp = ka.elect_leaders(0, {topic: [0]})
     errs = [pr[1] for r in resp.replica_election_results for pr in r[1]]
     assert errs == [0], resp

@@ -6,7 +6,8 @@ returns every offset as it was, and a new member of each group resumes exactly t
 
 A target of the test's own (target_factory): one node, or with E2E_NODES=3 a 3-node
 cluster where the groups' coordinators (leaders of their `__consumer_offsets`
-partitions) are spread over the nodes; only the nodes coordinating a group restart."""
+partitions, three replicas each) are spread over the nodes; only the nodes coordinating
+a group restart, and their groups move to another replica meanwhile."""
 
 from __future__ import annotations
 
@@ -103,7 +104,12 @@ def test_groups_offsets_survive_restart(target_factory, new_topic, how):
 
     for g in groups:
         assert fetch_when_ready(b, g, topic) == expected[g], f"{g} (coordinator {coords[g]})"
-    assert {g: coordinator(b, g) for g in groups} == coords
+    # With one node the coordinator is that node again; with three, __consumer_offsets
+    # has three replicas, so a restarted coordinator's partitions moved to another one
+    # (as in Kafka) and the offsets above were read from it.
+    after = {g: coordinator(b, g) for g in groups}
+    if len(target.nodes) == 1:
+        assert after == coords
     # the groups themselves came back too (state, type: classic or KIP-848)
     assert listing(b, groups) == listed
 

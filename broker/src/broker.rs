@@ -22,6 +22,8 @@ pub struct Broker {
     pub producer_ids: ProducerIdManager,
     pub groups: Arc<GroupCoordinator>,
     pub api_versions: Vec<ApiVersion>,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: parking_lot::Mutex<crate::fetch_session::FetchSessionCache>,
     /// Shared with the replica fetchers and the ISR sender.
     broker_epoch: Arc<AtomicI64>,
     /// The registration's incarnation id (a random UUID per process start).
@@ -29,6 +31,7 @@ pub struct Broker {
 }
 
 impl Broker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: NodeConfig,
         cache: Arc<MetadataCache>,
@@ -39,6 +42,7 @@ impl Broker {
         broker_epoch: Arc<AtomicI64>,
         incarnation: String,
     ) -> Broker {
+        let slots = config.fetch_session_slots;
         Broker {
             node_id: config.node_id,
             config,
@@ -47,6 +51,9 @@ impl Broker {
             controller,
             producer_ids: ProducerIdManager::default(),
             groups,
+            fetch_sessions: parking_lot::Mutex::new(crate::fetch_session::FetchSessionCache::new(
+                slots,
+            )),
             api_versions,
             broker_epoch,
             incarnation,

@@ -62,6 +62,7 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("eligible.leader.replicas.enable", "true"),
     ("controlled.shutdown.enable", "true"),
     ("controlled.shutdown.timeout.ms", "30000"),
+    ("max.incremental.fetch.session.cache.slots", "1000"),
 ];
 
 /// A listener: `NAME://host:port`.
@@ -147,6 +148,8 @@ pub struct NodeConfig {
     pub controlled_shutdown: bool,
     /// How long a stopping broker waits for its leaderships to move.
     pub controlled_shutdown_timeout_ms: u64,
+    /// `max.incremental.fetch.session.cache.slots`
+    pub fetch_session_slots: usize,
     /// Every setting given explicitly (file, environment, flags), by Kafka name.
     pub explicit: BTreeMap<String, String>,
 }
@@ -365,6 +368,10 @@ impl NodeConfig {
             controlled_shutdown_timeout_ms: num(
                 "controlled.shutdown.timeout.ms",
                 get("controlled.shutdown.timeout.ms"),
+            )?,
+            fetch_session_slots: num(
+                "max.incremental.fetch.session.cache.slots",
+                get("max.incremental.fetch.session.cache.slots"),
             )?,
             explicit,
         })

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod config;
 pub mod controller_client;
 pub mod error;
+pub mod fetch_session;
 pub mod group;
 pub mod handlers;
 pub mod log;

@@ -602,12 +602,7 @@ async fn hold_session(b: Arc<Broker>, stop: watch::Receiver<bool>) {
             Ok(mut stream) => {
                 // Wait until the stream ends (this leader stepped down, or its process
                 // stopped); events carry nothing else for now.
-                loop {
-                    match stream.message().await {
-                        Ok(Some(_)) => continue,
-                        Ok(None) | Err(_) => break,
-                    }
-                }
+                while let Ok(Some(_)) = stream.message().await {}
             }
             Err(s) => tracing::debug!(status = %s, "opening the broker session failed"),
         }

@@ -506,6 +506,216 @@ impl Admin {
     }
 }
 
+/// A partition's reassignment in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    pub topic: String,
+    pub partition: i32,
+    /// Every replica (the target ones and those being removed).
+    pub replicas: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
+/// One partition's size and lag in a broker's log directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDirPartition {
+    pub broker: i32,
+    pub log_dir: String,
+    pub topic: String,
+    pub partition: i32,
+    pub size: i64,
+    pub offset_lag: i64,
+}
+
+/// A log directory of a broker with its disk space (-1 unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDir {
+    pub broker: i32,
+    pub log_dir: String,
+    pub error: Option<KafkaError>,
+    pub total_bytes: i64,
+    pub usable_bytes: i64,
+    pub partitions: Vec<LogDirPartition>,
+}
+
+impl Admin {
+    /// Moves partitions to new replica lists (`None` cancels a move in progress):
+    /// (topic, partition, error) per partition.
+    pub async fn alter_partition_reassignments(
+        &self,
+        moves: &[(String, i32, Option<Vec<i32>>)],
+    ) -> Result<Vec<(String, i32, Option<KafkaError>)>, ClientError> {
+        use kafka_protocol::messages::alter_partition_reassignments_request::{
+            ReassignablePartition, ReassignableTopic,
+        };
+        use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, BrokerId};
+        let conn = self.client.controller_connection().await?;
+        let version = conn.version_for::<AlterPartitionReassignmentsRequest>(1)?;
+        let mut topics: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
+        for (t, p, r) in moves {
+            topics.entry(t).or_default().push(
+                ReassignablePartition::default()
+                    .with_partition_index(*p)
+                    .with_replicas(r.as_ref().map(|r| r.iter().map(|&b| BrokerId(b)).collect())),
+            );
+        }
+        let req = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(self.timeout_ms())
+            .with_allow_replication_factor_change(true)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        ReassignableTopic::default()
+                            .with_name(topic_name(t))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+        let resp = conn.send(req, version).await?;
+        if let Some(e) = KafkaError::from_code(resp.error_code, resp.error_message.as_deref()) {
+            return Err(e.into());
+        }
+        Ok(resp
+            .responses
+            .into_iter()
+            .flat_map(|t| {
+                let name = t.name.0.to_string();
+                t.partitions.into_iter().map(move |p| {
+                    (
+                        name.clone(),
+                        p.partition_index,
+                        KafkaError::from_code(p.error_code, p.error_message.as_deref()),
+                    )
+                })
+            })
+            .collect())
+    }
+
+    /// The partition moves in progress.
+    pub async fn list_partition_reassignments(&self) -> Result<Vec<Reassignment>, ClientError> {
+        use kafka_protocol::messages::ListPartitionReassignmentsRequest;
+        let conn = self.client.controller_connection().await?;
+        let version = conn.version_for::<ListPartitionReassignmentsRequest>(0)?;
+        let req = ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(self.timeout_ms())
+            .with_topics(None);
+        let resp = conn.send(req, version).await?;
+        if let Some(e) = KafkaError::from_code(resp.error_code, resp.error_message.as_deref()) {
+            return Err(e.into());
+        }
+        let ids = |v: Vec<kafka_protocol::messages::BrokerId>| v.into_iter().map(|b| b.0).collect();
+        Ok(resp
+            .topics
+            .into_iter()
+            .flat_map(|t| {
+                let name = t.name.0.to_string();
+                t.partitions.into_iter().map(move |p| Reassignment {
+                    topic: name.clone(),
+                    partition: p.partition_index,
+                    replicas: ids(p.replicas),
+                    adding: ids(p.adding_replicas),
+                    removing: ids(p.removing_replicas),
+                })
+            })
+            .collect())
+    }
+
+    /// Preferred (`unclean` false) or unclean leader elections for the given partitions
+    /// (`None`: all): (topic, partition, error) per partition that needed one.
+    pub async fn elect_leaders(
+        &self,
+        unclean: bool,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<Vec<(String, i32, Option<KafkaError>)>, ClientError> {
+        use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+        use kafka_protocol::messages::ElectLeadersRequest;
+        let conn = self.client.controller_connection().await?;
+        let version = conn.version_for::<ElectLeadersRequest>(2)?;
+        let tps = partitions.map(|ps| {
+            let mut by: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for (t, p) in ps {
+                by.entry(t).or_default().push(*p);
+            }
+            by.into_iter()
+                .map(|(t, ps)| {
+                    TopicPartitions::default()
+                        .with_topic(topic_name(t))
+                        .with_partitions(ps)
+                })
+                .collect()
+        });
+        let req = ElectLeadersRequest::default()
+            .with_election_type(if unclean { 1 } else { 0 })
+            .with_topic_partitions(tps)
+            .with_timeout_ms(self.timeout_ms());
+        let resp = conn.send(req, version).await?;
+        if let Some(e) = KafkaError::from_code(resp.error_code, None) {
+            return Err(e.into());
+        }
+        for r in &resp.replica_election_results {
+            self.client.invalidate_topic(&r.topic.0);
+        }
+        Ok(resp
+            .replica_election_results
+            .into_iter()
+            .flat_map(|t| {
+                let name = t.topic.0.to_string();
+                t.partition_result.into_iter().map(move |p| {
+                    (
+                        name.clone(),
+                        p.partition_id,
+                        KafkaError::from_code(p.error_code, p.error_message.as_deref()),
+                    )
+                })
+            })
+            .collect())
+    }
+
+    /// Every broker's log directories with partition sizes (DescribeLogDirs to each).
+    pub async fn describe_log_dirs(&self) -> Result<Vec<LogDir>, ClientError> {
+        use kafka_protocol::messages::DescribeLogDirsRequest;
+        self.client.refresh_metadata(Some(&[])).await?;
+        let brokers: Vec<i32> = self.client.metadata().brokers.keys().copied().collect();
+        let mut out = Vec::new();
+        for b in brokers {
+            let conn = self.client.broker_connection(b).await?;
+            let version = conn.version_for::<DescribeLogDirsRequest>(4)?;
+            let resp = conn
+                .send(DescribeLogDirsRequest::default().with_topics(None), version)
+                .await?;
+            for r in resp.results {
+                let dir = r.log_dir.to_string();
+                let partitions = r
+                    .topics
+                    .into_iter()
+                    .flat_map(|t| {
+                        let (name, dir) = (t.name.0.to_string(), dir.clone());
+                        t.partitions.into_iter().map(move |p| LogDirPartition {
+                            broker: b,
+                            log_dir: dir.clone(),
+                            topic: name.clone(),
+                            partition: p.partition_index,
+                            size: p.partition_size,
+                            offset_lag: p.offset_lag,
+                        })
+                    })
+                    .collect();
+                out.push(LogDir {
+                    broker: b,
+                    log_dir: dir,
+                    error: KafkaError::from_code(r.error_code, None),
+                    total_bytes: r.total_bytes,
+                    usable_bytes: r.usable_bytes,
+                    partitions,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }

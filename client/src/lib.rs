@@ -21,7 +21,7 @@ pub mod producer;
 
 pub use admin::{
     Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource,
-    ConfigSynonym, NewTopic, TopicListing, TopicResult,
+    ConfigSynonym, LogDir, LogDirPartition, NewTopic, Reassignment, TopicListing, TopicResult,
 };
 pub use client::{
     BrokerInfo, Client, ClientConfig, ClusterMetadata, PartitionMetadata, TopicMetadata,

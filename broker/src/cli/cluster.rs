@@ -1,5 +1,7 @@
 //! `strom cluster describe`: brokers, the controller quorum (voters, leader, epoch, each
-//! node's metadata offset) and partitions that are under-replicated or offline.
+//! node's metadata offset) and partitions that are under-replicated or offline; `strom
+//! cluster log-dirs`: each broker's log directory, its partitions' sizes and the disk
+//! space (like `kafka-log-dirs.sh`).
 
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
@@ -21,6 +23,12 @@ pub struct ClusterArgs {
 enum ClusterCmd {
     /// Brokers, controllers, the quorum leader, under-replicated partitions.
     Describe,
+    /// Each broker's log directory: partition sizes and lag, disk space.
+    LogDirs {
+        /// Only this topic's partitions.
+        #[arg(long)]
+        topic: Option<String>,
+    },
 }
 
 pub async fn run(a: ClusterArgs) -> i32 {
@@ -28,7 +36,9 @@ pub async fn run(a: ClusterArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let ClusterCmd::Describe = a.cmd;
+    if let ClusterCmd::LogDirs { topic } = a.cmd {
+        return log_dirs(&Admin::new(client), topic).await;
+    }
     let admin = Admin::new(client.clone());
     let cluster = match admin.describe_cluster().await {
         Ok(c) => c,
@@ -157,4 +167,68 @@ pub async fn run(a: ClusterArgs) -> i32 {
         }
         Err(e) => super::topic::fail(e),
     }
+}
+
+async fn log_dirs(admin: &Admin, topic: Option<String>) -> i32 {
+    let dirs = match admin.describe_log_dirs().await {
+        Ok(d) => d,
+        Err(e) => return super::topic::fail(e),
+    };
+    let gb = |b: i64| {
+        if b < 0 {
+            "-".to_string()
+        } else {
+            format!("{:.1} GB", b as f64 / 1e9)
+        }
+    };
+    let rows: Vec<Vec<String>> = dirs
+        .iter()
+        .map(|d| {
+            vec![
+                d.broker.to_string(),
+                d.log_dir.clone(),
+                d.partitions.len().to_string(),
+                d.partitions.iter().map(|p| p.size).sum::<i64>().to_string(),
+                gb(d.total_bytes),
+                gb(d.usable_bytes),
+                d.error.as_ref().map_or("-".into(), |e| e.to_string()),
+            ]
+        })
+        .collect();
+    table::print(
+        &[
+            "BROKER",
+            "LOG DIR",
+            "PARTITIONS",
+            "BYTES",
+            "TOTAL",
+            "USABLE",
+            "ERROR",
+        ],
+        &rows,
+    );
+    println!();
+    let mut parts: Vec<_> = dirs
+        .iter()
+        .flat_map(|d| d.partitions.iter())
+        .filter(|p| topic.as_ref().is_none_or(|t| &p.topic == t))
+        .collect();
+    parts.sort_by(|a, b| (&a.topic, a.partition, a.broker).cmp(&(&b.topic, b.partition, b.broker)));
+    let rows: Vec<Vec<String>> = parts
+        .iter()
+        .map(|p| {
+            vec![
+                p.topic.clone(),
+                p.partition.to_string(),
+                p.broker.to_string(),
+                p.size.to_string(),
+                p.offset_lag.to_string(),
+            ]
+        })
+        .collect();
+    table::print(
+        &["TOPIC", "PARTITION", "BROKER", "BYTES", "OFFSET LAG"],
+        &rows,
+    );
+    0
 }

@@ -32,7 +32,8 @@ enum Cmd {
     Node(node::NodeArgs),
     /// Start a local cluster of child processes on 127.0.0.1 and stop it on Ctrl-C.
     Dev(dev::DevArgs),
-    /// Topic administration: create, list, describe, delete, alter-config.
+    /// Topic administration: create, list, describe, delete, alter-config, reassign,
+    /// elect-leaders.
     Topic(topic::TopicArgs),
     /// Consumer groups: list, describe (with lag), reset-offsets, delete.
     Group(group::GroupArgs),
@@ -42,7 +43,7 @@ enum Cmd {
     Consume(consume::ConsumeArgs),
     /// Load generator: produce and consume throughput and latency percentiles.
     Bench(bench::BenchArgs),
-    /// The cluster: brokers, the controller quorum, partition health.
+    /// The cluster: brokers, the controller quorum, partition health, log directories.
     Cluster(cluster::ClusterArgs),
 }
 

@@ -1,5 +1,6 @@
-//! `strom topic create|list|describe|delete|alter-config`, like `kafka-topics.sh` and
-//! `kafka-configs.sh`.
+//! `strom topic create|list|describe|delete|alter-config|reassign|elect-leaders`, like
+//! `kafka-topics.sh`, `kafka-configs.sh`, `kafka-reassign-partitions.sh` and
+//! `kafka-leader-election.sh`.
 
 use clap::{Args, Subcommand};
 use strom_client::{Admin, AlterConfigOp, ConfigResource, ConfigSource, NewTopic};
@@ -48,6 +49,37 @@ enum TopicCmd {
     Delete {
         #[arg(required = true)]
         names: Vec<String>,
+    },
+    /// Move a partition to other brokers (drain or add a broker), cancel a move, or list
+    /// the moves in progress. The new replicas catch up as followers; the move completes
+    /// once they are all in sync, and the replicas that leave are dropped.
+    Reassign {
+        /// The topic (not needed with --list).
+        name: Option<String>,
+        /// The partition to move.
+        #[arg(long, short)]
+        partition: Option<i32>,
+        /// The new replicas, comma-separated broker ids, preferred leader first.
+        #[arg(long, value_delimiter = ',')]
+        replicas: Vec<i32>,
+        /// Cancel the move in progress of the partition.
+        #[arg(long)]
+        cancel: bool,
+        /// List the moves in progress.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Elect leaders: the preferred (first) replica where it can lead, or with --unclean a
+    /// replica of a leaderless partition that may lack committed records.
+    ElectLeaders {
+        /// Topics (all partitions of all topics when none).
+        names: Vec<String>,
+        /// Only this partition (with one topic).
+        #[arg(long, short)]
+        partition: Option<i32>,
+        /// An unclean election (may lose committed records).
+        #[arg(long)]
+        unclean: bool,
     },
     /// Change a topic's configs.
     AlterConfig {
@@ -201,6 +233,18 @@ pub async fn run(a: TopicArgs) -> i32 {
             }
             Err(e) => fail(e),
         },
+        TopicCmd::Reassign {
+            name,
+            partition,
+            replicas,
+            cancel,
+            list,
+        } => reassign(&admin, name, partition, replicas, cancel, list).await,
+        TopicCmd::ElectLeaders {
+            names,
+            partition,
+            unclean,
+        } => elect(&admin, names, partition, unclean).await,
         TopicCmd::AlterConfig {
             name,
             sets,
@@ -240,6 +284,113 @@ fn join(v: &[i32]) -> String {
         .map(|x| x.to_string())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+async fn reassign(
+    admin: &Admin,
+    name: Option<String>,
+    partition: Option<i32>,
+    replicas: Vec<i32>,
+    cancel: bool,
+    list: bool,
+) -> i32 {
+    if list {
+        return match admin.list_partition_reassignments().await {
+            Ok(moves) => {
+                let rows: Vec<Vec<String>> = moves
+                    .iter()
+                    .map(|m| {
+                        vec![
+                            m.topic.clone(),
+                            m.partition.to_string(),
+                            join(&m.replicas),
+                            join(&m.adding),
+                            join(&m.removing),
+                        ]
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    println!("no reassignment in progress");
+                } else {
+                    table::print(
+                        &["TOPIC", "PARTITION", "REPLICAS", "ADDING", "REMOVING"],
+                        &rows,
+                    );
+                }
+                0
+            }
+            Err(e) => fail(e),
+        };
+    }
+    let (Some(name), Some(partition)) = (name, partition) else {
+        eprintln!("usage: strom topic reassign TOPIC --partition P (--replicas 1,2,3 | --cancel), or --list");
+        return 2;
+    };
+    if cancel != replicas.is_empty() {
+        eprintln!("give either --replicas or --cancel");
+        return 2;
+    }
+    let target = (!cancel).then_some(replicas);
+    match admin
+        .alter_partition_reassignments(&[(name.clone(), partition, target.clone())])
+        .await
+    {
+        Ok(rs) => {
+            let mut code = 0;
+            for (t, p, e) in rs {
+                match e {
+                    None if cancel => println!("cancelled the move of {t}-{p}"),
+                    None => println!(
+                        "moving {t}-{p} to {}; `strom topic reassign --list` shows progress",
+                        join(target.as_deref().unwrap_or(&[]))
+                    ),
+                    Some(e) => {
+                        eprintln!("cannot move {t}-{p}: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            code
+        }
+        Err(e) => fail(e),
+    }
+}
+
+async fn elect(admin: &Admin, names: Vec<String>, partition: Option<i32>, unclean: bool) -> i32 {
+    let selection: Option<Vec<(String, i32)>> = if names.is_empty() {
+        None
+    } else {
+        let mut out = Vec::new();
+        for n in &names {
+            match partition {
+                Some(p) => out.push((n.clone(), p)),
+                None => match admin.describe_topics(Some(std::slice::from_ref(n))).await {
+                    Ok(ts) => out.extend(ts[0].partitions.iter().map(|p| (n.clone(), p.partition))),
+                    Err(e) => return fail(e),
+                },
+            }
+        }
+        Some(out)
+    };
+    match admin.elect_leaders(unclean, selection.as_deref()).await {
+        Ok(rs) => {
+            let mut code = 0;
+            let mut elected = 0;
+            for (t, p, e) in rs {
+                match e {
+                    None => elected += 1,
+                    Some(e) if e.code == 84 => println!("{t}-{p}: election not needed"),
+                    Some(e) => {
+                        eprintln!("{t}-{p}: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            println!("elected leaders for {elected} partition(s)");
+            code
+        }
+        Err(e) => fail(e),
+    }
 }
 
 pub fn fail(e: strom_client::ClientError) -> i32 {

@@ -12,8 +12,9 @@
 //!   NOT_LEADER_OR_FOLLOWER if they have not by the deadline, so that no client ever sees
 //!   the high watermark go back.
 //! - NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH carry the current leader (KIP-951).
-//! - No fetch sessions yet: `session_id` 0 tells clients to send full requests (KIP-227
-//!   allows a broker to decline sessions).
+//! - Incremental fetch sessions (KIP-227, `crate::fetch_session`): the session decides
+//!   which partitions are read (the request's, or the session's with the request's
+//!   changes) and which the answer names.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,13 +25,16 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use strom_common::clock::now_ms;
 use strom_common::watch;
 use strom_controller::metadata::MetadataImage;
+use uuid::Uuid;
 
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::fetch_session::{self, Answered, FetchState, Plan, Planned, TopicKey};
 use crate::log::LogOffsets;
 use crate::replication::FollowerRead;
 
@@ -39,23 +43,82 @@ pub async fn handle(
     ctx: RequestContext,
     req: FetchRequest,
 ) -> Option<FetchResponse> {
-    if req.session_id != 0 || req.session_epoch > 0 {
-        return Some(
-            FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code()),
-        );
-    }
+    let version = ctx.api_version;
+    let uses_topic_ids = version >= 13;
+    let privileged = replica_of(&req, version).0 >= 0;
+    let key = |name: &TopicName, id: Uuid| {
+        if uses_topic_ids {
+            TopicKey::Id(id)
+        } else {
+            TopicKey::Name(name.0.to_string())
+        }
+    };
+    let partitions: Vec<Planned> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |fp| Planned {
+                topic: key(&t.topic, t.topic_id),
+                partition: fp.partition,
+                state: FetchState {
+                    fetch_offset: fp.fetch_offset,
+                    partition_max_bytes: fp.partition_max_bytes,
+                    current_leader_epoch: if version >= 9 {
+                        fp.current_leader_epoch
+                    } else {
+                        -1
+                    },
+                    last_fetched_epoch: if version >= 12 {
+                        fp.last_fetched_epoch
+                    } else {
+                        -1
+                    },
+                    log_start_offset: fp.log_start_offset,
+                },
+            })
+        })
+        .collect();
+    let forgotten: Vec<(TopicKey, i32)> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |&p| (key(&t.topic, t.topic_id), p))
+        })
+        .collect();
+    let (session_id, session_epoch) = if version >= 7 {
+        (req.session_id, req.session_epoch)
+    } else {
+        (0, -1)
+    };
+    let begun = b.fetch_sessions.lock().begin(
+        fetch_session::Request {
+            session_id,
+            session_epoch,
+            uses_topic_ids,
+            privileged,
+            partitions,
+            forgotten: &forgotten,
+        },
+        now_ms(),
+    );
+    let plan = match begun {
+        Ok(p) => p,
+        Err(code) => return Some(FetchResponse::default().with_error_code(code)),
+    };
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
-    loop {
+    let round = loop {
         let now = tokio::time::Instant::now();
         let last = now >= deadline;
-        let round = read_once(&b, &ctx, &req, last).await;
+        let round = read_once(&b, &ctx, &req, &plan.partitions, last).await;
         if round.bytes >= req.min_bytes.max(0) as usize
             || round.had_error
             || last
             || round.watchers.is_empty()
         {
-            return Some(round.response);
+            break round;
         }
         let mut watchers = round.watchers;
         let woke = {
@@ -65,19 +128,95 @@ pub async fn handle(
                 .map(|(r, _, _)| r.is_ok())
         };
         match woke {
-            // A partition's log went away (deleted, or the broker is stopping).
-            Ok(false) => return Some(read_once(&b, &ctx, &req, true).await.response),
             Ok(true) => {}
-            Err(_) => {
-                // One last read so that data that arrived just now is not missed.
-                return Some(read_once(&b, &ctx, &req, true).await.response);
-            }
+            // A log went away (deleted, or the broker is stopping), or the deadline came:
+            // one last read so that data that arrived just now is not missed.
+            Ok(false) | Err(_) => break read_once(&b, &ctx, &req, &plan.partitions, true).await,
         }
+    };
+    Some(answer(
+        &b,
+        version,
+        &plan,
+        round,
+        uses_topic_ids,
+        privileged,
+    ))
+}
+
+/// The (replica id, broker epoch) of a fetch: ≥ 0 for a follower (ReplicaState from v15).
+fn replica_of(req: &FetchRequest, version: i16) -> (i32, i64) {
+    if version >= 15 {
+        (
+            req.replica_state.replica_id.0,
+            req.replica_state.replica_epoch,
+        )
+    } else {
+        (req.replica_id.0, -1)
+    }
+}
+
+/// The response: the partitions the session says to name, grouped by topic in order.
+fn answer(
+    b: &Broker,
+    version: i16,
+    plan: &Plan,
+    round: Round,
+    uses_topic_ids: bool,
+    privileged: bool,
+) -> FetchResponse {
+    let answered: Vec<Answered> = round
+        .parts
+        .iter()
+        .map(|(_, _, pd)| Answered {
+            error_code: pd.error_code,
+            high_watermark: pd.high_watermark,
+            log_start: pd.log_start_offset,
+            has_records: pd.records.as_ref().is_some_and(|r| !r.is_empty()),
+            diverging: pd.diverging_epoch.epoch >= 0 || pd.diverging_epoch.end_offset >= 0,
+        })
+        .collect();
+    let (session_id, include) =
+        b.fetch_sessions
+            .lock()
+            .finish(plan, &answered, uses_topic_ids, privileged, now_ms());
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut parts: Vec<Option<_>> = round.parts.into_iter().map(Some).collect();
+    for i in include {
+        let Some((key, name, pd)) = parts[i].take() else {
+            continue;
+        };
+        let same = topics.last().is_some_and(|t| match &key {
+            TopicKey::Id(id) => t.topic_id == *id,
+            TopicKey::Name(n) => t.topic.0.as_str() == n,
+        });
+        if !same {
+            let mut t = FetchableTopicResponse::default();
+            match &key {
+                TopicKey::Id(id) => t.topic_id = *id,
+                TopicKey::Name(n) => t.topic = TopicName(StrBytes::from_string(n.clone())),
+            }
+            if !uses_topic_ids {
+                t.topic = TopicName(StrBytes::from_string(name.unwrap_or_default()));
+            }
+            topics.push(t);
+        }
+        topics.last_mut().expect("pushed above").partitions.push(pd);
+    }
+    let resp = FetchResponse::default()
+        .with_responses(topics)
+        .with_node_endpoints(round.endpoints);
+    if version >= 7 {
+        resp.with_session_id(session_id)
+    } else {
+        resp
     }
 }
 
 struct Round {
-    response: FetchResponse,
+    /// Per planned partition, in order: its key, topic name (if known), and answer.
+    parts: Vec<(TopicKey, Option<String>, PartitionData)>,
+    endpoints: Vec<NodeEndpoint>,
     bytes: usize,
     watchers: Vec<watch::Receiver<LogOffsets>>,
     had_error: bool,
@@ -123,16 +262,15 @@ fn with_error(
     pd
 }
 
-async fn read_once(b: &Broker, ctx: &RequestContext, req: &FetchRequest, last: bool) -> Round {
+async fn read_once(
+    b: &Broker,
+    ctx: &RequestContext,
+    req: &FetchRequest,
+    planned: &[Planned],
+    last: bool,
+) -> Round {
     let version = ctx.api_version;
-    let (replica_id, broker_epoch) = if version >= 15 {
-        (
-            req.replica_state.replica_id.0,
-            req.replica_state.replica_epoch,
-        )
-    } else {
-        (req.replica_id.0, -1)
-    };
+    let (replica_id, broker_epoch) = replica_of(req, version);
     let from_follower = replica_id >= 0;
     let mut remaining = if req.max_bytes <= 0 {
         i32::MAX as usize
@@ -144,183 +282,170 @@ async fn read_once(b: &Broker, ctx: &RequestContext, req: &FetchRequest, last: b
     let mut had_error = false;
     let mut endpoints = Vec::new();
     let img = b.cache.image();
-    let mut responses = Vec::with_capacity(req.topics.len());
-    for t in &req.topics {
-        let name = if version >= 13 {
-            img.topics.get(&t.topic_id).map(|x| x.name.clone())
-        } else {
-            Some(t.topic.0.to_string())
+    let mut parts = Vec::with_capacity(planned.len());
+    for pl in planned {
+        let fp = &pl.state;
+        let pd = PartitionData::default()
+            .with_partition_index(pl.partition)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_preferred_read_replica(BrokerId(-1));
+        let name = match &pl.topic {
+            TopicKey::Id(id) => img.topics.get(id).map(|x| x.name.clone()),
+            TopicKey::Name(n) => Some(n.clone()),
         };
-        let mut parts = Vec::with_capacity(t.partitions.len());
-        for fp in &t.partitions {
-            let pd = PartitionData::default()
-                .with_partition_index(fp.partition)
-                .with_high_watermark(-1)
-                .with_last_stable_offset(-1)
-                .with_log_start_offset(-1)
-                .with_preferred_read_replica(BrokerId(-1));
-            let Some(name) = &name else {
-                had_error = true;
-                parts.push(pd.with_error_code(ResponseError::UnknownTopicId.code()));
-                continue;
-            };
-            let max = (fp.partition_max_bytes.max(0) as usize).min(remaining);
-            let current_epoch = if version >= 9 {
-                fp.current_leader_epoch
-            } else {
-                -1
-            };
-            macro_rules! err {
-                ($code:expr) => {{
+        let Some(topic) = name.clone() else {
+            had_error = true;
+            parts.push((
+                pl.topic.clone(),
+                None,
+                pd.with_error_code(ResponseError::UnknownTopicId.code()),
+            ));
+            continue;
+        };
+        let max = (fp.partition_max_bytes.max(0) as usize).min(remaining);
+        let mut err = |code: i16, endpoints: &mut Vec<NodeEndpoint>| {
+            had_error = true;
+            with_error(
+                pd.clone(),
+                code,
+                version,
+                &img,
+                Some(&topic),
+                &ctx.listener,
+                endpoints,
+            )
+        };
+        let answer = if from_follower {
+            let watcher = b
+                .replicas
+                .get(&topic, pl.partition)
+                .map(|p| p.log.subscribe());
+            let read = b
+                .replicas
+                .read_for_follower(
+                    &topic,
+                    pl.partition,
+                    replica_id,
+                    broker_epoch,
+                    fp.fetch_offset,
+                    fp.last_fetched_epoch,
+                    fp.current_leader_epoch,
+                    max,
+                    total == 0,
+                )
+                .await;
+            match read {
+                Err((code, msg)) => {
+                    tracing::debug!(%topic, partition = pl.partition, replica_id, code, %msg, "follower fetch refused");
+                    err(code, &mut endpoints)
+                }
+                Ok(FollowerRead::Diverging {
+                    epoch,
+                    end_offset,
+                    high_watermark,
+                    log_start,
+                }) => {
+                    // Answer at once: the follower must truncate first.
                     had_error = true;
-                    with_error(
-                        pd.clone(),
-                        $code,
-                        version,
-                        &img,
-                        Some(name),
-                        &ctx.listener,
-                        &mut endpoints,
-                    )
-                }};
+                    pd.with_high_watermark(high_watermark)
+                        .with_last_stable_offset(high_watermark)
+                        .with_log_start_offset(log_start)
+                        .with_diverging_epoch(
+                            EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end_offset),
+                        )
+                        .with_records(Some(bytes::Bytes::new()))
+                }
+                Ok(FollowerRead::Records {
+                    records,
+                    high_watermark,
+                    log_start,
+                }) => {
+                    total += records.len();
+                    remaining = remaining.saturating_sub(records.len());
+                    if let Some(w) = watcher {
+                        watchers.push(w);
+                    }
+                    pd.with_high_watermark(high_watermark)
+                        .with_last_stable_offset(high_watermark)
+                        .with_log_start_offset(log_start)
+                        .with_records(Some(records))
+                }
             }
-            if from_follower {
-                let last_fetched = if version >= 12 {
-                    fp.last_fetched_epoch
-                } else {
-                    -1
-                };
-                let watcher = b
-                    .replicas
-                    .get(name, fp.partition)
-                    .map(|p| p.log.subscribe());
-                let read = b
-                    .replicas
-                    .read_for_follower(
-                        name,
-                        fp.partition,
-                        replica_id,
-                        broker_epoch,
-                        fp.fetch_offset,
-                        last_fetched,
-                        current_epoch,
-                        max,
-                        total == 0,
-                    )
-                    .await;
-                match read {
-                    Err((code, msg)) => {
-                        tracing::debug!(topic = %name, partition = fp.partition, replica_id, code, %msg, "follower fetch refused");
-                        parts.push(err!(code));
-                    }
-                    Ok(FollowerRead::Diverging {
-                        epoch,
-                        end_offset,
-                        high_watermark,
-                        log_start,
-                    }) => {
-                        // Answer at once: the follower must truncate first.
-                        had_error = true;
-                        parts.push(
-                            pd.with_high_watermark(high_watermark)
-                                .with_last_stable_offset(high_watermark)
-                                .with_log_start_offset(log_start)
-                                .with_diverging_epoch(
-                                    EpochEndOffset::default()
-                                        .with_epoch(epoch)
-                                        .with_end_offset(end_offset),
-                                )
-                                .with_records(Some(bytes::Bytes::new())),
-                        );
-                    }
-                    Ok(FollowerRead::Records {
-                        records,
-                        high_watermark,
-                        log_start,
-                    }) => {
-                        total += records.len();
-                        remaining = remaining.saturating_sub(records.len());
-                        if let Some(w) = watcher {
-                            watchers.push(w);
+        } else {
+            match b.replicas.leader_partition(&img, &topic, pl.partition) {
+                Err(code) => err(code, &mut endpoints),
+                Ok(p) => {
+                    // Subscribe before reading so that an append right after the read
+                    // still wakes us.
+                    let watcher = p.log.subscribe();
+                    // KIP-207: a new leader that has not caught up with its epoch's start
+                    // offers nothing yet; wait, and refuse at the deadline.
+                    let behind = p
+                        .epoch_start_offset()
+                        .is_some_and(|s| p.log.offsets().high_watermark < s);
+                    if behind && last {
+                        tracing::debug!(%topic, partition = pl.partition, "new leader's high watermark still below its epoch start");
+                        err(ResponseError::NotLeaderOrFollower.code(), &mut endpoints)
+                    } else if behind {
+                        watchers.push(watcher);
+                        pd.with_records(Some(bytes::Bytes::new()))
+                    } else {
+                        match p
+                            .read_for_consumer(
+                                fp.fetch_offset,
+                                fp.current_leader_epoch,
+                                max,
+                                total == 0,
+                            )
+                            .await
+                        {
+                            Ok(r) => {
+                                total += r.records.len();
+                                remaining = remaining.saturating_sub(r.records.len());
+                                let o = r.offsets;
+                                watchers.push(watcher);
+                                pd.with_high_watermark(o.high_watermark)
+                                    .with_last_stable_offset(o.high_watermark)
+                                    .with_log_start_offset(if version >= 5 {
+                                        o.log_start
+                                    } else {
+                                        -1
+                                    })
+                                    .with_aborted_transactions(if req.isolation_level == 1 {
+                                        Some(vec![])
+                                    } else {
+                                        None
+                                    })
+                                    .with_records(Some(r.records))
+                            }
+                            Err((code, offsets)) => {
+                                let mut d = err(code, &mut endpoints);
+                                if let Some(o) = offsets {
+                                    d = d
+                                        .with_high_watermark(o.high_watermark)
+                                        .with_last_stable_offset(o.high_watermark)
+                                        .with_log_start_offset(if version >= 5 {
+                                            o.log_start
+                                        } else {
+                                            -1
+                                        });
+                                }
+                                d
+                            }
                         }
-                        parts.push(
-                            pd.with_high_watermark(high_watermark)
-                                .with_last_stable_offset(high_watermark)
-                                .with_log_start_offset(log_start)
-                                .with_records(Some(records)),
-                        );
                     }
                 }
-                continue;
             }
-            let p = match b.replicas.leader_partition(&img, name, fp.partition) {
-                Ok(p) => p,
-                Err(code) => {
-                    parts.push(err!(code));
-                    continue;
-                }
-            };
-            // Subscribe before reading so an append right after the read still wakes us.
-            let watcher = p.log.subscribe();
-            // KIP-207: a new leader that has not caught up with its epoch's start offers
-            // nothing yet; wait, and refuse at the deadline.
-            let behind = p
-                .epoch_start_offset()
-                .is_some_and(|s| p.log.offsets().high_watermark < s);
-            if behind {
-                if last {
-                    tracing::debug!(topic = %name, partition = fp.partition, "new leader's high watermark still below its epoch start");
-                    parts.push(err!(ResponseError::NotLeaderOrFollower.code()));
-                } else {
-                    watchers.push(watcher);
-                    parts.push(pd.with_records(Some(bytes::Bytes::new())));
-                }
-                continue;
-            }
-            match p
-                .read_for_consumer(fp.fetch_offset, current_epoch, max, total == 0)
-                .await
-            {
-                Ok(r) => {
-                    total += r.records.len();
-                    remaining = remaining.saturating_sub(r.records.len());
-                    let o = r.offsets;
-                    watchers.push(watcher);
-                    parts.push(
-                        pd.with_high_watermark(o.high_watermark)
-                            .with_last_stable_offset(o.high_watermark)
-                            .with_log_start_offset(if version >= 5 { o.log_start } else { -1 })
-                            .with_aborted_transactions(if req.isolation_level == 1 {
-                                Some(vec![])
-                            } else {
-                                None
-                            })
-                            .with_records(Some(r.records)),
-                    );
-                }
-                Err((code, offsets)) => {
-                    let mut d = err!(code);
-                    if let Some(o) = offsets {
-                        d = d
-                            .with_high_watermark(o.high_watermark)
-                            .with_last_stable_offset(o.high_watermark)
-                            .with_log_start_offset(if version >= 5 { o.log_start } else { -1 });
-                    }
-                    parts.push(d);
-                }
-            }
-        }
-        responses.push(
-            FetchableTopicResponse::default()
-                .with_topic(t.topic.clone())
-                .with_topic_id(t.topic_id)
-                .with_partitions(parts),
-        );
+        };
+        parts.push((pl.topic.clone(), name, answer));
     }
     Round {
-        response: FetchResponse::default()
-            .with_responses(responses)
-            .with_node_endpoints(endpoints),
+        parts,
+        endpoints,
         bytes: total,
         watchers,
         had_error,

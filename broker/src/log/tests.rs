@@ -597,3 +597,222 @@ async fn compaction_drops_old_tombstones_and_respects_the_lag() {
     // make_batch's timestamps are 100 s before NOW: older than the lag, so cleaned.
     assert!(log2.compact(NOW).await.unwrap().removed > 0);
 }
+
+// --- replication: follower append, truncation, epochs, checkpoints ------------------
+
+async fn open_at(
+    storage: &Arc<dyn Storage>,
+    dir: &str,
+    clean: bool,
+    cfg: LogConfig,
+    recovery_point: i64,
+    high_watermark: i64,
+) -> PartitionLog {
+    PartitionLog::open(
+        storage.clone(),
+        Path::new(dir),
+        "t",
+        0,
+        Uuid::from_u128(1),
+        cfg,
+        OpenOptions {
+            clean,
+            recovery_point,
+            log_start: 0,
+            high_watermark,
+            now_ms: NOW,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Appends `n` records as leader in `epoch` (the HW left alone).
+async fn append_in(
+    log: &PartitionLog,
+    n: usize,
+    producer: Option<(i64, i16, i32)>,
+    epoch: i32,
+) -> AppendInfo {
+    let b = make_batch(n, Compression::None, producer);
+    let v = validate_batches(&b, 1 << 20).unwrap();
+    log.append(&v, epoch, NOW).await.unwrap()
+}
+
+/// Every stored batch's bytes, from the log start to the log end.
+async fn stored(log: &PartitionLog) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut next = log.offsets().log_start;
+    while next < log.offsets().log_end {
+        let r = log.read(next, 1 << 20, true, true).await.unwrap();
+        if r.records.is_empty() {
+            break;
+        }
+        for (h, range) in batch::walk(&r.records) {
+            out.push(r.records.slice(range));
+            next = h.last_offset() + 1;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_follower_copies_the_leaders_batches_byte_for_byte_with_their_epochs() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let leader = open_at(&s, "/data/l", true, LogConfig::default(), 0, 0).await;
+    let follower = open_at(&s, "/data/f", true, LogConfig::default(), 0, 0).await;
+    append_in(&leader, 3, Some((7, 0, 0)), 1).await;
+    append_in(&leader, 2, Some((7, 0, 3)), 4).await;
+    let bytes = leader.read(0, 1 << 20, true, true).await.unwrap().records;
+    assert_eq!(follower.append_as_follower(&bytes, NOW).await.unwrap(), 5);
+    assert_eq!(stored(&follower).await, stored(&leader).await);
+    assert_eq!(
+        follower.epoch_cache().entries(),
+        leader.epoch_cache().entries()
+    );
+    assert_eq!(follower.end_offset_for_epoch(1), (1, 3));
+    // The follower knows the producer: as the next leader it answers a retry with the
+    // original offsets instead of writing it again.
+    let retry = append_in(&follower, 2, Some((7, 0, 3)), 5).await;
+    assert_eq!(
+        (retry.first_offset, retry.appended_records),
+        (3, 0),
+        "deduplicated"
+    );
+    // The HW follows the leader's, up to the follower's own log end.
+    follower.update_follower_high_watermark(99).await;
+    assert_eq!(follower.offsets().high_watermark, 5);
+}
+
+#[tokio::test]
+async fn a_follower_append_that_does_not_continue_the_log_is_refused() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let leader = open_at(&s, "/data/l", true, LogConfig::default(), 0, 0).await;
+    let follower = open_at(&s, "/data/f", true, LogConfig::default(), 0, 0).await;
+    append_in(&leader, 2, None, 5).await;
+    let first = leader.read(0, 1 << 20, true, true).await.unwrap().records;
+    follower.append_as_follower(&first, NOW).await.unwrap();
+    // The same batches again: offsets that go back.
+    assert!(matches!(
+        follower.append_as_follower(&first, NOW).await,
+        Err(LogError::UnexpectedAppend(_))
+    ));
+    // A batch of an older epoch after a newer one.
+    let old = open_at(&s, "/data/o", true, LogConfig::default(), 0, 0).await;
+    append_in(&old, 2, None, 5).await;
+    append_in(&old, 1, None, 2).await;
+    let tail = old.read(2, 1 << 20, true, true).await.unwrap().records;
+    assert!(matches!(
+        follower.append_as_follower(&tail, NOW).await,
+        Err(LogError::UnexpectedAppend(_))
+    ));
+    // A corrupted batch.
+    append_in(&leader, 1, None, 5).await;
+    let mut bad = BytesMut::from(&leader.read(2, 1 << 20, true, true).await.unwrap().records[..]);
+    let n = bad.len();
+    bad[n - 1] ^= 0xff;
+    assert!(follower
+        .append_as_follower(&bad.freeze(), NOW)
+        .await
+        .is_err());
+    assert_eq!(follower.offsets().log_end, 2, "nothing was written");
+}
+
+#[tokio::test]
+async fn truncation_cuts_segments_indexes_epochs_and_rebuilds_producer_state() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let cfg = config(&[("segment.bytes", "300")]);
+    let log = open_at(&s, "/data/t", true, cfg.clone(), 0, 0).await;
+    for i in 0..4 {
+        append_in(&log, 2, Some((9, 0, i * 2)), 1).await; // offsets 0..8, epoch 1
+    }
+    for i in 4..8 {
+        append_in(&log, 2, Some((9, 0, i * 2)), 2).await; // offsets 8..16, epoch 2
+    }
+    assert!(log.segment_count() > 2);
+    log.advance_high_watermark(6).await;
+    // 9 is inside the batch 8..9: the whole batch goes.
+    assert_eq!(log.truncate_to(9, NOW).await.unwrap(), 8);
+    let o = log.offsets();
+    assert_eq!((o.log_end, o.high_watermark), (8, 6));
+    assert_eq!(log.latest_epoch(), Some(1), "epoch 2 started at 8: gone");
+    assert_eq!(read_all(&log).await, (0..6).collect::<Vec<_>>());
+    // Producer state is as of offset 8: the batch with sequence 6 is the last one.
+    let dup = append_in(&log, 2, Some((9, 0, 6)), 3).await;
+    assert_eq!((dup.first_offset, dup.appended_records), (6, 0));
+    let next = append_in(&log, 2, Some((9, 0, 8)), 3).await;
+    assert_eq!((next.first_offset, next.appended_records), (8, 2));
+    assert_eq!(log.end_offset_for_epoch(1), (1, 8));
+    // Reopened after a crash, the truncated log is what comes back.
+    let before = stored(&log).await;
+    drop(log);
+    let log = open_at(&s, "/data/t", false, cfg, 0, 6).await;
+    assert_eq!(stored(&log).await, before);
+    assert_eq!(log.latest_epoch(), Some(3));
+}
+
+#[tokio::test]
+async fn a_dangling_epoch_at_the_log_end_goes_with_any_truncation() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open_at(&s, "/data/t", true, LogConfig::default(), 0, 0).await;
+    append_in(&log, 3, None, 2).await;
+    // Led epoch 5 without appending anything.
+    assert_eq!(log.assign_epoch_at_end(5).await.unwrap(), 3);
+    assert_eq!(log.latest_epoch(), Some(5));
+    log.truncate_to(3, NOW).await.unwrap();
+    assert_eq!(log.latest_epoch(), Some(2), "the empty epoch 5 is gone");
+}
+
+#[tokio::test]
+async fn an_emptied_follower_log_starts_again_at_the_leaders_log_start() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open_at(&s, "/data/t", true, LogConfig::default(), 0, 0).await;
+    append_in(&log, 5, Some((1, 0, 0)), 1).await;
+    log.truncate_fully_and_start_at(100, NOW).await.unwrap();
+    let o = log.offsets();
+    assert_eq!((o.log_start, o.high_watermark, o.log_end), (100, 100, 100));
+    assert_eq!(log.latest_epoch(), None);
+    assert_eq!(append_in(&log, 1, None, 2).await.first_offset, 100);
+}
+
+#[tokio::test]
+async fn open_takes_the_checkpointed_high_watermark_and_keeps_the_recovery_point() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open_at(&s, "/data/t", true, LogConfig::default(), 0, 0).await;
+    for _ in 0..5 {
+        append_in(&log, 2, None, 1).await;
+    }
+    drop(log);
+    // Unclean: the HW from the checkpoint (reads stop there), the recovery point stays
+    // at its checkpoint (nothing after it is known to be on disk).
+    let log = open_at(&s, "/data/t", false, LogConfig::default(), 4, 6).await;
+    assert_eq!(log.offsets().high_watermark, 6);
+    assert_eq!(log.recovery_point().await, 4);
+    assert_eq!(read_all(&log).await, (0..6).collect::<Vec<_>>());
+    log.advance_high_watermark(10).await;
+    assert_eq!(read_all(&log).await.len(), 10);
+    log.flush().await.unwrap();
+    assert_eq!(log.recovery_point().await, 10, "a flush moves it");
+    drop(log);
+    let log = open_at(&s, "/data/t", true, LogConfig::default(), 4, 99).await;
+    assert_eq!(log.recovery_point().await, 10, "clean: the log end");
+    assert_eq!(log.offsets().high_watermark, 10, "clamped to the log end");
+}
+
+#[tokio::test]
+async fn the_epoch_cache_is_rebuilt_from_the_batches_without_its_file() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open_at(&s, "/data/t", true, LogConfig::default(), 0, 0).await;
+    append_in(&log, 2, None, 1).await;
+    append_in(&log, 2, None, 3).await;
+    append_in(&log, 2, None, 3).await;
+    append_in(&log, 1, None, 7).await;
+    let want = log.epoch_cache();
+    drop(log);
+    s.remove_file(Path::new("/data/t/leader-epoch-checkpoint"))
+        .await
+        .unwrap();
+    let log = open_at(&s, "/data/t", false, LogConfig::default(), 0, 0).await;
+    assert_eq!(log.epoch_cache(), want);
+    assert_eq!(log.end_offset_for_epoch(3), (3, 6));
+}

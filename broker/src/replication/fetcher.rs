@@ -1,8 +1,10 @@
 //! Replica fetchers: one task per source broker, fetching every partition this broker
 //! follows from that leader with Kafka's own Fetch (ReplicaState with the broker epoch,
 //! the follower's log end and last fetched epoch; KIP-279 truncation on a diverging
-//! epoch). The leader's batches are appended as they are; the follower's high watermark
-//! follows the leader's.
+//! epoch), in an incremental fetch session (KIP-227): after the first full request only
+//! partitions whose fetch state changed are sent, and those no longer fetched are
+//! forgotten. The leader's batches are appended as they are; the follower's high
+//! watermark follows the leader's.
 //!
 //! Per partition (Kafka's `AbstractFetcherThread`):
 //! - a diverging epoch truncates the log to `min(our end of that epoch, the leader's,
@@ -19,7 +21,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::fetch_request::{
+    FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -119,22 +123,6 @@ impl FetcherManager {
         self.fetchers.lock().clear();
     }
 
-    /// (partition, source broker) of everything being fetched, for diagnostics.
-    pub fn fetching(&self) -> Vec<((Uuid, i32), i32)> {
-        self.fetchers
-            .lock()
-            .values()
-            .flat_map(|f| {
-                let leader = f.leader;
-                f.partitions
-                    .lock()
-                    .keys()
-                    .map(move |k| (*k, leader))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-
     fn leader_addr(&self, leader: i32) -> Option<String> {
         let img = self.cache.image();
         let b = img.brokers.get(&leader)?;
@@ -147,6 +135,18 @@ impl FetcherManager {
     }
 }
 
+/// The fetch session with the leader, as this follower keeps it.
+#[derive(Default)]
+struct Session {
+    /// 0: none (the next request is full and asks for one).
+    id: i32,
+    /// The epoch of the next request.
+    epoch: i32,
+    /// What the session knows of each partition: (fetch offset, leader epoch, last
+    /// fetched epoch, log start) as last sent.
+    sent: BTreeMap<(Uuid, i32), (i64, i32, i32, i64)>,
+}
+
 /// One fetch's worth of a partition.
 struct Planned {
     partition: Arc<Partition>,
@@ -156,6 +156,7 @@ struct Planned {
 
 async fn run(manager: Weak<FetcherManager>, f: Arc<Fetcher>) {
     let mut conn: Option<Arc<Connection>> = None;
+    let mut session = Session::default();
     loop {
         let Some(m) = manager.upgrade() else { return };
         if !m
@@ -189,6 +190,7 @@ async fn run(manager: Weak<FetcherManager>, f: Arc<Fetcher>) {
         }
         if conn.as_ref().is_none_or(|c| c.is_closed()) {
             conn = None;
+            session = Session::default();
             let Some(addr) = m.leader_addr(f.leader) else {
                 tokio::time::sleep(backoff).await;
                 continue;
@@ -213,11 +215,12 @@ async fn run(manager: Weak<FetcherManager>, f: Arc<Fetcher>) {
         let cfg = m.cfg.clone();
         let local_id = m.local_id;
         drop(m);
-        match fetch_once(&c, &f, &plan, local_id, broker_epoch, &cfg).await {
+        match fetch_once(&c, &f, &plan, &mut session, local_id, broker_epoch, &cfg).await {
             Ok(()) => {}
             Err(e) => {
                 tracing::debug!(leader = f.leader, error = %e, "replica fetch failed");
                 conn = None;
+                session = Session::default();
                 delay_all(&f, &plan, backoff);
                 tokio::time::sleep(backoff.min(Duration::from_millis(100))).await;
             }
@@ -241,42 +244,79 @@ async fn fetch_once(
     c: &Connection,
     f: &Fetcher,
     plan: &[Planned],
+    session: &mut Session,
     local_id: i32,
     broker_epoch: i64,
     cfg: &ReplicationConfig,
 ) -> Result<(), strom_client::ClientError> {
     let version = c.version_for::<FetchRequest>(16)?;
+    let incremental = session.id != 0;
     let mut topics: BTreeMap<Uuid, Vec<FetchPartition>> = BTreeMap::new();
     let mut names: BTreeMap<Uuid, String> = BTreeMap::new();
+    let mut now_sent = BTreeMap::new();
     for p in plan {
         let log = &p.partition.log;
+        let key = (p.partition.topic_id, p.partition.index);
+        let state = (
+            p.fetch_offset,
+            p.leader_epoch,
+            log.latest_epoch().unwrap_or(-1),
+            log.offsets().log_start,
+        );
+        now_sent.insert(key, state);
         names.insert(p.partition.topic_id, p.partition.topic.clone());
+        if incremental && session.sent.get(&key) == Some(&state) {
+            continue; // unchanged: the session has it
+        }
         topics.entry(p.partition.topic_id).or_default().push(
             FetchPartition::default()
                 .with_partition(p.partition.index)
-                .with_current_leader_epoch(p.leader_epoch)
-                .with_fetch_offset(p.fetch_offset)
-                .with_last_fetched_epoch(log.latest_epoch().unwrap_or(-1))
-                .with_log_start_offset(log.offsets().log_start)
+                .with_current_leader_epoch(state.1)
+                .with_fetch_offset(state.0)
+                .with_last_fetched_epoch(state.2)
+                .with_log_start_offset(state.3)
                 .with_partition_max_bytes(cfg.fetch_max_bytes),
         );
     }
+    // Partitions the session has that are no longer fetched (moved, delayed, led here).
+    let mut forgotten: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
+    if incremental {
+        for (tid, p) in session.sent.keys() {
+            if !now_sent.contains_key(&(*tid, *p)) {
+                forgotten.entry(*tid).or_default().push(*p);
+            }
+        }
+    }
+    let topic_name = |id: &Uuid, names: &BTreeMap<Uuid, String>| {
+        TopicName(StrBytes::from_string(
+            names.get(id).cloned().unwrap_or_default(),
+        ))
+    };
     let mut req = FetchRequest::default()
         .with_max_wait_ms(cfg.fetch_wait_max_ms)
         .with_min_bytes(cfg.fetch_min_bytes)
         .with_max_bytes(cfg.fetch_response_max_bytes)
         .with_isolation_level(0)
-        .with_session_id(0)
-        .with_session_epoch(-1)
+        .with_session_id(session.id)
+        .with_session_epoch(if incremental { session.epoch } else { 0 })
         .with_topics(
             topics
                 .into_iter()
                 .map(|(id, parts)| {
                     FetchTopic::default()
                         .with_topic_id(id)
-                        .with_topic(TopicName(StrBytes::from_string(
-                            names.get(&id).cloned().unwrap_or_default(),
-                        )))
+                        .with_topic(topic_name(&id, &names))
+                        .with_partitions(parts)
+                })
+                .collect(),
+        )
+        .with_forgotten_topics_data(
+            forgotten
+                .into_iter()
+                .map(|(id, parts)| {
+                    ForgottenTopic::default()
+                        .with_topic_id(id)
+                        .with_topic(topic_name(&id, &names))
                         .with_partitions(parts)
                 })
                 .collect(),
@@ -293,8 +333,26 @@ async fn fetch_once(
     let resp = c.send(req, version).await?;
     let backoff = Duration::from_millis(cfg.fetch_backoff_ms);
     if resp.error_code != 0 {
-        delay_all(f, plan, backoff);
+        // A session error (unknown id, wrong epoch): start over with a full fetch.
+        *session = Session::default();
+        if resp.error_code != E::FetchSessionIdNotFound.code()
+            && resp.error_code != E::InvalidFetchSessionEpoch.code()
+            && resp.error_code != E::FetchSessionTopicIdError.code()
+        {
+            delay_all(f, plan, backoff);
+        }
         return Ok(());
+    }
+    if resp.session_id == 0 {
+        *session = Session::default();
+    } else {
+        session.id = resp.session_id;
+        session.epoch = if incremental {
+            next_session_epoch(session.epoch)
+        } else {
+            1
+        };
+        session.sent = now_sent;
     }
     let by_key: BTreeMap<(Uuid, i32), &Planned> = plan
         .iter()
@@ -393,6 +451,14 @@ async fn handle_partition(
             tracing::debug!(topic = %part.topic, partition = part.index, leader = f.leader, code, "replica fetch error; backing off");
             delay(f, part, backoff);
         }
+    }
+}
+
+fn next_session_epoch(e: i32) -> i32 {
+    if e == i32::MAX {
+        1
+    } else {
+        e + 1
     }
 }
 

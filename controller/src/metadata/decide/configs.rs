@@ -15,6 +15,7 @@ use crate::metadata::records::{record, uuid_bytes};
 const MIN_ISR: &str = "min.insync.replicas";
 use crate::metadata::MetadataImage;
 
+/// AlterConfigs and IncrementalAlterConfigs for topics.
 pub fn alter_configs(
     img: &MetadataImage,
     req: &AlterConfigsRequest,

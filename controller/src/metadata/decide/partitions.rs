@@ -605,15 +605,15 @@ fn alter_one(
     .build())
 }
 
-/// The topic-partitions a request names, or every partition when `None`.
-fn selected<'a>(
-    img: &'a MetadataImage,
-    list: &Option<TopicPartitionsList>,
-) -> Vec<(
+/// A named topic-partition, and the topic and partition when they exist.
+type Selected<'a> = (
     String,
     i32,
     Option<(&'a crate::metadata::TopicImage, &'a PartitionImage)>,
-)> {
+);
+
+/// The topic-partitions a request names, or every partition when `None`.
+fn selected<'a>(img: &'a MetadataImage, list: &Option<TopicPartitionsList>) -> Vec<Selected<'a>> {
     match list {
         None => img
             .topics

@@ -395,8 +395,6 @@ fn create_partitions_one(
     partition_records(img, topic.id, current, &assignments)
 }
 
-/// AlterConfigs and IncrementalAlterConfigs for topics.
-
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{cluster, create, ids, topic};

@@ -411,3 +411,54 @@ def test_reassignment_moves_a_partition_and_elect_leaders_restores_preference(cl
     assert errs == [0], resp
     wait_until(lambda: leader_of(cluster, topic) == preferred, 30, what="the preferred leader back")
     ka.close()
+
+
+def test_the_cli_moves_partitions_elects_leaders_and_shows_log_dirs(cluster_factory):
+    """`strom topic reassign` drains a broker, `--list` shows the move, `strom topic
+    describe` shows the real ISR, `strom topic elect-leaders` brings the preferred leader
+    back, `strom cluster log-dirs` shows every replica's size."""
+    import re
+    cluster = cluster_factory(4)
+    strom = cluster.binary
+    topic = create_rf3_topic(cluster)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(100):
+        p.produce(topic, value=f"v{i}".encode(), partition=0)
+    assert p.flush(30) == 0
+
+    def cli(*args, ok=0):
+        r = subprocess.run([strom, *args, "-b", cluster.bootstrap], capture_output=True, text=True, timeout=60)
+        assert r.returncode == ok, (args, r.stdout, r.stderr)
+        return r.stdout
+
+    info = partitions_of(cluster, topic)[0]
+    spare = next(b for b in cluster.node_ids if b not in info["replicas"])
+    target = info["replicas"][:2] + [spare]
+    out = cli("topic", "reassign", topic, "--partition", "0", "--replicas", ",".join(map(str, target)))
+    assert "moving" in out
+    wait_until(lambda: "no reassignment in progress" in cli("topic", "reassign", "--list"), 60,
+               what="the move to finish")
+    desc = cli("topic", "describe", topic)
+    row = next(line.split() for line in desc.splitlines() if line.split()[:1] == ["0"])
+    assert sorted(map(int, row[3].split(","))) == sorted(target), desc
+    wait_until(lambda: sorted(map(int, next(line.split() for line in cli("topic", "describe", topic).splitlines()
+                                            if line.split()[:1] == ["0"])[4].split(","))) == sorted(target),
+               30, what="the ISR in `strom topic describe`")
+    # Bad usage is refused with exit code 2; cancelling nothing is a Kafka error.
+    cli("topic", "reassign", topic, "--partition", "0", ok=2)
+    assert "NO_REASSIGNMENT_IN_PROGRESS" in subprocess.run(
+        [strom, "topic", "reassign", topic, "--partition", "0", "--cancel", "-b", cluster.bootstrap],
+        capture_output=True, text=True).stderr
+    # Preferred leader election after the preferred replica restarts.
+    preferred = target[0]
+    cluster.restart(preferred)
+    wait_isr(cluster, topic, 3)
+    out = cli("topic", "elect-leaders", topic)
+    assert re.search(r"elected leaders for [01] partition", out), out
+    wait_until(lambda: leader_of(cluster, topic) == preferred, 30, what="the preferred leader")
+    dirs = cli("cluster", "log-dirs", "--topic", topic)
+    sizes = [line.split() for line in dirs.splitlines() if line.startswith(topic)]
+    assert sorted(int(s[2]) for s in sizes) == sorted(target), dirs
+    wait_until(lambda: len({line.split()[3] for line in cli("cluster", "log-dirs", "--topic", topic).splitlines()
+                            if line.startswith(topic)}) == 1, 30, what="equal replica sizes")
+    assert "under-replicated partitions: 0" in cli("cluster", "describe")

@@ -47,6 +47,13 @@ struct ProduceBench {
     /// Partitions when the topic has to be created.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
+    /// Replicas per partition when the topic has to be created (default: the broker's
+    /// default.replication.factor).
+    #[arg(long, short = 'r')]
+    replication_factor: Option<i16>,
+    /// A topic config when the topic has to be created: `--config min.insync.replicas=2`.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    configs: Vec<String>,
     #[arg(long, default_value_t = 1024)]
     record_size: usize,
     /// Total bytes of record values to write (e.g. 1073741824).
@@ -118,9 +125,15 @@ async fn produce(client: strom_client::Client, a: ProduceBench) -> i32 {
         return 2;
     };
     let admin = Admin::new(client.clone());
-    let _ = admin
-        .create_topics(vec![NewTopic::new(&a.topic, a.partitions, -1)], false)
-        .await;
+    let mut topic = NewTopic::new(&a.topic, a.partitions, a.replication_factor.unwrap_or(-1));
+    for kv in &a.configs {
+        let Some((k, v)) = kv.split_once('=') else {
+            eprintln!("--config {kv}: expected KEY=VALUE");
+            return 2;
+        };
+        topic = topic.config(k.trim(), v.trim());
+    }
+    let _ = admin.create_topics(vec![topic], false).await;
     let meta = match client.topic_metadata(&a.topic).await {
         Ok(m) => m,
         Err(e) => return super::topic::fail(e),

@@ -6,8 +6,11 @@ build, Kafka's default settings: broker.session.timeout.ms 9 s) and a topic with
 partitions, replication factor 3, min.insync.replicas=2.
 
 The producer writes one record every 2 ms to each partition. Each round kills the leader
-of one partition, measures from the kill to the first delivery report of success for that
-partition after it, restarts the node and waits for the ISR to be whole again. Rounds
+of one partition and measures from the kill to (a) the moment a surviving broker's
+Metadata names another leader (polled every 10 ms: the cluster's part) and (b) the
+acknowledgement of the first record produced after the kill (what the application sees:
+the cluster's part plus the client's metadata refresh and retry backoff); then it
+restarts the node and waits for the ISR to be whole again. Rounds
 alternate between a leader that is not the metadata quorum leader (its death closes its
 session with the quorum leader: fenced at once) and one that is (the quorum elects a new
 leader first, then gives brokers a 1 s grace to reopen their sessions).
@@ -26,7 +29,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from strom_harness import StromCluster  # noqa: E402
+from strom_harness import StromCluster, metadata_leaders  # noqa: E402
 
 
 class Writer:
@@ -37,30 +40,46 @@ class Writer:
         self.stop = threading.Event()
         self.t = threading.Thread(target=self.run, daemon=True)
 
-    def report(self, err, msg):
+    def report(self, sent, err, msg):
         if err is None:
-            self.acks[msg.partition()].append(time.monotonic())
+            self.acks[msg.partition()].append((sent, time.monotonic()))
 
     def run(self):
         n = 0
         while not self.stop.is_set():
             for p in range(self.partitions):
                 try:
-                    self.p.produce(self.topic, value=b"x" * 100, partition=p, on_delivery=self.report)
+                    sent = time.monotonic()
+                    self.p.produce(self.topic, value=b"x" * 100, partition=p,
+                                   on_delivery=lambda err, msg, sent=sent: self.report(sent, err, msg))
                 except BufferError:
                     pass
             n += 1
             self.p.poll(0)
             time.sleep(0.002)
 
-    def first_ack_after(self, partition, t, timeout=60):
+    def first_ack_of_record_sent_after(self, partition, t, timeout=60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            later = [x for x in self.acks[partition] if x > t]
+            later = [acked for sent, acked in self.acks[partition] if sent > t]
             if later:
-                return later[0]
+                return min(later)
             time.sleep(0.005)
         return None
+
+
+def new_leader_seen(survivor, topic, partition, old_leader, t, timeout=60):
+    """Polls one surviving broker's Metadata until the partition has another leader."""
+    deadline = t + timeout
+    while time.monotonic() < deadline:
+        try:
+            leader = (metadata_leaders(survivor, topic) or {}).get(partition, -1)
+            if leader >= 0 and leader != old_leader:
+                return time.monotonic()
+        except OSError:
+            pass
+        time.sleep(0.01)
+    return None
 
 
 def partitions(bootstrap, topic):
@@ -103,14 +122,18 @@ def main():
                 choice = list(ps)
             part = choice[0]
             victim = ps[part][0]
+            survivor = c.bootstrap_without(victim).split(",")[0]
             t_kill = time.monotonic()
             c.kill9(victim)
-            t_ack = w.first_ack_after(part, t_kill)
+            t_leader = new_leader_seen(survivor, topic, part, victim, t_kill)
+            t_ack = w.first_ack_of_record_sent_after(part, t_kill)
             took = None if t_ack is None else round((t_ack - t_kill) * 1000)
+            leader_ms = None if t_leader is None else round((t_leader - t_kill) * 1000)
             was_ql = victim == quorum_leader
             print(f"kill {i + 1}: node {victim} (leader of partition {part}, quorum leader: {was_ql}) "
-                  f"-> first acknowledged write after {took} ms", flush=True)
-            results.append({"victim": victim, "quorum_leader": was_ql, "ms": took})
+                  f"-> new leader in Metadata after {leader_ms} ms, first acknowledged new write "
+                  f"after {took} ms", flush=True)
+            results.append({"victim": victim, "quorum_leader": was_ql, "ms": took, "leader_ms": leader_ms})
             c.restart(victim, graceful=False)
         w.stop.set()
         w.p.flush(30)
@@ -118,9 +141,12 @@ def main():
         c.cleanup()
 
     def stats(rs):
-        xs = [r["ms"] for r in rs if r["ms"] is not None]
-        return {"n": len(rs), "p50_ms": statistics.median(xs) if xs else None,
-                "max_ms": max(xs) if xs else None, "min_ms": min(xs) if xs else None}
+        out = {"n": len(rs)}
+        for key, name in (("leader_ms", "new_leader"), ("ms", "first_ack")):
+            xs = [r[key] for r in rs if r[key] is not None]
+            out[name] = {"p50_ms": statistics.median(xs) if xs else None,
+                         "max_ms": max(xs) if xs else None, "min_ms": min(xs) if xs else None}
+        return out
     summary = {"leader_only": stats([r for r in results if not r["quorum_leader"]]),
                "leader_and_quorum_leader": stats([r for r in results if r["quorum_leader"]]),
                "all": stats(results), "kills": results}

@@ -13,7 +13,7 @@ and reports MB/s of record values and the three brokers' CPU seconds (user+syste
 sequential write bandwidth (dd, fdatasync) is measured in the same run: with RF=3 every
 byte is written three times to the same disk.
 
-Usage: replication.py --strom target/release/strom [--gb 1] [--out FILE]
+Usage: replication.py --strom target/release/strom [--gb 4] [--out FILE]
 """
 import argparse
 import json
@@ -81,12 +81,13 @@ def run_case(strom, work, name, rf, acks, total, latency):
     c.start()
     try:
         pids = [n.pid for n in c.nodes]
-        args = ["--topic", f"bench-{name}", "--partitions", "6", "--replication-factor", str(rf),
+        args = ["--partitions", "6", "--replication-factor", str(rf),
                 "--acks", acks, "--record-size", "1024"]
         if rf > 1:
             args += ["--config", "min.insync.replicas=2"]
         c0 = sum(cpu_seconds(p) for p in pids)
-        r = bench(strom, c.bootstrap, "produce", *args, "--bytes", str(total))
+        r = bench(strom, c.bootstrap, "produce", "--topic", f"bench-{name}", *args,
+                  "--bytes", str(total))
         c1 = sum(cpu_seconds(p) for p in pids)
         res = {"case": name, "rf": rf, "acks": acks, "mb_per_s": r["mb_per_s"],
                "cpu_s_per_gb": (c1 - c0) / (r["bytes"] / 1e9)}
@@ -104,7 +105,7 @@ def run_case(strom, work, name, rf, acks, total, latency):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--strom", required=True)
-    ap.add_argument("--gb", type=float, default=1.0)
+    ap.add_argument("--gb", type=float, default=4.0)
     ap.add_argument("--out")
     a = ap.parse_args()
     strom = os.path.abspath(a.strom)

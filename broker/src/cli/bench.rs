@@ -68,7 +68,7 @@ struct ProduceBench {
     /// Bytes per batch (per partition per request).
     #[arg(long, default_value_t = 64 * 1024)]
     batch_bytes: usize,
-    /// Requests in flight.
+    /// Requests in flight (rounded up to a multiple of the partition leaders).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
     /// Pace to this many MB/s (1 MB = 10^6 bytes of record values).
@@ -138,9 +138,24 @@ async fn produce(client: strom_client::Client, a: ProduceBench) -> i32 {
         Ok(m) => m,
         Err(e) => return super::topic::fail(e),
     };
-    let partitions: Vec<i32> = meta.partitions.iter().map(|p| p.partition).collect();
-    if partitions.is_empty() {
+    // A fresh topic's leaders take a moment to appear everywhere: wait until every
+    // partition has one (the brokers may still answer NOT_LEADER_OR_FOLLOWER briefly,
+    // which the warm-up below rides out).
+    let mut meta = meta;
+    let wait_until = Instant::now() + Duration::from_secs(15);
+    while meta.partitions.iter().any(|p| p.leader < 0) && Instant::now() < wait_until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = client.refresh_metadata(Some(&[a.topic.clone()])).await;
+        if let Ok(m) = client.topic_metadata(&a.topic).await {
+            meta = m;
+        }
+    }
+    if meta.partitions.is_empty() {
         eprintln!("topic {} has no partitions", a.topic);
+        return 1;
+    }
+    if let Some(p) = meta.partitions.iter().find(|p| p.leader < 0) {
+        eprintln!("partition {} of {} has no leader", p.partition, a.topic);
         return 1;
     }
     // One pre-encoded batch reused for every request (the broker stamps offsets).
@@ -174,56 +189,104 @@ async fn produce(client: strom_client::Client, a: ProduceBench) -> i32 {
     let batch_value_bytes = (per_batch * a.record_size) as u64;
     let target = a.bytes;
     let sent = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let deadline = a.duration_s.map(|s| start + Duration::from_secs(s));
-    // Pacing: each request carries `batch_value_bytes` per partition of its worker.
-    let workers = a.concurrency.max(1);
+    let duration = a.duration_s.map(Duration::from_secs);
+    // Every request goes to one leader, so workers own partitions of one leader each:
+    // worker w serves leader w modulo the leaders, and a leader's workers split its
+    // partitions round-robin.
+    let mut by_leader: std::collections::BTreeMap<i32, Vec<i32>> = Default::default();
+    for p in &meta.partitions {
+        by_leader.entry(p.leader).or_default().push(p.partition);
+    }
+    let groups: Vec<Vec<i32>> = by_leader.into_values().collect();
+    // The same number of workers for every leader, so that no broker gets more load.
+    let workers = a.concurrency.max(1).div_ceil(groups.len()) * groups.len();
+    let start_line = Arc::new(tokio::sync::Barrier::new(workers + 1));
     let mut tasks = Vec::new();
     for w in 0..workers {
-        // Worker w owns every partition whose index is w modulo the workers (or one
-        // partition when there are more workers than partitions).
-        let mine: Vec<i32> = if workers <= partitions.len() {
-            partitions
+        let group = &groups[w % groups.len()];
+        let group_workers = (0..workers)
+            .filter(|x| x % groups.len() == w % groups.len())
+            .count();
+        let k = w / groups.len();
+        let mine: Vec<i32> = if group_workers <= group.len() {
+            group
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| i % workers == w)
+                .filter(|(i, _)| i % group_workers == k)
                 .map(|(_, p)| *p)
                 .collect()
         } else {
-            vec![partitions[w % partitions.len()]]
+            vec![group[k % group.len()]]
         };
-        let client = client.clone();
-        let topic = a.topic.clone();
-        let batch = batch.clone();
-        let sent = sent.clone();
+        // Pacing: each request carries `batch_value_bytes` per partition of its worker.
         let per_request = batch_value_bytes * mine.len() as u64;
         let interval = a.throughput_mbs.map(|mbs| {
             Duration::from_secs_f64(per_request as f64 * workers as f64 / (mbs * 1_000_000.0))
         });
+        let start_line = start_line.clone();
+        let client = client.clone();
+        let topic = a.topic.clone();
+        let batch = batch.clone();
+        let sent = sent.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut acked = 0u64;
-            let (_, conn) = match client.leader_connection(&topic, mine[0]).await {
-                Ok(c) => c,
-                Err(e) => return Err(e.to_string()),
-            };
-            let version = conn
-                .version_for::<ProduceRequest>(9)
-                .map_err(|e| e.to_string())?;
-            let req = ProduceRequest::default()
-                .with_acks(acks)
-                .with_timeout_ms(30_000)
-                .with_topic_data(vec![TopicProduceData::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.clone())))
-                    .with_partition_data(
-                        mine.iter()
-                            .map(|p| {
-                                PartitionProduceData::default()
-                                    .with_index(*p)
-                                    .with_records(Some(batch.clone()))
-                            })
-                            .collect(),
-                    )]);
+            // Connect and warm up (not timed): one acknowledged request, retried while
+            // the leader is still taking over the partitions. Every worker reaches the
+            // start line, even a failed one, so the others are not left waiting.
+            let setup = async {
+                let (_, conn) = client
+                    .leader_connection(&topic, mine[0])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let version = conn
+                    .version_for::<ProduceRequest>(9)
+                    .map_err(|e| e.to_string())?;
+                let req = ProduceRequest::default()
+                    .with_acks(acks)
+                    .with_timeout_ms(30_000)
+                    .with_topic_data(vec![TopicProduceData::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                        .with_partition_data(
+                            mine.iter()
+                                .map(|p| {
+                                    PartitionProduceData::default()
+                                        .with_index(*p)
+                                        .with_records(Some(batch.clone()))
+                                })
+                                .collect(),
+                        )]);
+                let warm = req.clone().with_acks(if acks == 0 { 1 } else { acks });
+                let warm_until = Instant::now() + Duration::from_secs(15);
+                loop {
+                    let resp = match conn.send(warm.clone(), version).await {
+                        Ok(r) => r,
+                        Err(e) => break Err(e.to_string()),
+                    };
+                    let err = resp
+                        .responses
+                        .iter()
+                        .flat_map(|t| t.partition_responses.iter())
+                        .map(|p| p.error_code)
+                        .find(|c| *c != 0);
+                    match err {
+                        None => break Ok::<_, String>((conn, version, req)),
+                        Some(c)
+                            if strom_client::error::is_retriable(c)
+                                && Instant::now() < warm_until =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Some(c) => {
+                            break Err(format!("warm-up error {}", strom_client::error_name(c)));
+                        }
+                    }
+                }
+            }
+            .await;
+            start_line.wait().await;
+            let (conn, version, req) = setup?;
+            let deadline = duration.map(|d| Instant::now() + d);
             let mut next = Instant::now();
             loop {
                 if sent.fetch_add(per_request, Ordering::AcqRel) >= target
@@ -264,6 +327,8 @@ async fn produce(client: strom_client::Client, a: ProduceBench) -> i32 {
             Ok((lat, acked))
         }));
     }
+    start_line.wait().await;
+    let start = Instant::now();
     let mut lat = Vec::new();
     let mut acked_bytes = 0u64;
     for t in tasks {

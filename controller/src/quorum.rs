@@ -79,8 +79,10 @@ pub struct Liveness {
 }
 
 /// How long a new quorum leader waits for a broker to reopen its session (or heartbeat)
-/// before fencing it, when that is shorter than `broker.session.timeout.ms`.
-pub const SESSION_REOPEN_GRACE: Duration = Duration::from_millis(1000);
+/// before fencing it, when that is shorter than `broker.session.timeout.ms`. Live brokers
+/// retry every 100 ms and reopen within about that of the election; fencing one that is
+/// slower only moves its leaderships (it is unfenced at its next heartbeat).
+pub const SESSION_REOPEN_GRACE: Duration = Duration::from_millis(500);
 
 /// A running controller.
 pub struct Controller {
@@ -300,6 +302,7 @@ impl Controller {
         if !self.is_leader() {
             return;
         }
+        let closed_at = Instant::now();
         let d = self.cfg.defaults.clone();
         let res = self
             .write(|img| {
@@ -320,6 +323,7 @@ impl Controller {
                 tracing::warn!(
                     broker = broker_id,
                     offset,
+                    commit_ms = closed_at.elapsed().as_millis() as u64,
                     "broker's session closed; fenced it at once"
                 );
             }

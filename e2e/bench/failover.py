@@ -9,16 +9,19 @@ The producer writes one record every 2 ms to each partition. Each round kills th
 of one partition and measures from the kill to (a) the moment a surviving broker's
 Metadata names another leader (polled every 10 ms: the cluster's part) and (b) the
 acknowledgement of the first record produced after the kill (what the application sees:
-the cluster's part plus the client's metadata refresh and retry backoff); then it
+the cluster's part plus the client's metadata refresh and retry backoff), and reads from
+the quorum leader's log when it fenced the victim; then it
 restarts the node and waits for the ISR to be whole again. Rounds
 alternate between a leader that is not the metadata quorum leader (its death closes its
 session with the quorum leader: fenced at once) and one that is (the quorum elects a new
-leader first, then gives brokers a 1 s grace to reopen their sessions).
+leader first, then gives brokers a 0.5 s grace to reopen their sessions).
 
 Usage: failover.py --strom target/release/strom [--kills 10] [--out FILE]
 """
 import argparse
+import datetime
 import json
+import re
 import statistics
 import sys
 import threading
@@ -66,6 +69,27 @@ class Writer:
                 return min(later)
             time.sleep(0.005)
         return None
+
+
+FENCE_LINE = re.compile(r"^(\S+Z) .*(?:session closed; fenced it at once|session expired; fencing it) broker=(\d+)")
+
+
+def fenced_at(cluster, victim, after_wall):
+    """Wall-clock time of the quorum leader's log line fencing `victim` after `after_wall`
+    (the survivors' logs; None if none says so)."""
+    best = None
+    for n in cluster.nodes:
+        if n.node_id == victim or n.stderr_path is None:
+            continue
+        for line in n.stderr_path.read_text(errors="replace").splitlines():
+            m = FENCE_LINE.match(line)
+            if not m or int(m.group(2)) != victim:
+                continue
+            t = datetime.datetime.strptime(m.group(1)[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+            if t >= after_wall and (best is None or t < best):
+                best = t
+    return best
 
 
 def new_leader_seen(survivor, topic, partition, old_leader, t, timeout=60):
@@ -123,17 +147,21 @@ def main():
             part = choice[0]
             victim = ps[part][0]
             survivor = c.bootstrap_without(victim).split(",")[0]
+            wall_kill = time.time()
             t_kill = time.monotonic()
             c.kill9(victim)
             t_leader = new_leader_seen(survivor, topic, part, victim, t_kill)
             t_ack = w.first_ack_of_record_sent_after(part, t_kill)
             took = None if t_ack is None else round((t_ack - t_kill) * 1000)
             leader_ms = None if t_leader is None else round((t_leader - t_kill) * 1000)
+            t_fenced = fenced_at(c, victim, wall_kill)
+            fenced_ms = None if t_fenced is None else round((t_fenced - wall_kill) * 1000)
             was_ql = victim == quorum_leader
             print(f"kill {i + 1}: node {victim} (leader of partition {part}, quorum leader: {was_ql}) "
-                  f"-> new leader in Metadata after {leader_ms} ms, first acknowledged new write "
+                  f"-> fenced after {fenced_ms} ms, new leader in Metadata after {leader_ms} ms, first acknowledged new write "
                   f"after {took} ms", flush=True)
-            results.append({"victim": victim, "quorum_leader": was_ql, "ms": took, "leader_ms": leader_ms})
+            results.append({"victim": victim, "quorum_leader": was_ql, "ms": took, "leader_ms": leader_ms,
+                            "fenced_ms": fenced_ms})
             c.restart(victim, graceful=False)
         w.stop.set()
         w.p.flush(30)
@@ -142,7 +170,7 @@ def main():
 
     def stats(rs):
         out = {"n": len(rs)}
-        for key, name in (("leader_ms", "new_leader"), ("ms", "first_ack")):
+        for key, name in (("fenced_ms", "fenced"), ("leader_ms", "new_leader"), ("ms", "first_ack")):
             xs = [r[key] for r in rs if r[key] is not None]
             out[name] = {"p50_ms": statistics.median(xs) if xs else None,
                          "max_ms": max(xs) if xs else None, "min_ms": min(xs) if xs else None}

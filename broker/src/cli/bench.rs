@@ -145,7 +145,9 @@ async fn produce(client: strom_client::Client, a: ProduceBench) -> i32 {
     let wait_until = Instant::now() + Duration::from_secs(15);
     while meta.partitions.iter().any(|p| p.leader < 0) && Instant::now() < wait_until {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = client.refresh_metadata(Some(&[a.topic.clone()])).await;
+        let _ = client
+            .refresh_metadata(Some(std::slice::from_ref(&a.topic)))
+            .await;
         if let Ok(m) = client.topic_metadata(&a.topic).await {
             meta = m;
         }

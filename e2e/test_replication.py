@@ -274,6 +274,17 @@ def test_sigterm_of_the_leader_fails_no_delivery(cluster_factory):
     wait_isr(cluster, topic, 3)
 
 
+def cluster_counts(cluster, through: str) -> tuple[int, int]:
+    """(under-replicated, offline) partitions as `strom cluster describe` counts them."""
+    import re
+    r = subprocess.run([cluster.binary, "cluster", "describe", "-b", through],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    m = re.search(r"under-replicated partitions: (\d+)\s+offline partitions: (\d+)", r.stdout)
+    assert m, r.stdout
+    return int(m.group(1)), int(m.group(2))
+
+
 def test_a_killed_follower_leaves_the_isr_and_rejoins_after_restart(cluster_factory):
     cluster = cluster_factory(3)
     topic = create_rf3_topic(cluster)
@@ -281,13 +292,20 @@ def test_a_killed_follower_leaves_the_isr_and_rejoins_after_restart(cluster_fact
     follower = next(r for r in info["replicas"] if r != info["leader"])
     w = ConfluentWriter(cluster.bootstrap, topic).start()
     wait_until(lambda: len(w.acked) > 300, 30, what="acks before the kill")
+    assert cluster_counts(cluster, cluster.bootstrap) == (0, 0)
     cluster.kill9(follower)
     wait_isr(cluster, topic, 2)
     assert follower not in partitions_of(cluster, topic)[0]["isr"]
+    # `strom cluster describe` counts the partition as under-replicated, not offline.
+    survivors = cluster.bootstrap_without(follower)
+    under, offline = cluster_counts(cluster, survivors)
+    assert under >= 1 and offline == 0, (under, offline)
     before = len(w.acked)
     wait_until(lambda: len(w.acked) > before + 500, 30, what="writes to continue with two in sync")
     cluster.restart(follower, graceful=False)
     wait_isr(cluster, topic, 3)
+    wait_until(lambda: cluster_counts(cluster, cluster.bootstrap) == (0, 0), 60,
+               what="no under-replicated partition after the rejoin")
     w.finish()
     assert not w.failed, list(w.failed.items())[:5]
     assert_nothing_lost_nothing_twice(read_partition(cluster, topic), w.acked)
@@ -298,9 +316,18 @@ def test_two_replicas_down_on_five_nodes_refuses_acks_all_and_takes_acks_1(clust
     topic = create_rf3_topic(cluster)
     info = partitions_of(cluster, topic)[0]
     followers = [r for r in info["replicas"] if r != info["leader"]]
+    # A one-replica topic on a node about to die goes offline (no other replica to lead).
+    lonely = f"{topic}-rf1"
+    a = admin(cluster)  # alive until the future resolves
+    a.create_topics([NewTopic(lonely, replica_assignment=[[followers[0]]])])[lonely].result(30)
+    wait_until(lambda: leader_of(cluster, lonely) == followers[0], 30, what="the RF 1 topic's leader")
     for f in followers:
         cluster.kill9(f)
     wait_isr(cluster, topic, 1)
+    survivors = cluster.bootstrap_without(*followers)
+    wait_until(lambda: cluster_counts(cluster, survivors)[1] >= 1, 30, what="an offline partition")
+    under, offline = cluster_counts(cluster, survivors)
+    assert under >= 1 and offline == 1, (under, offline)
     errors = []
     p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "message.timeout.ms": 5000,
                   "enable.idempotence": False, "retries": 2})

@@ -3,6 +3,7 @@
 //! come with a stale broker epoch get Kafka's error codes; OffsetForLeaderEpoch answers
 //! from the leader's epoch cache; NOT_LEADER_OR_FOLLOWER answers carry the leader
 //! (KIP-951); fetch sessions (KIP-227) answer only what changed and refuse bad epochs.
+#![cfg(not(madsim))]
 
 mod common;
 

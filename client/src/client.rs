@@ -5,7 +5,7 @@
 //! It finds leaders and hands out connections; it does not build produce or fetch requests.
 //! A `Client` is cheap to clone (all clones share one cache and one pool).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -131,7 +131,7 @@ struct Inner {
     /// The newest leader epoch seen per partition (with its topic id): metadata naming
     /// an older epoch comes from a broker that has not caught up and is not used
     /// (KIP-320), so a former leader cannot be mistaken for the current one.
-    epochs: Mutex<HashMap<(String, i32), (Uuid, i32)>>,
+    epochs: Mutex<BTreeMap<(String, i32), (Uuid, i32)>>,
     /// By address; a BTreeMap so that "any connection" is chosen deterministically.
     pool: tokio::sync::Mutex<BTreeMap<String, Arc<Connection>>>,
 }
@@ -163,7 +163,7 @@ impl Client {
                     controller_id: -1,
                     ..Default::default()
                 }),
-                epochs: Mutex::new(HashMap::new()),
+                epochs: Mutex::new(BTreeMap::new()),
                 pool: tokio::sync::Mutex::new(BTreeMap::new()),
             }),
         };

@@ -7,7 +7,7 @@
 //! This module knows nothing of topics, leaders or metadata; it only uses `tokio::` APIs so
 //! that it runs under madsim, and flushes after every write (madsim sends on flush).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,7 +56,7 @@ impl Default for ConnectionConfig {
 /// Responses awaited on a connection, by correlation id.
 #[derive(Default)]
 struct Pending {
-    waiters: HashMap<i32, oneshot::Sender<Bytes>>,
+    waiters: BTreeMap<i32, oneshot::Sender<Bytes>>,
     /// Why the connection closed, once it has.
     closed: Option<String>,
 }

@@ -7,7 +7,7 @@
 //! connection resends the same bytes with the same sequence. There is no background
 //! sender, linger timer or transaction support.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -145,7 +145,7 @@ impl ProducerBuilder {
             buffers: BTreeMap::new(),
             next_index: 0,
             completed: Vec::new(),
-            round_robin: HashMap::new(),
+            round_robin: BTreeMap::new(),
         })
     }
 }
@@ -171,7 +171,7 @@ struct Batch {
 struct ProducerIdState {
     /// `None` until InitProducerId answered, and again after a failure left sequences unsure.
     id: Option<(i64, i16)>,
-    sequences: HashMap<(String, i32), i32>,
+    sequences: BTreeMap<(String, i32), i32>,
 }
 
 /// A producer: `send` buffers, `flush` delivers and reports.
@@ -181,7 +181,7 @@ pub struct Producer {
     buffers: BTreeMap<(String, i32), PartitionBuffer>,
     next_index: usize,
     completed: Vec<(usize, Delivery)>,
-    round_robin: HashMap<String, u32>,
+    round_robin: BTreeMap<String, u32>,
     idempotence: Option<ProducerIdState>,
 }
 
@@ -511,7 +511,7 @@ async fn produce_to(
     config: &ProducerConfig,
     leader: i32,
     batches: &[Batch],
-) -> Result<Option<HashMap<(String, i32), PartitionProduceResponse>>, ClientError> {
+) -> Result<Option<BTreeMap<(String, i32), PartitionProduceResponse>>, ClientError> {
     let conn = client.broker_connection(leader).await?;
     let version = conn.version_for::<ProduceRequest>(PRODUCE_MAX_VERSION)?;
     let mut topics: BTreeMap<&str, Vec<PartitionProduceData>> = BTreeMap::new();
@@ -539,7 +539,7 @@ async fn produce_to(
         return Ok(None);
     }
     let resp = conn.send(req, version).await?;
-    let mut answers = HashMap::new();
+    let mut answers = BTreeMap::new();
     for topic in resp.responses {
         for p in topic.partition_responses {
             answers.insert((topic.name.0.to_string(), p.index), p);

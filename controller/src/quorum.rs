@@ -287,12 +287,16 @@ impl Controller {
             Result<strom_proto::controller::BrokerSessionEvent, tonic::Status>,
         >,
     ) {
-        let mut metrics = self.raft.metrics();
         loop {
             tokio::select! {
+                // biased: the simulation needs the same choice on every run.
+                biased;
                 _ = tx.closed() => break,
-                changed = metrics.changed() => {
-                    if changed.is_err() || !self.is_leader() {
+                // Leadership is checked every 100 ms rather than on openraft's metrics
+                // channel: that channel also fires on timing-only changes, which the
+                // simulation cannot replay.
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if !self.is_leader() {
                         // The broker reconnects to the new leader.
                         return;
                     }
@@ -349,16 +353,17 @@ async fn leader_duties(weak: std::sync::Weak<Controller>) {
     let mut known_leader: Option<(u64, Option<NodeId>)> = None;
     let mut next_balance = tokio::time::Instant::now();
     let mut next_unclean = tokio::time::Instant::now();
-    let mut metrics = match weak.upgrade() {
+    let metrics = match weak.upgrade() {
         Some(ctl) => ctl.raft.metrics(),
         None => return,
     };
     loop {
-        // Wake on a leadership change, or every 250 ms for heartbeat expiry. A closed
-        // metrics channel means the Raft node shut down: the duties end with it.
-        if let Ok(Err(_)) =
-            tokio::time::timeout(Duration::from_millis(250), metrics.changed()).await
-        {
+        // Every 50 ms: leadership changes and heartbeat expiry. (Not on openraft's
+        // metrics channel: it also fires on timing-only changes, which the simulation
+        // cannot replay.) A closed metrics channel means the Raft node shut down: the
+        // duties end with it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if metrics.has_changed().is_err() {
             return;
         }
         let Some(ctl) = weak.upgrade() else { return };

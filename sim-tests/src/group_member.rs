@@ -50,6 +50,8 @@ pub struct History {
     /// Committed offsets as a single poller read them, one OffsetFetch after another:
     /// (partition, offset) in the coordinator's order.
     pub polled: Vec<(i32, i64)>,
+    /// For each reading in `polled`: the coordinator that answered, and when.
+    pub polled_from: Vec<(i32, Instant)>,
 }
 
 /// Reads the group's committed offsets every 200 ms, one request at a time, into
@@ -64,7 +66,7 @@ pub async fn poll_committed(
     let all: Vec<i32> = (0..partitions).collect();
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let Some(conn) = coordinator(&client, &group).await else {
+        let Some((node, conn)) = coordinator(&client, &group).await else {
             continue;
         };
         if let Some(offs) = committed(&conn, &group, &topic, &all).await {
@@ -72,6 +74,7 @@ pub async fn poll_committed(
             for (p, o) in offs {
                 if o > 0 {
                     h.polled.push((p, o));
+                    h.polled_from.push((node, Instant::now()));
                 }
             }
         }
@@ -84,7 +87,7 @@ fn s(x: &str) -> StrBytes {
     StrBytes::from_string(x.to_string())
 }
 
-async fn coordinator(client: &Client, group: &str) -> Option<Arc<Connection>> {
+async fn coordinator(client: &Client, group: &str) -> Option<(i32, Arc<Connection>)> {
     let conn = client.any_connection().await.ok()?;
     let v = conn.version_for::<FindCoordinatorRequest>(3).ok()?;
     let resp = conn
@@ -95,7 +98,8 @@ async fn coordinator(client: &Client, group: &str) -> Option<Arc<Connection>> {
         return None;
     }
     client.refresh_metadata(Some(&[])).await.ok()?;
-    client.broker_connection(resp.node_id.0).await.ok()
+    let conn = client.broker_connection(resp.node_id.0).await.ok()?;
+    Some((resp.node_id.0, conn))
 }
 
 fn subscription(topic: &str) -> Bytes {
@@ -147,7 +151,13 @@ async fn committed(
             .with_name(TopicName(s(topic)))
             .with_partition_indexes(partitions.to_vec())]));
     let resp = conn.send(req, 6).await.ok()?;
-    if resp.error_code != 0 {
+    if resp.error_code != 0
+        || resp
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.error_code != 0)
+    {
         return None;
     }
     Some(
@@ -205,7 +215,7 @@ pub async fn classic_member(
 ) {
     let mut member_id = String::new();
     loop {
-        let Some(conn) = coordinator(&client, &group).await else {
+        let Some((_, conn)) = coordinator(&client, &group).await else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
@@ -329,6 +339,9 @@ pub async fn consumer_member(
     let mut epoch = 0;
     let mut owned: BTreeSet<i32> = BTreeSet::new();
     let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
+    // Partitions gained whose committed offset could not be read yet: like a real
+    // consumer, the member neither consumes nor commits them until it has one.
+    let mut unpositioned: BTreeSet<i32> = BTreeSet::new();
     let mut conn: Option<Arc<Connection>> = None;
     let release = |history: &SharedHistory, member: &str, p: i32| {
         let mut h = history.lock();
@@ -348,7 +361,7 @@ pub async fn consumer_member(
             _ = tokio::time::sleep(Duration::from_millis(300)) => false,
         };
         if conn.is_none() {
-            conn = coordinator(&client, &group).await;
+            conn = coordinator(&client, &group).await.map(|(_, c)| c);
         }
         let Some(c) = conn.clone() else { continue };
         let topic_id = client
@@ -367,12 +380,23 @@ pub async fn consumer_member(
             let _ = c.send(leave, 1).await;
             return;
         }
-        // Commit progress on what we own.
-        if epoch > 0 && !owned.is_empty() {
-            for p in &owned {
+        if !unpositioned.is_empty() {
+            let want: Vec<i32> = unpositioned.iter().copied().collect();
+            if let Some(offs) = committed(&c, &group, &topic, &want).await {
+                for (p, o) in offs {
+                    if unpositioned.remove(&p) {
+                        positions.insert(p, o);
+                    }
+                }
+            }
+        }
+        // Commit progress on what we own (and have a position for).
+        let ready: Vec<i32> = owned.difference(&unpositioned).copied().collect();
+        if epoch > 0 && !ready.is_empty() {
+            for p in &ready {
                 *positions.entry(*p).or_insert(0) += 1;
             }
-            let mine: BTreeMap<i32, i64> = owned.iter().map(|p| (*p, positions[p])).collect();
+            let mine: BTreeMap<i32, i64> = ready.iter().map(|p| (*p, positions[p])).collect();
             if commit(&c, &group, &topic, epoch, &member_id, &mine).await == 0 {
                 let mut h = history.lock();
                 for (p, o) in &mine {
@@ -403,6 +427,7 @@ pub async fn consumer_member(
                 for p in std::mem::take(&mut owned) {
                     release(&history, &member_id, p);
                 }
+                unpositioned.clear();
                 epoch = 0;
                 continue;
             }
@@ -420,11 +445,18 @@ pub async fn consumer_member(
                 .collect();
             for p in owned.difference(&new) {
                 release(&history, &member_id, *p);
+                unpositioned.remove(p);
             }
             let gained: Vec<i32> = new.difference(&owned).copied().collect();
             if !gained.is_empty() {
+                // The position comes from the committed offset; until it is read, the
+                // partition waits (see `unpositioned`).
+                unpositioned.extend(gained.iter().copied());
                 if let Some(offs) = committed(&c, &group, &topic, &gained).await {
-                    positions.extend(offs);
+                    for (p, o) in offs {
+                        unpositioned.remove(&p);
+                        positions.insert(p, o);
+                    }
                 }
                 let mut h = history.lock();
                 for p in gained {

@@ -2,7 +2,7 @@
 //! `log-start-offset-checkpoint`, `replication-offset-checkpoint`): a version line (0),
 //! an entry count, then one `topic partition offset` line per partition.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// Kafka's offset checkpoint text format.
 pub fn encode_checkpoint(entries: &[(String, i32, i64)]) -> Vec<u8> {
@@ -13,10 +13,10 @@ pub fn encode_checkpoint(entries: &[(String, i32, i64)]) -> Vec<u8> {
     s.into_bytes()
 }
 
-pub fn decode_checkpoint(raw: &[u8]) -> HashMap<(String, i32), i64> {
+pub fn decode_checkpoint(raw: &[u8]) -> BTreeMap<(String, i32), i64> {
     let text = String::from_utf8_lossy(raw);
     let mut lines = text.lines();
-    let mut out = HashMap::new();
+    let mut out = BTreeMap::new();
     if lines.next() != Some("0") {
         return out;
     }

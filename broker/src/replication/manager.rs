@@ -10,7 +10,7 @@
 //! - `.strom-clean-shutdown`, present only between a clean stop and the next start,
 //!   holding the broker epoch of that stop (KIP-966).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
@@ -39,7 +39,7 @@ const HIGH_WATERMARKS: &str = "replication-offset-checkpoint";
 const PARTITION_METADATA: &str = "partition.metadata";
 
 /// Partitions by topic name and index.
-type TopicMap = HashMap<String, BTreeMap<i32, Arc<Partition>>>;
+type TopicMap = BTreeMap<String, BTreeMap<i32, Arc<Partition>>>;
 
 pub struct ReplicaManager {
     node_id: i32,
@@ -53,9 +53,9 @@ pub struct ReplicaManager {
     log_dir: PathBuf,
     broker_settings: BTreeMap<String, String>,
     topics: RwLock<Arc<TopicMap>>,
-    by_id: RwLock<HashMap<Uuid, String>>,
+    by_id: RwLock<BTreeMap<Uuid, String>>,
     /// Logs found on disk at start, not yet matched with metadata.
-    unclaimed: tokio::sync::Mutex<HashMap<(String, i32), Arc<PartitionLog>>>,
+    unclaimed: tokio::sync::Mutex<BTreeMap<(String, i32), Arc<PartitionLog>>>,
 }
 
 fn dir_name(topic: &str, partition: i32) -> String {
@@ -93,17 +93,17 @@ impl ReplicaManager {
         storage.remove_file(&log_dir.join(CLEAN_SHUTDOWN)).await?;
         let recovery = match storage.read_file(&log_dir.join(RECOVERY_POINTS)).await? {
             Some(raw) => decode_checkpoint(&raw),
-            None => HashMap::new(),
+            None => BTreeMap::new(),
         };
         let starts = match storage.read_file(&log_dir.join(LOG_STARTS)).await? {
             Some(raw) => decode_checkpoint(&raw),
-            None => HashMap::new(),
+            None => BTreeMap::new(),
         };
         let hws = match storage.read_file(&log_dir.join(HIGH_WATERMARKS)).await? {
             Some(raw) => decode_checkpoint(&raw),
-            None => HashMap::new(),
+            None => BTreeMap::new(),
         };
-        let mut unclaimed = HashMap::new();
+        let mut unclaimed = BTreeMap::new();
         for name in storage.list_dir(log_dir).await? {
             let dir = log_dir.join(&name);
             if name.ends_with("-delete") {
@@ -162,8 +162,8 @@ impl ReplicaManager {
             storage,
             log_dir: log_dir.to_path_buf(),
             broker_settings,
-            topics: RwLock::new(Arc::new(HashMap::new())),
-            by_id: RwLock::new(HashMap::new()),
+            topics: RwLock::new(Arc::new(BTreeMap::new())),
+            by_id: RwLock::new(BTreeMap::new()),
             unclaimed: tokio::sync::Mutex::new(unclaimed),
         })
     }
@@ -231,7 +231,7 @@ impl ReplicaManager {
     /// were re-created with a new id, or moved away from this broker).
     pub async fn reconcile(&self, img: &MetadataImage) -> Result<(), LogError> {
         let current = self.topics.read().clone();
-        let mut next: TopicMap = HashMap::new();
+        let mut next: TopicMap = BTreeMap::new();
         let mut removed: Vec<Arc<Partition>> = Vec::new();
         let settings = PartitionSettings {
             max_lag_ms: self.cfg.replica_lag_time_max_ms,
@@ -288,7 +288,7 @@ impl ReplicaManager {
                 }
             }
         }
-        let by_id: HashMap<Uuid, String> = next
+        let by_id: BTreeMap<Uuid, String> = next
             .values()
             .flat_map(|m| m.values().map(|p| (p.topic_id, p.topic.clone())))
             .collect();
@@ -299,12 +299,8 @@ impl ReplicaManager {
             self.delete_log(&p.log).await?;
         }
         // Logs on disk for partitions the image does not give this broker: strays.
-        let strays: Vec<Arc<PartitionLog>> = self
-            .unclaimed
-            .lock()
-            .await
-            .drain()
-            .map(|(_, l)| l)
+        let strays: Vec<Arc<PartitionLog>> = std::mem::take(&mut *self.unclaimed.lock().await)
+            .into_values()
             .collect();
         for log in strays {
             tracing::info!(topic = %log.topic, partition = log.partition, "deleting a stray partition log");

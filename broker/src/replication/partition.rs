@@ -488,6 +488,8 @@ impl Partition {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let woke = tokio::time::timeout(left, async {
                 tokio::select! {
+                    // biased: the simulation needs the same choice on every run.
+                    biased;
                     r = offsets.changed() => r.is_ok(),
                     r = generation.changed() => r.is_ok(),
                 }

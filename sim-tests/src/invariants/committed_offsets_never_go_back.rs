@@ -8,14 +8,17 @@ use std::collections::BTreeMap;
 use crate::group_member::History;
 
 pub fn check(h: &History) {
-    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
-    for (p, o) in &h.polled {
-        if let Some(prev) = last.get(p) {
+    // partition -> (offset, index of the reading)
+    let mut last: BTreeMap<i32, (i64, usize)> = BTreeMap::new();
+    for (i, (p, o)) in h.polled.iter().enumerate() {
+        if let Some((prev, j)) = last.get(p) {
             assert!(
                 o >= prev,
-                "partition {p}: committed offset read as {o} after {prev}"
+                "partition {p}: committed offset read as {o} (from node {:?}) after {prev} (from node {:?})",
+                h.polled_from.get(i),
+                h.polled_from.get(*j),
             );
         }
-        last.insert(*p, *o);
+        last.insert(*p, (*o, i));
     }
 }

@@ -319,7 +319,7 @@ def test_two_replicas_down_on_five_nodes_refuses_acks_all_and_takes_acks_1(clust
     # A one-replica topic on a node about to die goes offline (no other replica to lead).
     lonely = f"{topic}-rf1"
     a = admin(cluster)  # alive until the future resolves
-    a.create_topics([NewTopic(lonely, replica_assignment=[[followers[0]]])])[lonely].result(30)
+    a.create_topics([NewTopic(lonely, num_partitions=1, replica_assignment=[[followers[0]]])])[lonely].result(30)
     wait_until(lambda: leader_of(cluster, lonely) == followers[0], 30, what="the RF 1 topic's leader")
     for f in followers:
         cluster.kill9(f)

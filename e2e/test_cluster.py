@@ -700,13 +700,15 @@ def test_kill9_one_node_admin_keeps_working_and_it_catches_up(cluster_factory, n
         timings["restart to caught up"] = round(time.monotonic() - t_restart, 2)
         wait_until(lambda: leaders(raw, victim, data_topic) == lead, 20,
                    what=f"node {victim} leads {victim_parts} again")
-        # The RF-3 topic keeps its replicas; the restarted node is back in the ISR only
-        # once it has caught up as a follower, which needs replication (not there yet), so
-        # only "ISR holds the survivors" is checked.
-        for node in cluster.node_ids:
-            for i, p in raw.metadata(node, [rf3])["topics"][rf3]["partitions"].items():
-                assert sorted(p["replicas"]) == cluster.node_ids, (node, i, p)
-                assert set(survivors) <= set(p["isr"]) and p["leader"] in p["isr"], (node, i, p)
+        # The RF-3 topic keeps its replicas, and the restarted node catches up as a
+        # follower and is back in every ISR.
+        def whole_isr():
+            for node in cluster.node_ids:
+                for i, p in raw.metadata(node, [rf3])["topics"][rf3]["partitions"].items():
+                    assert sorted(p["replicas"]) == cluster.node_ids, (node, i, p)
+                    assert sorted(p["isr"]) == cluster.node_ids and p["leader"] in p["isr"], (node, i, p)
+            return True
+        wait_until(whole_isr, 30, what=f"node {victim} back in the ISR of {rf3}")
         # Through the restarted node alone: the new topics, and every record.
         listed = confluent_admin(cluster.node(victim).bootstrap).list_topics(timeout=10).topics
         assert set(made) <= set(listed) and doomed not in listed

@@ -231,6 +231,12 @@ impl SimCluster {
         net.clog_link(self.node(from).handle.id(), client.id());
     }
 
+    /// Undoes [`SimCluster::cut_to_client`].
+    pub fn restore_to_client(&self, from: i32, client: &NodeHandle) {
+        let net = madsim::net::NetSim::current();
+        net.unclog_link(self.node(from).handle.id(), client.id());
+    }
+
     /// Whether the node is up (started and not killed or stopped).
     pub fn is_up(&self, id: i32) -> bool {
         self.node(id).live.lock().is_some()

@@ -203,10 +203,25 @@ async fn a_leader_whose_answers_are_lost_dies_and_retries_are_not_duplicated() {
         "--- kill -9 it: producers retry those batches at the new leader"
     );
     cluster.kill(leader);
-    sleep(4000).await;
+    for m in &w.producers {
+        cluster.restore_to_client(leader, m);
+    }
+    // Longer than the producers' request timeout (8 s): the unanswered requests time
+    // out and are retried at the new leader before the old one is back (it would
+    // lead again as the preferred leader, with producer state rebuilt from its disk).
+    sleep(12_000).await;
     cluster.restart(leader);
     sleep(3000).await;
-    finish(&cluster, w).await;
+    let h = finish(&cluster, w).await;
+    let retried_and_acked = h
+        .sent
+        .iter()
+        .filter(|s| matches!(s.outcome, Outcome::Acked(_)))
+        .count();
+    assert!(
+        retried_and_acked > 150,
+        "the producers made no progress after the kill ({retried_and_acked} acknowledged)"
+    );
 }
 
 #[madsim::test]

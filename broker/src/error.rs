@@ -25,7 +25,8 @@ pub fn batch_error_code(e: &BatchError) -> i16 {
     match e {
         BatchError::Corrupt | BatchError::CrcMismatch { .. } => E::CorruptMessage.code(),
         BatchError::UnsupportedMagic(_) => E::UnsupportedForMessageFormat.code(),
-        BatchError::InvalidRecord(_) => E::InvalidRecord.code(),
+        BatchError::InvalidRecord(_) | BatchError::InvalidRecords(_) => E::InvalidRecord.code(),
+        BatchError::Decompression(_) => E::CorruptMessage.code(),
         BatchError::TooLarge(_) => E::MessageTooLarge.code(),
         BatchError::UnsupportedCompression(_) => E::UnsupportedCompressionType.code(),
     }

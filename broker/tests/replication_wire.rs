@@ -42,7 +42,7 @@ fn batch(n: usize) -> Bytes {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            sequence: i as i32 - 1, // one batch: offset - sequence constant
             timestamp: 1_700_000_000_000,
             key: None,
             value: Some(Bytes::from(format!("v{i}"))),

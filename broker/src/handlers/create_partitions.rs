@@ -3,20 +3,41 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use strom_proto::metadata::IntList;
 
 use super::RequestContext;
+use crate::admin;
 use crate::broker::Broker;
 use crate::error::controller_status_code;
 
 pub async fn handle(
     b: Arc<Broker>,
-    _ctx: RequestContext,
-    req: CreatePartitionsRequest,
+    ctx: RequestContext,
+    mut req: CreatePartitionsRequest,
 ) -> Option<CreatePartitionsResponse> {
+    // Internal topics keep the partition count their coordinators hash keys over.
+    let (internal, topics): (Vec<_>, Vec<_>) = std::mem::take(&mut req.topics)
+        .into_iter()
+        .partition(|t| admin::is_internal(&t.name));
+    req.topics = topics;
+    let refused: Vec<_> = internal
+        .into_iter()
+        .map(|t| {
+            tracing::info!(topic = %t.name.0, client = ?ctx.client_id, "refused to add partitions to an internal topic");
+            let msg = format!("Cannot add partitions to internal topic {}", t.name.0);
+            CreatePartitionsTopicResult::default()
+                .with_name(t.name)
+                .with_error_code(ResponseError::InvalidTopicException.code())
+                .with_error_message(Some(StrBytes::from_string(msg)))
+        })
+        .collect();
+    if req.topics.is_empty() {
+        return Some(CreatePartitionsResponse::default().with_results(refused));
+    }
     let greq = strom_proto::controller::CreatePartitionsRequest {
         topics: req
             .topics
@@ -44,7 +65,7 @@ pub async fn handle(
             async move { c.create_partitions(r).await }
         })
         .await;
-    let results = match res {
+    let results: Vec<CreatePartitionsTopicResult> = match res {
         Ok(resp) => {
             if resp.metadata_offset > 0 && !req.validate_only {
                 b.cache.wait_for(resp.metadata_offset, timeout).await;
@@ -71,5 +92,7 @@ pub async fn handle(
             })
             .collect(),
     };
+    let mut results = results;
+    results.extend(refused);
     Some(CreatePartitionsResponse::default().with_results(results))
 }

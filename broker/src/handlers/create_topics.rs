@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
-use strom_proto::controller::{ConfigEntry, CreatableTopic};
+use strom_proto::controller::{ConfigEntry, CreatableTopic, TopicResult};
 use strom_proto::metadata::IntList;
 use uuid::Uuid;
 
@@ -50,7 +51,29 @@ pub async fn handle(
         })
         .collect();
     let timeout = Duration::from_millis(req.timeout_ms.clamp(1000, 60_000) as u64);
-    let results = admin::create_topics(&b, topics, req.validate_only, timeout).await;
+    // The broker creates internal topics itself, with the partition count and configs
+    // its coordinators need; a client-made one (say, 1 partition, `delete` policy)
+    // would strand groups. An existing one is left to the quorum's TOPIC_ALREADY_EXISTS.
+    let known = b.cache.image();
+    let (internal, topics): (Vec<_>, Vec<_>) = topics
+        .into_iter()
+        .partition(|t| admin::is_internal(&t.name) && known.topic_by_name(&t.name).is_none());
+    let mut results = Vec::new();
+    for t in internal {
+        tracing::info!(topic = %t.name, client = ?ctx.client_id, "refused to create an internal topic");
+        results.push(TopicResult {
+            error_code: ResponseError::InvalidTopicException.code() as i32,
+            error_message: format!(
+                "Internal topic {} is created by the broker on first use",
+                t.name
+            ),
+            name: t.name,
+            ..Default::default()
+        });
+    }
+    if !topics.is_empty() {
+        results.extend(admin::create_topics(&b, topics, req.validate_only, timeout).await);
+    }
     let img = b.cache.image();
     let v = ctx.api_version;
     let out = results

@@ -3,18 +3,20 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::RequestContext;
+use crate::admin;
 use crate::broker::Broker;
 use crate::error::log_error_code;
 
 pub async fn handle(
     b: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: DeleteRecordsRequest,
 ) -> Option<DeleteRecordsResponse> {
     let mut topics = Vec::new();
@@ -24,6 +26,12 @@ pub async fn handle(
             let r = DeleteRecordsPartitionResult::default()
                 .with_partition_index(dp.partition_index)
                 .with_low_watermark(-1);
+            if admin::is_internal(&t.name.0) {
+                // Kafka: "Cannot delete records of internal topic".
+                tracing::info!(topic = %t.name.0, client = ?ctx.client_id, "refused to delete records of an internal topic");
+                parts.push(r.with_error_code(ResponseError::InvalidTopicException.code()));
+                continue;
+            }
             let r =
                 match b
                     .replicas

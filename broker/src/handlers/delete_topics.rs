@@ -11,6 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::RequestContext;
+use crate::admin;
 use crate::broker::Broker;
 use crate::error::controller_status_code;
 
@@ -53,6 +54,38 @@ pub async fn handle(
             .collect();
         out.extend(ids.into_iter().map(|id| result(None, id, code, None)));
         return Some(DeleteTopicsResponse::default().with_responses(out));
+    }
+    // Internal topics are the coordinators' state: refused, never forwarded.
+    let img = b.cache.image();
+    let mut refused = Vec::new();
+    let internal_msg = |n: &str| Some(format!("Cannot delete internal topic {n}"));
+    let code = ResponseError::InvalidTopicException.code();
+    names.retain(|n| {
+        let internal = admin::is_internal(n);
+        if internal {
+            refused.push(result(Some(n.clone()), Uuid::nil(), code, internal_msg(n)));
+        }
+        !internal
+    });
+    ids.retain(
+        |id| match img.topics.get(id).filter(|t| admin::is_internal(&t.name)) {
+            Some(t) => {
+                refused.push(result(
+                    Some(t.name.clone()),
+                    *id,
+                    code,
+                    internal_msg(&t.name),
+                ));
+                false
+            }
+            None => true,
+        },
+    );
+    if !refused.is_empty() {
+        tracing::info!(client = ?ctx.client_id, "refused to delete an internal topic");
+        if names.is_empty() && ids.is_empty() {
+            return Some(DeleteTopicsResponse::default().with_responses(refused));
+        }
     }
     let greq = strom_proto::controller::DeleteTopicsRequest {
         names: names.clone(),
@@ -102,5 +135,7 @@ pub async fn handle(
             out
         }
     };
+    let mut out = out;
+    out.extend(refused);
     Some(DeleteTopicsResponse::default().with_responses(out))
 }

@@ -73,9 +73,40 @@ pub async fn forward(
     validate_only: bool,
     timeout: Duration,
 ) -> Vec<(i8, String, i16, Option<String>)> {
+    // Internal topics keep the configs their coordinators rely on (compaction,
+    // retention): refused, never forwarded.
+    let (internal, resources): (Vec<_>, Vec<_>) = resources.into_iter().partition(|r| {
+        r.resource_type == TOPIC_RESOURCE && crate::admin::is_internal(&r.resource_name)
+    });
+    let mut out: Vec<_> = internal
+        .into_iter()
+        .map(|r| {
+            tracing::info!(topic = %r.resource_name, "refused to alter the configs of an internal topic");
+            let msg = format!("Cannot alter the configs of internal topic {}", r.resource_name);
+            (
+                r.resource_type as i8,
+                r.resource_name,
+                kafka_protocol::error::ResponseError::InvalidTopicException.code(),
+                Some(msg),
+            )
+        })
+        .collect();
     if resources.is_empty() {
-        return Vec::new();
+        return out;
     }
+    out.extend(forward_to_quorum(b, resources, validate_only, timeout).await);
+    out
+}
+
+/// Kafka's ConfigResource type of a topic.
+const TOPIC_RESOURCE: i32 = 2;
+
+async fn forward_to_quorum(
+    b: &Broker,
+    resources: Vec<AlterConfigsResource>,
+    validate_only: bool,
+    timeout: Duration,
+) -> Vec<(i8, String, i16, Option<String>)> {
     let req = AlterConfigsRequest {
         resources: resources.clone(),
         validate_only,

@@ -17,7 +17,9 @@ use kafka_protocol::protocol::StrBytes;
 use strom_common::clock::now_ms;
 
 use super::RequestContext;
+use crate::admin;
 use crate::broker::Broker;
+use crate::log::batch::BatchHeader;
 use crate::replication::{Appended, Partition, Refusal};
 
 /// One partition of the request on its way through append and wait.
@@ -31,6 +33,14 @@ fn apply_refusal(r: &mut PartitionProduceResponse, (code, msg): Refusal, version
     r.error_code = code;
     if version >= 8 {
         r.error_message = Some(StrBytes::from_string(msg));
+    }
+}
+
+/// Whether `records` holds a whole batch followed by more bytes that start another.
+fn more_than_one_batch(records: &bytes::Bytes) -> bool {
+    match BatchHeader::parse(records) {
+        Some(h) if h.batch_length >= 0 => records.len() > h.size(),
+        _ => false,
     }
 }
 
@@ -67,6 +77,22 @@ pub async fn handle(
             let mut waiting = None;
             if !valid_acks {
                 r.error_code = ResponseError::InvalidRequiredAcks.code();
+            } else if admin::is_internal(&name) {
+                // Kafka: only the broker's coordinators write internal topics; one
+                // crafted batch there would corrupt every group's committed offsets.
+                tracing::info!(topic = %name, client = ?ctx.client_id, "refused a produce to an internal topic");
+                r.error_code = ResponseError::InvalidTopicException.code();
+            } else if pd.records.as_ref().is_some_and(more_than_one_batch) {
+                // Kafka (Produce v3+): exactly one record batch per partition.
+                tracing::info!(topic = %name, partition = pd.index, "refused a produce with several batches for one partition");
+                apply_refusal(
+                    &mut r,
+                    (
+                        ResponseError::InvalidRecord.code(),
+                        "Produce requests with version 3 and above are only allowed to contain exactly one record batch per partition".into(),
+                    ),
+                    version,
+                );
             } else {
                 match b.replicas.leader_partition(&img, &name, pd.index) {
                     Err(code) => r.error_code = code,

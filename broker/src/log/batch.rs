@@ -116,6 +116,11 @@ pub enum BatchError {
     TooLarge(usize),
     #[error("compression codec {0} is unknown")]
     UnsupportedCompression(i16),
+    /// A record-level check failed (see `records::inspect`).
+    #[error("record batch is invalid: {0}")]
+    InvalidRecords(String),
+    #[error("record batch cannot be decompressed: {0}")]
+    Decompression(String),
 }
 
 /// A checked batch within a produce request's records, as a zero-copy slice.
@@ -235,6 +240,13 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
         | TIMESTAMP_TYPE_LOG_APPEND;
     batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
     batch[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Rewrites a batch's `max_timestamp` (keeping its timestamp type) and recomputes the CRC.
+pub fn set_max_timestamp(batch: &mut [u8], ts: i64) {
+    batch[35..43].copy_from_slice(&ts.to_be_bytes());
     let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }

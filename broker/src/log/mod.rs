@@ -8,8 +8,10 @@ pub mod cleaner;
 pub mod config;
 pub mod epoch_cache;
 pub mod index;
+pub mod inflate;
 pub mod partition;
 pub mod producer_state;
+pub mod records;
 pub mod segment;
 pub mod storage;
 

@@ -292,7 +292,9 @@ impl PartitionLog {
 
     /// Appends checked batches as a leader does: assigns offsets from the log end, stamps
     /// each batch's base offset and `leader_epoch`, and applies idempotence (a duplicate
-    /// batch is not written again; its original offsets are returned).
+    /// batch is not written again; its original offsets are returned). The batches have
+    /// passed [`super::records::check_for_append`] (record-level checks, keys on
+    /// compacted topics, timestamps, the topic's codec).
     pub async fn append(
         &self,
         batches: &[ValidBatch],
@@ -308,24 +310,23 @@ impl PartitionLog {
         let mut last_offset = -1;
         let mut appended = 0i64;
         let log_append_time = if config.log_append_time { now_ms } else { -1 };
-        let codec = batch::topic_codec(&config.compression_type);
-        for b in batches {
-            let recompressed;
-            let b = match codec {
-                Some(c) if c as i16 != b.header.compression() => {
-                    recompressed = batch::recompress(&b.bytes, c)?;
-                    &recompressed
+        if batches.len() > 1 {
+            // All or nothing: the producer checks of every batch pass before any is
+            // written (a later batch's verdict depends on the earlier ones).
+            let mut dry = inner
+                .producers
+                .subset(batches.iter().map(|b| b.header.producer_id));
+            let mut next = self.offsets.borrow().log_end;
+            for b in batches {
+                if dry.check(&b.header)? == SeqCheck::Append {
+                    let mut h = b.header;
+                    h.base_offset = next;
+                    next = h.last_offset() + 1;
+                    dry.record(&h);
                 }
-                _ => b,
-            };
-            if !config.log_append_time {
-                check_timestamp(&b.header, &config, now_ms)?;
             }
-            if config.cleanup_compact && !b.header.is_control() && !all_records_keyed(&b.bytes) {
-                return Err(LogError::Batch(batch::BatchError::InvalidRecord(
-                    "Compacted topic cannot accept message without key",
-                )));
-            }
+        }
+        for b in batches {
             match inner.producers.check(&b.header)? {
                 SeqCheck::Duplicate(m) => {
                     if first_offset < 0 {
@@ -1174,30 +1175,6 @@ impl PartitionLog {
     /// The producer state (for tests and DescribeProducers).
     pub async fn producer_state(&self) -> ProducerStateManager {
         self.inner.lock().await.producers.clone()
-    }
-}
-
-fn check_timestamp(h: &BatchHeader, c: &LogConfig, now_ms: i64) -> Result<(), LogError> {
-    if h.max_timestamp < 0 {
-        return Ok(());
-    }
-    if c.timestamp_before_max_ms < i64::MAX && now_ms - h.max_timestamp > c.timestamp_before_max_ms
-    {
-        return Err(LogError::InvalidTimestamp(h.max_timestamp));
-    }
-    if c.timestamp_after_max_ms < i64::MAX && h.max_timestamp - now_ms > c.timestamp_after_max_ms {
-        return Err(LogError::InvalidTimestamp(h.max_timestamp));
-    }
-    Ok(())
-}
-
-/// Whether every record of a batch has a key (compacted topics require it).
-fn all_records_keyed(bytes: &Bytes) -> bool {
-    use kafka_protocol::records::RecordBatchDecoder;
-    let mut buf = bytes.clone();
-    match RecordBatchDecoder::decode(&mut buf) {
-        Ok(set) => set.records.iter().all(|r| r.key.is_some()),
-        Err(_) => false,
     }
 }
 

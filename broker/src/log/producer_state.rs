@@ -72,6 +72,18 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
+    /// A copy holding only the given producers: enough to check a run of batches
+    /// from them without touching the real state.
+    pub fn subset(&self, ids: impl IntoIterator<Item = i64>) -> ProducerStateManager {
+        let mut out = ProducerStateManager::default();
+        for id in ids {
+            if let Some(e) = self.producers.get(&id) {
+                out.producers.insert(id, e.clone());
+            }
+        }
+        out
+    }
+
     /// Decides what to do with a batch from a producer (no-op for batches without one).
     pub fn check(&self, h: &BatchHeader) -> Result<SeqCheck, ProducerError> {
         if !h.has_producer_id() {

@@ -258,6 +258,82 @@ async fn duplicates_are_answered_with_original_offsets_across_restarts() {
 }
 
 #[tokio::test]
+async fn several_batches_to_one_partition_are_all_or_nothing() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open(&s, false, config(&[])).await;
+    append(&log, 2, Some((7, 0, 0))).await;
+    // Two batches in one request: the first continues the producer's sequence, the
+    // second skips ahead. Neither is written.
+    let mut two = BytesMut::from(&make_batch(2, Compression::None, Some((7, 0, 2)))[..]);
+    two.extend_from_slice(&make_batch(1, Compression::None, Some((7, 0, 9))));
+    let err = log
+        .append(&validate_batches(&two.freeze(), 1 << 20).unwrap(), 0, NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LogError::Producer(producer_state::ProducerError::OutOfOrder {
+                expected: 4,
+                got: 9
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        log.offsets().log_end,
+        2,
+        "nothing of the refused request was written"
+    );
+    // Both in order: both written, one after the other.
+    let mut ok = BytesMut::from(&make_batch(2, Compression::None, Some((7, 0, 2)))[..]);
+    ok.extend_from_slice(&make_batch(1, Compression::None, Some((7, 0, 4))));
+    let info = log
+        .append(&validate_batches(&ok.freeze(), 1 << 20).unwrap(), 0, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        (info.first_offset, info.last_offset, info.appended_records),
+        (2, 4, 3)
+    );
+}
+
+#[tokio::test]
+async fn record_timestamps_are_checked_and_the_header_takes_their_maximum() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    // make_batch stamps records 1_700_000_000_000 + i: 100 s before NOW.
+    let log = open(
+        &s,
+        false,
+        config(&[("message.timestamp.before.max.ms", "50000")]),
+    )
+    .await;
+    let b = make_batch(3, Compression::Lz4, None);
+    let err = super::records::check_for_append(
+        &validate_batches(&b, 1 << 20).unwrap(),
+        &log.config(),
+        NOW,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, LogError::InvalidTimestamp(1_700_000_000_000)),
+        "{err:?}"
+    );
+    // A header whose max timestamp lies is corrected (CRC recomputed).
+    let log = open(&s, false, config(&[])).await;
+    let mut lying = BytesMut::from(&make_batch(3, Compression::None, None)[..]);
+    batch::set_max_timestamp(&mut lying, 5);
+    let checked = super::records::check_for_append(
+        &validate_batches(&lying.freeze(), 1 << 20).unwrap(),
+        &log.config(),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(checked[0].header.max_timestamp, 1_700_000_000_002);
+    assert!(batch::crc_ok(&checked[0].bytes));
+}
+
+#[tokio::test]
 async fn retention_by_bytes_time_and_delete_records() {
     let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
     let log = open(
@@ -349,20 +425,18 @@ async fn topic_compression_type_rewrites_batches() {
     let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
     let log = open(&s, false, config(&[("compression.type", "zstd")])).await;
     let b = make_batch(3, Compression::None, Some((5, 0, 0)));
-    let info = log
-        .append(&validate_batches(&b, 1 << 20).unwrap(), 0, NOW)
-        .await
-        .unwrap();
+    let checked = |b: &Bytes| {
+        super::records::check_for_append(&validate_batches(b, 1 << 20).unwrap(), &log.config(), NOW)
+            .unwrap()
+    };
+    let info = log.append(&checked(&b), 0, NOW).await.unwrap();
     log.advance_high_watermark(info.last_offset + 1).await;
     let r = log.read(0, 1 << 20, true, false).await.unwrap();
     let h = batch::BatchHeader::parse(&r.records).unwrap();
     assert_eq!(h.compression(), Compression::Zstd as i16);
     assert_eq!(offsets_in(&r.records), vec![0, 1, 2]);
     // Idempotence still sees the producer's sequence.
-    let again = log
-        .append(&validate_batches(&b, 1 << 20).unwrap(), 0, NOW)
-        .await
-        .unwrap();
+    let again = log.append(&checked(&b), 0, NOW).await.unwrap();
     assert_eq!(again.appended_records, 0);
 }
 
@@ -498,10 +572,12 @@ async fn compaction_keeps_the_latest_record_per_key_and_offsets() {
         .unwrap();
         b.freeze()
     };
-    let err = log
-        .append(&validate_batches(&unkeyed, 1 << 20).unwrap(), 0, NOW)
-        .await
-        .unwrap_err();
+    let err = super::records::check_for_append(
+        &validate_batches(&unkeyed, 1 << 20).unwrap(),
+        &log.config(),
+        NOW,
+    )
+    .unwrap_err();
     assert!(matches!(
         err,
         LogError::Batch(batch::BatchError::InvalidRecord(_))

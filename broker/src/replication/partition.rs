@@ -28,8 +28,9 @@ use uuid::Uuid;
 
 use super::isr::{LeaderState, PendingIsr};
 use crate::error::{batch_error_code, log_error_code};
-use crate::log::batch::validate_batches;
-use crate::log::{AppendInfo, LogError, LogOffsets, PartitionLog};
+use crate::log::batch::{validate_batches, ValidBatch};
+use crate::log::records;
+use crate::log::{AppendInfo, LogConfig, LogError, LogOffsets, PartitionLog};
 
 /// The partition's metadata as this broker last applied it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -413,6 +414,12 @@ impl Partition {
                 "transactional writes are not supported by this strom version yet",
             ));
         }
+        let batches = check_records(batches, config.clone(), now_ms)
+            .await
+            .map_err(|e| {
+                tracing::info!(topic = %self.topic, partition = self.index, error = %e, "refused a record batch");
+                (log_error_code(&e), e.to_string())
+            })?;
         let _guard = self.role_lock.read().await;
         let (epoch, generation) = {
             let i = self.inner.lock();
@@ -858,3 +865,34 @@ pub struct ProduceOutcome {
     pub error_message: Option<String>,
     pub info: Option<AppendInfo>,
 }
+
+/// Runs the record-level checks ([`records::check_for_append`]) of a producer's
+/// batches. Uncompressed small requests are walked in place; compressed or large ones on
+/// a blocking thread, at most [`INFLATE_SLOTS`] at a time across the node, so inflating
+/// (bounded per batch) neither stalls the async workers nor multiplies its memory by
+/// the number of connections.
+async fn check_records(
+    batches: Vec<ValidBatch>,
+    config: Arc<LogConfig>,
+    now_ms: i64,
+) -> Result<Vec<ValidBatch>, LogError> {
+    let heavy = batches
+        .iter()
+        .any(|b| b.header.compression() != 0 || b.bytes.len() > 256 << 10);
+    if !heavy {
+        return records::check_for_append(&batches, &config, now_ms);
+    }
+    let slots = INFLATE_PERMITS.get_or_init(|| tokio::sync::Semaphore::new(INFLATE_SLOTS));
+    let _permit = slots.acquire().await.expect("never closed");
+    tokio::task::spawn_blocking(move || records::check_for_append(&batches, &config, now_ms))
+        .await
+        .unwrap_or_else(|e| {
+            Err(LogError::UnexpectedAppend(format!(
+                "record checks did not finish: {e}"
+            )))
+        })
+}
+
+/// Concurrent record checks of compressed batches on one node.
+const INFLATE_SLOTS: usize = 4;
+static INFLATE_PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();

@@ -32,6 +32,11 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("log.flush.scheduler.interval.ms", "1000"),
     ("log.flush.offset.checkpoint.interval.ms", "60000"),
     ("producer.id.expiration.ms", "86400000"),
+    ("max.connections", "2147483647"),
+    ("max.connections.per.ip", "2147483647"),
+    ("connections.max.idle.ms", "600000"),
+    ("queued.max.request.bytes", "536870912"),
+    ("producer.id.expiration.check.interval.ms", "600000"),
     ("offsets.topic.num.partitions", "50"),
     ("offsets.topic.replication.factor", "3"),
     ("unclean.leader.election.enable", "false"),
@@ -400,6 +405,20 @@ impl NodeConfig {
         })
     }
 
+    /// Limits on client connections and the requests they have in flight.
+    pub fn connection_limits(&self) -> crate::server::Limits {
+        let bytes: i64 = self.known("queued.max.request.bytes");
+        crate::server::Limits {
+            max_connections: self.known::<i64>("max.connections").max(1) as usize,
+            max_connections_per_ip: self.known::<i64>("max.connections.per.ip").max(1) as usize,
+            idle: std::time::Duration::from_millis(
+                self.known::<i64>("connections.max.idle.ms").max(1) as u64,
+            ),
+            // -1 (Kafka's default): no broker-wide cap.
+            queued_request_bytes: (bytes > 0).then_some(bytes as usize),
+        }
+    }
+
     /// The replication settings (Kafka's `replica.*` names).
     pub fn replication_config(&self) -> crate::replication::ReplicationConfig {
         let listener = self.known::<String>("inter.broker.listener.name");
@@ -411,6 +430,9 @@ impl NodeConfig {
             fetch_response_max_bytes: self.known("replica.fetch.response.max.bytes"),
             fetch_backoff_ms: self.known("replica.fetch.backoff.ms"),
             hw_checkpoint_interval_ms: self.known("replica.high.watermark.checkpoint.interval.ms"),
+            producer_id_expiration_ms: self.producer_id_expiration_ms,
+            producer_id_expiration_check_interval_ms: self
+                .known("producer.id.expiration.check.interval.ms"),
             inter_broker_listener: if listener.trim().is_empty() {
                 self.advertised_listeners
                     .first()

@@ -294,6 +294,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         Duration::from_millis(cfg.checkpoint_interval_ms.max(10)),
         Duration::from_millis(cfg.cleaner_backoff_ms().max(10)),
     );
+    let conns = crate::server::Connections::new(cfg.connection_limits());
     for (name, sock, addr) in listeners {
         node.kafka_addrs.push((name.clone(), addr));
         node.tasks.push(tokio::spawn(crate::server::serve(
@@ -301,6 +302,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
             name,
             broker.clone(),
             router.clone(),
+            conns.clone(),
         )));
     }
     node.broker = Some(broker);

@@ -147,7 +147,8 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "message.timestamp.after.max.ms",
         ty: ConfigType::Long,
-        default: LONG_MAX,
+        // Kafka 4.0 (KIP-1030): one hour; it was Long.MAX_VALUE before.
+        default: "3600000",
         synonyms: &[syn("log.message.timestamp.after.max.ms")],
         rule: Rule::AtLeast(0),
     },

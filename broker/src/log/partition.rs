@@ -392,6 +392,16 @@ impl PartitionLog {
         })
     }
 
+    /// Forgets producers whose last batch is older than `max_age_ms`; returns how many.
+    /// Their later batches are taken as from a new producer (sequence 0 expected), as
+    /// in Kafka after `producer.id.expiration.ms`.
+    pub async fn expire_producers(&self, now_ms: i64, max_age_ms: i64) -> usize {
+        let mut inner = self.inner.lock().await;
+        let before = inner.producers.len();
+        inner.producers.expire(now_ms, max_age_ms);
+        before - inner.producers.len()
+    }
+
     /// Moves the high watermark up to `offset` (at most the log end). Only offsets that
     /// end a batch are valid positions; a lower one leaves the HW where it is.
     pub async fn advance_high_watermark(&self, offset: i64) {

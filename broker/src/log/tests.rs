@@ -299,6 +299,22 @@ async fn several_batches_to_one_partition_are_all_or_nothing() {
 }
 
 #[tokio::test]
+async fn idle_producers_expire() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open(&s, false, config(&[])).await;
+    // make_batch stamps 1_700_000_000_000 + i.
+    append(&log, 2, Some((7, 0, 0))).await;
+    append(&log, 2, Some((8, 0, 0))).await;
+    assert_eq!(log.producer_state().await.len(), 2);
+    let day = 86_400_000;
+    assert_eq!(log.expire_producers(1_700_000_000_001 + day, day).await, 0);
+    assert_eq!(log.expire_producers(1_700_000_000_002 + day, day).await, 2);
+    assert!(log.producer_state().await.is_empty());
+    // A forgotten producer starts again from sequence 0.
+    assert_eq!(append(&log, 1, Some((7, 0, 0))).await.appended_records, 1);
+}
+
+#[tokio::test]
 async fn record_timestamps_are_checked_and_the_header_takes_their_maximum() {
     let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
     // make_batch stamps records 1_700_000_000_000 + i: 100 s before NOW.

@@ -486,6 +486,22 @@ impl ReplicaManager {
         }
     }
 
+    /// Forgets producers idle longer than `producer.id.expiration.ms` on every hosted log
+    /// (Kafka's producer-id expiration), so producer state does not grow forever.
+    pub async fn expire_producers(&self) {
+        let now = now_ms();
+        let mut forgotten = 0;
+        for p in self.all() {
+            forgotten += p
+                .log
+                .expire_producers(now, self.cfg.producer_id_expiration_ms)
+                .await;
+        }
+        if forgotten > 0 {
+            tracing::info!(forgotten, "expired idle producer ids");
+        }
+    }
+
     /// Compacts logs with `cleanup.policy=compact` that have enough to clean.
     pub async fn compact_due(&self) {
         let now = now_ms();
@@ -540,15 +556,17 @@ impl ReplicaManager {
             let mut next_retention = start + retention_every;
             let mut next_checkpoint = start + checkpoint_every;
             let mut next_clean = start + cleaner_every;
-            let (isr_every, hw_every) = match weak.upgrade() {
+            let (isr_every, hw_every, expire_every) = match weak.upgrade() {
                 Some(rm) => (
                     Duration::from_millis((rm.cfg.replica_lag_time_max_ms / 2).max(10) as u64),
                     Duration::from_millis(rm.cfg.hw_checkpoint_interval_ms.max(10)),
+                    Duration::from_millis(rm.cfg.producer_id_expiration_check_interval_ms.max(10)),
                 ),
                 None => return,
             };
             let mut next_isr = start + isr_every;
             let mut next_hw = start + hw_every;
+            let mut next_expire = start + expire_every;
             loop {
                 tokio::time::sleep(
                     flush_every
@@ -556,7 +574,8 @@ impl ReplicaManager {
                         .min(checkpoint_every)
                         .min(cleaner_every)
                         .min(isr_every)
-                        .min(hw_every),
+                        .min(hw_every)
+                        .min(expire_every),
                 )
                 .await;
                 let Some(rm) = weak.upgrade() else { return };
@@ -576,6 +595,10 @@ impl ReplicaManager {
                 if now >= next_retention {
                     rm.apply_retention().await;
                     next_retention = now + retention_every;
+                }
+                if now >= next_expire {
+                    rm.expire_producers().await;
+                    next_expire = now + expire_every;
                 }
                 if now >= next_clean {
                     rm.compact_due().await;

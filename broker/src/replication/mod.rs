@@ -43,6 +43,10 @@ pub struct ReplicationConfig {
     pub hw_checkpoint_interval_ms: u64,
     /// `inter.broker.listener.name`: the listener followers fetch through.
     pub inter_broker_listener: String,
+    /// `producer.id.expiration.ms`: a producer whose last write is older is forgotten.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`
+    pub producer_id_expiration_check_interval_ms: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -56,6 +60,8 @@ impl Default for ReplicationConfig {
             fetch_backoff_ms: 1000,
             hw_checkpoint_interval_ms: 5000,
             inter_broker_listener: "PLAINTEXT".into(),
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
         }
     }
 }

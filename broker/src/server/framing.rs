@@ -1,7 +1,7 @@
 //! Kafka framing: a 4-byte big-endian size, then that many bytes. Sizes below zero or
 //! above `socket.request.max.bytes` close the connection, as Kafka does.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +18,18 @@ pub enum FrameError {
 pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
-) -> Result<Option<BytesMut>, FrameError> {
+) -> Result<Option<Bytes>, FrameError> {
+    match read_size(r, max).await? {
+        Some(n) => Ok(Some(read_body(r, n).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Reads a frame's size field; `Ok(None)` at a clean end of stream.
+pub async fn read_size<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<usize>, FrameError> {
     let mut size = [0u8; 4];
     match r.read_exact(&mut size).await {
         Ok(_) => {}
@@ -32,9 +43,18 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     if n as usize > max {
         return Err(FrameError::TooLarge(n as i64, max));
     }
-    let mut buf = BytesMut::zeroed(n as usize);
-    r.read_exact(&mut buf).await?;
-    Ok(Some(buf))
+    Ok(Some(n as usize))
+}
+
+/// Reads a frame's `n` bytes. The buffer grows with what arrives (from at most 64 KiB
+/// up front), so a size field claiming 100 MiB costs nothing until the bytes come.
+pub async fn read_body<R: AsyncRead + Unpin>(r: &mut R, n: usize) -> Result<Bytes, FrameError> {
+    let mut buf = Vec::with_capacity(n.min(64 * 1024));
+    let got = r.take(n as u64).read_to_end(&mut buf).await?;
+    if got < n {
+        return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// Starts a response frame: reserves the size field.

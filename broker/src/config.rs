@@ -32,6 +32,7 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("log.flush.scheduler.interval.ms", "1000"),
     ("log.flush.offset.checkpoint.interval.ms", "60000"),
     ("producer.id.expiration.ms", "86400000"),
+    ("fetch.max.bytes", "57671680"),
     ("max.connections", "2147483647"),
     ("max.connections.per.ip", "2147483647"),
     ("connections.max.idle.ms", "600000"),
@@ -138,6 +139,8 @@ pub struct NodeConfig {
     pub delete_topic_enable: bool,
     pub message_max_bytes: usize,
     pub socket_request_max_bytes: usize,
+    /// `fetch.max.bytes`: the most a consumer's Fetch answer carries (55 MiB).
+    pub fetch_max_bytes: usize,
     pub session_timeout_ms: u64,
     pub heartbeat_interval_ms: u64,
     pub retention_check_interval_ms: u64,
@@ -325,6 +328,7 @@ impl NodeConfig {
                 "socket.request.max.bytes",
                 get("socket.request.max.bytes"),
             )?,
+            fetch_max_bytes: num("fetch.max.bytes", get("fetch.max.bytes"))?,
             session_timeout_ms: num(
                 "broker.session.timeout.ms",
                 get("broker.session.timeout.ms"),

@@ -1127,6 +1127,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_full_group_refuses_one_more_member() {
+        let t0 = Instant::now();
+        let mut g = ClassicGroup::new("g", t0);
+        let small = ClassicConfig {
+            max_size: 2,
+            ..cfg()
+        };
+        let mut waiting = Vec::new();
+        for _ in 0..2 {
+            let first = now_result(g.join(req("", &["range"]), t0, &small));
+            assert_eq!(first.error, E::MemberIdRequired.code());
+            waiting.push(later(g.join(req(&first.member_id, &["range"]), t0, &small)));
+        }
+        let third = now_result(g.join(req("", &["range"]), t0, &small));
+        let third = if third.error == E::MemberIdRequired.code() {
+            now_result(g.join(req(&third.member_id, &["range"]), t0, &small))
+        } else {
+            third
+        };
+        assert_eq!(third.error, E::GroupMaxSizeReached.code());
+    }
+
+    #[tokio::test]
     async fn a_static_member_rejoining_fences_its_old_id() {
         let t0 = Instant::now();
         let mut g = ClassicGroup::new("g", t0);

@@ -277,6 +277,10 @@ async fn read_once(
     } else {
         req.max_bytes as usize
     };
+    if !from_follower {
+        // Kafka: a consumer's answer is also bounded by the broker's `fetch.max.bytes`.
+        remaining = remaining.min(b.config.fetch_max_bytes);
+    }
     let mut total = 0usize;
     let mut watchers = Vec::new();
     let mut had_error = false;

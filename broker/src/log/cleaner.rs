@@ -16,25 +16,63 @@ use kafka_protocol::records::{
 use super::batch::{self, BatchHeader};
 use super::segment::Segment;
 
-/// The latest offset of every key in some segments.
-pub type OffsetMap = HashMap<Bytes, i64>;
+/// The latest offset of every key in some segments, and roughly the memory it takes.
+#[derive(Default)]
+pub struct OffsetMap {
+    latest: HashMap<Bytes, i64>,
+    bytes: usize,
+}
 
-/// Adds the keys of a segment's batches to `map` (later offsets win).
-pub async fn index_keys(seg: &Segment, map: &mut OffsetMap) -> std::io::Result<()> {
-    for (h, bytes) in read_batches(seg).await? {
-        if h.is_control() {
+/// Bytes an entry costs besides its key: the offset, the `Bytes` handle, the table.
+const ENTRY_OVERHEAD: usize = 64;
+
+impl OffsetMap {
+    pub fn get(&self, key: &[u8]) -> Option<&i64> {
+        self.latest.get(key)
+    }
+
+    /// Memory taken, counted as key bytes plus a fixed overhead per key.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn insert(&mut self, key: &[u8], offset: i64) {
+        match self.latest.get_mut(key) {
+            Some(o) => *o = offset,
+            None => {
+                self.bytes += key.len() + ENTRY_OVERHEAD;
+                self.latest.insert(Bytes::copy_from_slice(key), offset);
+            }
+        }
+    }
+}
+
+/// Adds the keys of a segment's batches to `map` (later offsets win), stopping once the
+/// map takes more than `limit` bytes. True when the whole segment was indexed. Keys of
+/// a part-indexed segment stay in the map: they are newer than every earlier segment's
+/// records, so cleaning those with them is still right.
+pub async fn index_keys(seg: &Segment, map: &mut OffsetMap, limit: usize) -> std::io::Result<bool> {
+    // One batch in memory at a time.
+    for b in seg.scan_headers(0, seg.size()).await? {
+        if b.header.is_control() {
             continue;
         }
-        let mut b = bytes;
-        if let Ok(set) = RecordBatchDecoder::decode(&mut b) {
+        let mut bytes = seg.log.read_at(b.position, b.header.size()).await?;
+        if bytes.len() != b.header.size() {
+            continue;
+        }
+        if let Ok(set) = RecordBatchDecoder::decode(&mut bytes) {
             for r in set.records {
                 if let Some(k) = r.key {
-                    map.insert(Bytes::copy_from_slice(&k), r.offset);
+                    map.insert(&k, r.offset);
+                    if map.bytes > limit {
+                        return Ok(false);
+                    }
                 }
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 async fn read_batches(seg: &Segment) -> std::io::Result<Vec<(BatchHeader, Bytes)>> {

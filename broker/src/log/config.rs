@@ -28,6 +28,9 @@ pub struct LogConfig {
     pub delete_retention_ms: i64,
     pub min_compaction_lag_ms: i64,
     pub min_cleanable_dirty_ratio: f64,
+    /// `log.cleaner.dedupe.buffer.size` (broker-wide, 128 MiB): the most memory one
+    /// compaction's key map may take; a log with more keys is cleaned in parts.
+    pub cleaner_dedupe_buffer_bytes: usize,
 }
 
 impl Default for LogConfig {
@@ -83,6 +86,11 @@ impl LogConfig {
                 .trim()
                 .parse()
                 .unwrap_or(0.5),
+            cleaner_dedupe_buffer_bytes: broker
+                .get("log.cleaner.dedupe.buffer.size")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(128 << 20)
+                .max(1 << 20) as usize,
         }
     }
 

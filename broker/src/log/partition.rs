@@ -1109,12 +1109,32 @@ impl PartitionLog {
         {
             return Ok(stats);
         }
-        let mut map = super::cleaner::OffsetMap::new();
-        for seg in &cleanable {
-            super::cleaner::index_keys(seg, &mut map).await?;
+        // Kafka's cleaner: the key map holds the dirty segments' keys (from the first
+        // one not yet cleaned), at most `log.cleaner.dedupe.buffer.size` of them; every
+        // cleanable segment up to the last one fully indexed is cleaned with it. Keys
+        // only in the clean part are not in the map and stay. A log with more keys than
+        // the map holds is cleaned over several rounds.
+        let dirty_from = cleanable
+            .iter()
+            .position(|s| s.next_offset() > upto)
+            .unwrap_or(cleanable.len());
+        let mut map = super::cleaner::OffsetMap::default();
+        let mut indexed = dirty_from;
+        for seg in &cleanable[dirty_from..] {
+            if !super::cleaner::index_keys(seg, &mut map, config.cleaner_dedupe_buffer_bytes)
+                .await?
+            {
+                break; // full part-way through this segment
+            }
+            indexed += 1;
         }
+        if indexed == dirty_from {
+            tracing::warn!(topic = %self.topic, partition = self.partition, limit = config.cleaner_dedupe_buffer_bytes, "one segment's keys take more than log.cleaner.dedupe.buffer.size; not compacted");
+            return Ok(stats);
+        }
+        let cleanable = &cleanable[..indexed];
         let tombstone_cutoff = now_ms.saturating_sub(config.delete_retention_ms);
-        for seg in &cleanable {
+        for seg in cleanable {
             let cleaned = super::cleaner::clean_segment(seg, &map, tombstone_cutoff).await?;
             stats.kept += cleaned.kept;
             stats.removed += cleaned.removed;

@@ -884,6 +884,10 @@ async fn check_records(
     }
     let slots = INFLATE_PERMITS.get_or_init(|| tokio::sync::Semaphore::new(INFLATE_SLOTS));
     let _permit = slots.acquire().await.expect("never closed");
+    // The simulation has no blocking threads: it checks in place.
+    #[cfg(madsim)]
+    return records::check_for_append(&batches, &config, now_ms);
+    #[cfg(not(madsim))]
     tokio::task::spawn_blocking(move || records::check_for_append(&batches, &config, now_ms))
         .await
         .unwrap_or_else(|e| {

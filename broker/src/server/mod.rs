@@ -235,6 +235,8 @@ async fn connection(
         {
             Ok(Some(resp)) => {
                 w.write_all(&resp).await?;
+                // A no-op on a kernel socket; the simulated one sends on flush.
+                w.flush().await?;
             }
             Ok(None) => {}
             Err(e) => {

@@ -285,12 +285,17 @@ impl Partition {
                 self.maybe_increment_high_watermark(now_ms).await;
                 return Ok(Transition::Updated);
             }
-            // makeLeader: stop appends, start the epoch at the log end, then lead.
+            // makeLeader: stop appends (the role lock), start the epoch at the log end,
+            // then lead. A leader that stays leader at a new epoch keeps answering reads
+            // meanwhile (as Kafka's leader does under its leader-ISR lock) instead of
+            // NOT_LEADER_OR_FOLLOWER; acks=all waiters see the new generation and fail.
             let _guard = self.role_lock.write().await;
             {
                 let mut i = self.inner.lock();
-                i.meta = new.clone();
-                i.role = Role::Follower;
+                if !leads_now {
+                    i.meta = new.clone();
+                    i.role = Role::Follower;
+                }
                 self.bump_generation(&mut i);
             }
             let epoch_start = self.log.assign_epoch_at_end(new.leader_epoch).await?;
@@ -299,6 +304,7 @@ impl Partition {
             leader.eligible = eligible(img, &new.replicas);
             {
                 let mut i = self.inner.lock();
+                i.meta = new.clone();
                 i.role = Role::Leader(leader);
                 self.bump_generation(&mut i);
             }

@@ -37,7 +37,7 @@ E2E_NODES = _e2e_nodes()
 # default (1 node, or 3 with E2E_NODES=3): CreateTopics must refuse it.
 RF_TOO_LARGE = max(4, E2E_NODES + 1)
 
-# Client-side request caps (RECIPE.md, "Clients and limits").
+# Client-side request caps: the clients' documented defaults.
 JAVA_MAX_REQUEST_SIZE = 1048576           # Java client and kafka-python/aiokafka max.request.size
 LIBRDKAFKA_MESSAGE_MAX_BYTES = 1000000    # librdkafka message.max.bytes default
 # The biggest value that fits one record in one batch under a 1048576-byte request cap

@@ -1,5 +1,5 @@
 """kcat (Debian's 1.7.1, librdkafka 2.0.2) against strom. This old librdkafka is picky
-about tagged fields (RECIPE.md) and about which Produce versions a broker advertises
+about tagged fields (KIP-482: a broker writes only the ones it sets) and about which Produce versions a broker advertises
 before it compresses; these tests hold strom to both. Topics are made with
 confluent-kafka's admin (kcat has none); kcat consumes without a group (-C)."""
 

@@ -4,8 +4,9 @@
 use mimalloc::MiMalloc;
 
 // mimalloc reserves huge allocations without committing them, so a tiny frame that
-// claims 2^31 array elements fails to decode instead of aborting the process (see
-// DESIGN.md, Errors).
+// claims 2^31 array elements fails to decode and its connection is closed (Kafka's
+// answer to a malformed request) instead of aborting the process. Under an address
+// space limit (`ulimit -v`) the reservation still fails: docs/STATUS.md, issue 15.
 #[cfg(not(madsim))]
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;

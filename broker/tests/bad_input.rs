@@ -11,9 +11,7 @@ use common::{start_node, Raw};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 
 // As in the strom binary: mimalloc, with arenas committed lazily (broker/src/main.rs).
 #[global_allocator]
@@ -154,34 +152,10 @@ async fn unknown_api_versions_version_is_answered_at_v0() {
 }
 
 fn batch(n: usize) -> Bytes {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: 1,
-            key: None,
-            value: Some(Bytes::from(vec![b'x'; 10])),
-            headers: Default::default(),
-        })
+    let records = (0..n)
+        .map(|_| (None, Bytes::from(vec![b'x'; 10])))
         .collect();
-    let mut b = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut b,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    b.freeze()
+    common::plain_batch(records, 1, Compression::None)
 }
 
 fn produce(topic: &str, partitions: Vec<(i32, Bytes)>) -> ProduceRequest {

@@ -28,9 +28,7 @@ use kafka_protocol::messages::{
     ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 
 const OFFSETS: &str = "__consumer_offsets";
 
@@ -39,35 +37,15 @@ fn s(v: &str) -> StrBytes {
 }
 
 fn batch(n: usize, compression: Compression) -> Bytes {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // offset - sequence constant: the encoder keeps the records in one batch.
-            sequence: i as i32 - 1,
-            timestamp: strom_common::clock::now_ms(),
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(vec![b'x'; 10])),
-            headers: Default::default(),
+    let records = (0..n)
+        .map(|i| {
+            (
+                Some(Bytes::from(format!("k{i}"))),
+                Bytes::from(vec![b'x'; 10]),
+            )
         })
         .collect();
-    let mut b = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut b,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    b.freeze()
+    common::plain_batch(records, strom_common::clock::now_ms(), compression)
 }
 
 /// Sets the batch's CRC-32C right after a test changed its bytes: the lies below are

@@ -272,7 +272,7 @@ pub fn leader_endpoint(
 pub fn router() -> Router {
     use kafka_protocol::messages::*;
     let mut r = Router::new();
-    // Produce from v0 (RECIPE: librdkafka's feature detection needs it; clients pick the
+    // Produce from v0 (librdkafka's ApiVersion-based feature detection needs it; clients pick the
     // highest common version, so v0–v2 never arrive; if they do, they are refused).
     r.add::<ProduceRequest, _, _>(0, 11, produce::handle);
     r.add::<FetchRequest, _, _>(4, 16, fetch::handle);

@@ -110,3 +110,44 @@ impl Raw {
         resp
     }
 }
+
+/// One v2 record batch as a plain (non-idempotent) producer sends it: a record per
+/// (key, value), all at `timestamp`. Sequences run with the offsets (offset minus
+/// sequence constant), which keeps the encoder from splitting the records.
+pub fn plain_batch(
+    records: Vec<(Option<Bytes>, Bytes)>,
+    timestamp: i64,
+    compression: kafka_protocol::records::Compression,
+) -> Bytes {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp,
+            key,
+            value: Some(value),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut b = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut b,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    b.freeze()
+}

@@ -260,6 +260,11 @@ async def topic_configs(a, name, until=None) -> dict:
     while True:
         resp, = await a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
         (err, _msg, _rtype, rname, entries), = resp.resources
+        if err == 3 and time.monotonic() < deadline:
+            # UNKNOWN_TOPIC_OR_PARTITION: the answering broker has not applied the
+            # topic's creation yet (it follows the metadata log on its own).
+            await asyncio.sleep(0.1)
+            continue
         assert err == 0 and rname == name
         cfg = {e[0]: (e[1], e[3]) for e in entries}
         if until is None or until(cfg) or time.monotonic() > deadline:

@@ -24,7 +24,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from e2e_util import Java, wait_until
@@ -376,8 +376,18 @@ def test_group_offsets_survive_a_kill9_of_their_coordinator(cluster_factory):
     coordinator = a.describe_consumer_groups([group])[group].result(20).coordinator.id
     cluster.kill9(coordinator)
     c2 = Consumer(dict(conf, **{"bootstrap.servers": cluster.bootstrap_without(coordinator)}))
-    got = {tp.partition: tp.offset
-           for tp in c2.committed([TopicPartition(topic, i) for i in range(3)], timeout=30)}
+
+    def fetch_committed():
+        # Until a survivor coordinates the group, librdkafka's committed() can surface
+        # NOT_COORDINATOR (retriable, as the Java client treats it): ask again.
+        try:
+            return {tp.partition: tp.offset
+                    for tp in c2.committed([TopicPartition(topic, i) for i in range(3)], timeout=30)}
+        except KafkaException as e:
+            if e.args[0].code() in (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS):
+                return None
+            raise
+    got = wait_until(fetch_committed, 60, interval=0.5, what="the group's committed offsets from a survivor")
     assert got == committed, (got, committed)
     c2.close()
 

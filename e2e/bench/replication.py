@@ -18,7 +18,6 @@ Usage: replication.py --strom target/release/strom [--gb 4] [--out FILE]
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -29,33 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from strom_harness import StromCluster  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def disk_write_mbs(directory):
-    path = os.path.join(directory, "dd-probe")
-    out = subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", "count=1024", "conv=fdatasync"],
-                         capture_output=True, text=True).stderr
-    os.remove(path)
-    m = re.search(r"([\d.,]+) ([GM]B)/s", out)
-    if not m:
-        return None
-    v = float(m.group(1).replace(",", "."))
-    return v * 1000 if m.group(2) == "GB" else v
+# /proc readers and the dd probe are the single-node comparison's (same directory).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import cpu_seconds, disk_write_mbs, rss_mb  # noqa: E402
 
 
 def settle_disk():

@@ -31,11 +31,6 @@ impl OffsetMap {
         self.latest.get(key)
     }
 
-    /// Memory taken, counted as key bytes plus a fixed overhead per key.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
     fn insert(&mut self, key: &[u8], offset: i64) {
         match self.latest.get_mut(key) {
             Some(o) => *o = offset,

@@ -24,6 +24,7 @@ import ctypes
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import struct
@@ -103,6 +104,17 @@ def _die_with_parent():
     """Runs in the child before exec: SIGKILL it when the test process dies."""
     if _LIBC is not None:
         _LIBC.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+
+
+def _child_setup(address_space: int | None):
+    """preexec_fn: die with the parent and, if asked, cap the address space
+    (RLIMIT_AS, what `ulimit -v` sets): an allocation past it fails instead of
+    being overcommitted."""
+    def setup():
+        _die_with_parent()
+        if address_space is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    return setup
 
 
 def _tail(path: Path | None, lines: int) -> str:
@@ -292,6 +304,8 @@ class StromNode:
         }
         self.settings.update(settings or {})
         self.proc: subprocess.Popen | None = None
+        # RLIMIT_AS in bytes for the process (`ulimit -v`), None for no limit.
+        self.address_space_limit: int | None = None
         self.starts = 0
         self.stdout_path: Path | None = None
         self.stderr_path: Path | None = None
@@ -371,7 +385,8 @@ class StromNode:
             self.proc = subprocess.Popen(
                 [self.binary, "node", "--config", str(self.config_path)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                cwd=self.workdir, env=env, preexec_fn=_die_with_parent, start_new_session=True)
+                cwd=self.workdir, env=env, preexec_fn=_child_setup(self.address_space_limit),
+                start_new_session=True)
         if self not in StromNode.live:
             StromNode.live.append(self)
         return self

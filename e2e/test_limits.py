@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import resource
 import socket
+import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -101,3 +102,46 @@ def test_idle_connections_are_cheap_and_closed_and_the_per_ip_limit_holds(strom_
                what="a log line for the idle connections")
     assert "max.connections.per.ip" in log()
     round_trip(node.bootstrap, topic + "-after")
+
+
+def _frame(api_key: int, version: int, flexible: bool, body: bytes) -> bytes:
+    header = struct.pack(">hhih", api_key, version, 7, 4) + b"test"
+    if flexible:
+        header += b"\x00"  # request header v2: no tagged fields
+    payload = header + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+# Requests whose arrays claim 2^31-1 elements (and hold none of them).
+HUGE_ARRAYS = {
+    "Produce v7": _frame(0, 7, False, struct.pack(">hhii", -1, 1, 1000, 0x7FFF_FFFF)),
+    "Produce v9": _frame(0, 9, True, b"\x00" + struct.pack(">hi", 1, 1000) + b"\x80\x80\x80\x80\x08"),
+    "Metadata v1": _frame(3, 1, False, struct.pack(">i", 0x7FFF_FFFF)),
+    "Fetch v12": _frame(1, 12, True, struct.pack(">iiiib", -1, 500, 1, 1024, 0)
+                        + struct.pack(">ii", 0, -1) + b"\x80\x80\x80\x80\x08"),
+}
+
+
+def test_huge_array_lengths_under_a_memory_limit(strom_factory, new_topic):
+    """`ulimit -v` leaves no room for overcommit: a decoder that reserves what an array
+    length claims before reading its elements (2^31-1 Produce topics ≈ 200 GB) makes the
+    allocation fail and the process abort. The node must close those connections, log
+    them and keep serving."""
+    node = strom_factory(start=False)
+    node.address_space_limit = 4 * 2**30
+    node.start()
+    host, port = node.bootstrap.split(":")
+    topic = new_topic()
+    round_trip(node.bootstrap, topic)
+    for name, frame in HUGE_ARRAYS.items():
+        s = socket.create_connection((host, int(port)), timeout=10)
+        try:
+            s.sendall(frame)
+            assert closed_by_peer(s, 10), f"{name}: the connection was not closed"
+        finally:
+            s.close()
+        assert node.running, f"{name} took the node down:\n{node.log_report()}"
+    round_trip(node.bootstrap, topic + "-after")
+    assert node.running
+    log = node.stderr_path.read_text(errors="replace")
+    assert log.count("closing connection") >= len(HUGE_ARRAYS), log[-3000:]

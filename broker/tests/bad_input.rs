@@ -13,9 +13,40 @@ use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest, ProduceReque
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
-// As in the strom binary: mimalloc, with arenas committed lazily (broker/src/main.rs).
+// As in the strom binary: mimalloc, with arenas committed lazily (broker/src/main.rs),
+// but a single allocation over 1 GiB fails as it would under `ulimit -v` or without
+// overcommit (Rust then aborts the process: the test fails). Overcommit would otherwise
+// hide a decoder that reserves what a length read off the wire claims.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Limited = Limited;
+
+struct Limited;
+
+const LIMIT: usize = 1 << 30;
+
+unsafe impl std::alloc::GlobalAlloc for Limited {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.size() > LIMIT {
+            return std::ptr::null_mut();
+        }
+        mimalloc::MiMalloc.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.size() > LIMIT {
+            return std::ptr::null_mut();
+        }
+        mimalloc::MiMalloc.alloc_zeroed(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        mimalloc::MiMalloc.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        if new_size > LIMIT {
+            return std::ptr::null_mut();
+        }
+        mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+    }
+}
 
 extern "C" {
     fn mi_option_set(option: i32, value: std::os::raw::c_long);

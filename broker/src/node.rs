@@ -67,6 +67,8 @@ pub struct Node {
     pub controller: Option<Arc<Controller>>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The log directory's state (`None` for a controller-only node).
+    log_dir_failure: Option<watch::Receiver<Option<String>>>,
 }
 
 const META_PROPERTIES: &str = "meta.properties";
@@ -168,6 +170,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         controller,
         stop,
         tasks,
+        log_dir_failure: None,
     };
     if !cfg.broker {
         return Ok(node);
@@ -204,6 +207,9 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
     let ctl_client = Arc::new(ControllerClient::new(&cfg.voters));
     let cache = Arc::new(MetadataCache::new());
     let broker_epoch = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+    // The log directory goes offline at its first I/O error (Kafka's rule).
+    let guard = crate::log::LogDirGuard::new(storage.clone(), &cfg.log_dir);
+    node.log_dir_failure = Some(guard.failure());
     let replicas = Arc::new(
         ReplicaManager::open(
             cfg.node_id,
@@ -211,7 +217,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
             cache.clone(),
             ctl_client.clone(),
             broker_epoch.clone(),
-            storage.clone(),
+            Arc::new(guard),
             &cfg.log_dir,
             cfg.explicit.clone(),
         )
@@ -498,6 +504,36 @@ async fn heartbeat(
 }
 
 impl Node {
+    /// Waits until the log directory fails and returns the first error (never returns
+    /// on a controller-only node). Kafka halts a broker whose only log directory failed,
+    /// without a controlled shutdown, so that its leaderships move to other replicas;
+    /// the caller does the same (`halt`, or exiting the process).
+    pub async fn log_dir_failure(&self) -> String {
+        let Some(mut rx) = self.log_dir_failure.clone() else {
+            return std::future::pending().await;
+        };
+        match rx.wait_for(|f| f.is_some()).await {
+            Ok(f) => f.unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Stops at once, writing nothing (no controlled shutdown, no checkpoints, no
+    /// clean-shutdown marker): what exiting the process does, for nodes that share one.
+    pub async fn halt(self) {
+        if let Some(b) = &self.broker {
+            b.replicas.stop_fetchers();
+        }
+        self.stop.send_replace(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(c) = &self.controller {
+            c.shutdown().await;
+        }
+        tracing::error!(node = self.node_id, "halted");
+    }
+
     /// Clean stop: controlled shutdown with the quorum, logs closed with checkpoints and
     /// the clean-shutdown marker, then the controller.
     pub async fn shutdown(self) {

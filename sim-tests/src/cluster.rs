@@ -12,7 +12,7 @@ use std::time::Duration;
 use madsim::runtime::{Handle, NodeHandle};
 use parking_lot::Mutex;
 use strom_broker::broker::Broker;
-use strom_broker::log::SimStorage;
+use strom_broker::log::{PowerLoss, SimStorage};
 use strom_broker::{NodeConfig, NodeEnv};
 use strom_controller::store::SimBackend;
 use strom_controller::Controller;
@@ -118,10 +118,19 @@ impl SimCluster {
                                     broker: node.broker.clone(),
                                     stop: stop.clone(),
                                 });
-                                stop.notified().await;
-                                slot.lock().take();
-                                node.shutdown().await;
-                                tracing::info!(node = i, "--- node stopped cleanly");
+                                tokio::select! {
+                                    _ = stop.notified() => {
+                                        slot.lock().take();
+                                        node.shutdown().await;
+                                        tracing::info!(node = i, "--- node stopped cleanly");
+                                    }
+                                    why = node.log_dir_failure() => {
+                                        // As the binary exits: nothing more is written.
+                                        slot.lock().take();
+                                        tracing::info!(node = i, error = %why, "--- log directory failed; node halted");
+                                        node.halt().await;
+                                    }
+                                }
                                 std::future::pending::<()>().await;
                             }
                             Err(e) => panic!("node {i} failed to start: {e}"),
@@ -175,8 +184,11 @@ impl SimCluster {
         let n = self.node(id);
         n.live.lock().take();
         Handle::current().kill(n.handle.id());
-        n.storage.power_fail();
-        n.backend.power_fail();
+        // As a real disk may: a random part of what was not synced survives, torn or
+        // zero-filled (drawn from the simulation's seed).
+        n.storage
+            .power_fail_with(PowerLoss::Random(madsim::rand::random::<u64>()));
+        n.backend.power_fail_seeded(madsim::rand::random::<u64>());
         Handle::current().restart(n.handle.id());
     }
 

@@ -391,3 +391,43 @@ async fn random_faults_keep_every_replication_invariant() {
     sleep(3000).await;
     finish(&cluster, w).await;
 }
+
+/// A leader's disk fills up (a short write, then ENOSPC) or fails (EIO): its log
+/// directory goes offline, the node halts as Kafka does when its only log directory
+/// fails, the other replicas take over, and nothing acknowledged is lost. The disk is
+/// then "replaced" (the fault cleared) and the node restarted: it recovers its log,
+/// cutting the torn write, and rejoins.
+#[madsim::test]
+async fn a_leader_whose_disk_fails_halts_and_loses_nothing() {
+    use strom_broker::log::DiskFault;
+    let cluster = setup(3, 0, 2).await;
+    let w = start_workload(&cluster, 2, 2, 2);
+    sleep(2000).await;
+    let leader = leader_of(&cluster, 0);
+    let fault = if madsim::rand::thread_rng().gen_bool(0.5) {
+        DiskFault::Enospc
+    } else {
+        DiskFault::Eio
+    };
+    tracing::info!(leader, ?fault, "--- the leader's disk fails");
+    cluster.node(leader).storage.inject(Some(fault));
+    sleep(4000).await;
+    assert!(
+        cluster.live(leader).is_none(),
+        "node {leader} still runs on a failed disk"
+    );
+    let now = leader_of(&cluster, 0);
+    assert!(
+        now != leader && now > 0,
+        "partition 0 is still led by {leader} (leader now {now})"
+    );
+    tracing::info!(
+        leader,
+        "--- a new disk (same bytes, fault cleared); restart"
+    );
+    cluster.kill(leader);
+    cluster.node(leader).storage.inject(None);
+    cluster.restart(leader);
+    sleep(4000).await;
+    finish(&cluster, w).await;
+}

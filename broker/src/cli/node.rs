@@ -69,7 +69,16 @@ pub async fn run(a: NodeArgs) -> i32 {
         },
         started.elapsed().as_millis()
     );
-    wait_for_signal().await;
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        why = node.log_dir_failure() => {
+            // Kafka's answer when the only log directory fails: halt, so that the other
+            // replicas take over; nothing more is written to the failed disk.
+            tracing::error!(error = %why, "the log directory failed; halting (exit code 1)");
+            eprintln!("strom node {}: log directory failed ({why}); halting", node.node_id);
+            std::process::exit(1);
+        }
+    }
     tracing::info!("stopping");
     node.shutdown().await;
     0

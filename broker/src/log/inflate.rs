@@ -28,7 +28,16 @@ const XERIAL_HEADER_LEN: usize = 16;
 /// 4 zstd) into at most `limit` bytes.
 pub fn inflate(codec: i16, data: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
     match codec {
-        1 => read_bounded(flate2::read::GzDecoder::new(data), limit),
+        1 => {
+            // One gzip member and nothing after it: the Rust client fails on any trailing
+            // byte, so only what every client reads is stored.
+            let mut d = flate2::bufread::GzDecoder::new(data);
+            let out = read_bounded(&mut d, limit)?;
+            if !d.into_inner().is_empty() {
+                return Err(corrupt("bytes after the gzip stream"));
+            }
+            Ok(out)
+        }
         2 => snappy(data, limit),
         3 => {
             let d = lz4::Decoder::new(data).map_err(corrupt)?;
@@ -75,6 +84,14 @@ fn snappy(data: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
     if data.len() < XERIAL_HEADER_LEN || &data[..8] != XERIAL_MAGIC {
         raw(data, &mut out)?;
         return Ok(out);
+    }
+    // The magic with other version fields: snappy-java refuses a version below 1,
+    // librdkafka skips the fields, the Rust client reads the whole thing as raw snappy.
+    // Only the header every client reads the same way is stored.
+    if data[8..XERIAL_HEADER_LEN] != [0, 0, 0, 1, 0, 0, 0, 1] {
+        return Err(corrupt(
+            "a snappy stream header with unknown version fields",
+        ));
     }
     let mut pos = XERIAL_HEADER_LEN;
     while pos < data.len() {

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
+pub mod dir_guard;
 pub mod epoch_cache;
 pub mod index;
 pub mod inflate;
@@ -16,12 +17,13 @@ pub mod segment;
 pub mod storage;
 
 pub use config::LogConfig;
+pub use dir_guard::LogDirGuard;
 pub use partition::{
     AppendInfo, CompactionStats, LogError, LogOffsets, OpenOptions, PartitionLog, ReadInfo,
 };
 #[cfg(not(madsim))]
 pub use storage::FsStorage;
-pub use storage::{SimStorage, Storage, StorageFile};
+pub use storage::{DiskFault, PowerLoss, SimStorage, Storage, StorageFile};
 
 #[cfg(test)]
 mod tests;

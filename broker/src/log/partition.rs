@@ -1109,6 +1109,12 @@ impl PartitionLog {
         {
             return Ok(stats);
         }
+        // A record that a power failure could still take away must not remove an older
+        // one with its key: the cleaned copy is synced, so the segments it is cleaned
+        // against must be too (rolling syncs them in the background; usually a no-op).
+        for seg in &cleanable {
+            seg.log.sync().await?;
+        }
         // Kafka's cleaner: the key map holds the dirty segments' keys (from the first
         // one not yet cleaned), at most `log.cleaner.dedupe.buffer.size` of them; every
         // cleanable segment up to the last one fully indexed is cleaned with it. Keys
@@ -1152,9 +1158,12 @@ impl PartitionLog {
                 self.storage.remove_file(&tmp).await?;
                 continue; // retention removed it meanwhile
             }
-            self.storage.rename(&tmp, &seg.path("log")).await?;
+            // The old indexes go first: a crash after the swap must not leave the
+            // cleaned log with indexes of the uncleaned one (a segment below the recovery
+            // point trusts its index); without them it is walked and indexed again.
             self.storage.remove_file(&seg.path("index")).await?;
             self.storage.remove_file(&seg.path("timeindex")).await?;
+            self.storage.rename(&tmp, &seg.path("log")).await?;
             let (fresh, _) = Segment::open(
                 self.storage.as_ref(),
                 &self.dir,

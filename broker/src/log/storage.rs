@@ -8,6 +8,9 @@
 //! - `read_at` returns fewer bytes than asked only at the end of the file; never panics.
 //! - data is durable only after `sync`; directory changes (create, rename, remove) are
 //!   durable when they return (the real implementation syncs the directory).
+//! - a failed `append` leaves the file as it was (a short write is cut back); any other
+//!   failed call may leave its change half done, and the caller stops using the
+//!   directory (Kafka takes such a log directory offline).
 //! - no mmap: truncation during recovery or retention must not turn into SIGBUS.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,14 +94,25 @@ mod fs {
             let mut bufs = &mut slices[..];
             let mut f = &self.file;
             while !bufs.is_empty() {
-                let n = f.write_vectored(bufs)?;
-                if n == 0 {
-                    return Err(io::Error::new(
+                let n = match f.write_vectored(bufs) {
+                    Ok(0) => Err(io::Error::new(
                         io::ErrorKind::WriteZero,
                         "append wrote nothing",
-                    ));
+                    )),
+                    Ok(n) => Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => Err(e),
+                };
+                match n {
+                    Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+                    Err(e) => {
+                        // A short write (ENOSPC part-way) left bytes past `pos`: cut them
+                        // so that the file and its recorded length agree. If even that
+                        // fails the caller takes the directory offline.
+                        let _ = self.file.set_len(pos);
+                        return Err(e);
+                    }
                 }
-                IoSlice::advance_slices(&mut bufs, n);
             }
             self.len.store(pos + total as u64, Ordering::Release);
             Ok(pos)
@@ -236,23 +250,86 @@ mod fs {
 
         async fn remove_file(&self, path: &Path) -> io::Result<()> {
             match std::fs::remove_file(path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e),
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
             }
+            // Until the directory is synced a crash may bring the file back (the
+            // clean-shutdown marker, a deleted segment).
+            if let Some(parent) = path.parent() {
+                sync_dir(parent)?;
+            }
+            Ok(())
         }
 
         async fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
             match std::fs::remove_dir_all(dir) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e),
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
             }
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+            Ok(())
         }
 
         async fn exists(&self, path: &Path) -> bool {
             path.exists()
         }
+    }
+}
+
+/// Faults a test injects into a simulated disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskFault {
+    /// Every write, sync and directory change fails with EIO.
+    Eio,
+    /// Appends write part of their bytes and then fail with ENOSPC, as a `write` that
+    /// runs out of space does; syncs and directory changes fail with ENOSPC.
+    Enospc,
+}
+
+/// What a simulated power failure leaves of the state that was not yet synced.
+#[derive(Clone, Copy, Debug)]
+pub enum PowerLoss {
+    /// Exactly what was synced: every later byte and directory change is lost.
+    SyncedOnly,
+    /// What a real disk may leave, drawn from the seed: each file keeps its synced bytes
+    /// plus a random prefix of its later writes (cut anywhere, so the last write may be
+    /// torn), sometimes followed by zeros up to the length it had (the size reached the
+    /// disk, the data did not); of the directory changes not yet synced a random prefix
+    /// survives (a journal commits them in order).
+    Random(u64),
+}
+
+/// SplitMix64: a few random numbers from a seed, without a dependency.
+struct SeededRng(u64);
+
+impl SeededRng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..=max`.
+    fn upto(&mut self, max: usize) -> usize {
+        (self.next() % (max as u64 + 1)) as usize
+    }
+}
+
+#[derive(Default)]
+struct Faults {
+    fault: Option<DiskFault>,
+    sync_delay: std::time::Duration,
+}
+
+fn fault_error(f: DiskFault) -> io::Error {
+    match f {
+        DiskFault::Eio => io::Error::from_raw_os_error(5),
+        DiskFault::Enospc => io::Error::from_raw_os_error(28),
     }
 }
 
@@ -266,13 +343,50 @@ struct SimFileData {
 
 struct SimFile {
     data: Mutex<SimFileData>,
+    faults: Arc<Mutex<Faults>>,
+}
+
+impl SimFile {
+    fn new(faults: Arc<Mutex<Faults>>, synced: Vec<u8>) -> Arc<SimFile> {
+        Arc::new(SimFile {
+            data: Mutex::new(SimFileData {
+                dirty_from: synced.len(),
+                current: synced.clone(),
+                durable: synced,
+            }),
+            faults,
+        })
+    }
+
+    fn fault(&self) -> Option<DiskFault> {
+        self.faults.lock().fault
+    }
+}
+
+/// Every simulated storage call is a point where the simulation may switch tasks, so a
+/// crash can land between two steps of a multi-step change (a segment roll, a
+/// compaction swap, a checkpoint write).
+async fn storage_yield() {
+    tokio::task::yield_now().await;
 }
 
 #[async_trait]
 impl StorageFile for SimFile {
     async fn append(&self, parts: &[&[u8]]) -> io::Result<u64> {
+        storage_yield().await;
+        let fault = self.fault();
         let mut d = self.data.lock();
         let pos = d.current.len() as u64;
+        match fault {
+            Some(DiskFault::Eio) => return Err(fault_error(DiskFault::Eio)),
+            Some(DiskFault::Enospc) => {
+                // A short write, then no space: half of the bytes land.
+                let all: Vec<u8> = parts.concat();
+                d.current.extend_from_slice(&all[..all.len() / 2]);
+                return Err(fault_error(DiskFault::Enospc));
+            }
+            None => {}
+        }
         for p in parts {
             d.current.extend_from_slice(p);
         }
@@ -280,6 +394,7 @@ impl StorageFile for SimFile {
     }
 
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {
+        storage_yield().await;
         let d = self.data.lock();
         let start = (pos as usize).min(d.current.len());
         let end = start.saturating_add(len).min(d.current.len());
@@ -287,6 +402,15 @@ impl StorageFile for SimFile {
     }
 
     async fn sync(&self) -> io::Result<()> {
+        let delay = self.faults.lock().sync_delay;
+        if delay.is_zero() {
+            storage_yield().await;
+        } else {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(f) = self.fault() {
+            return Err(fault_error(f));
+        }
         let mut d = self.data.lock();
         let from = d.dirty_from.min(d.durable.len());
         d.durable.truncate(from);
@@ -297,6 +421,10 @@ impl StorageFile for SimFile {
     }
 
     async fn truncate(&self, len: u64) -> io::Result<()> {
+        storage_yield().await;
+        if let Some(f) = self.fault() {
+            return Err(fault_error(f));
+        }
         let mut d = self.data.lock();
         let len = len as usize;
         if len < d.current.len() {
@@ -314,24 +442,130 @@ impl StorageFile for SimFile {
 }
 
 impl SimFile {
-    fn power_fail(&self) {
+    fn power_fail(&self, rng: Option<&mut SeededRng>) {
         let mut d = self.data.lock();
-        d.current = d.durable.clone();
+        let from = d.dirty_from.min(d.durable.len()).min(d.current.len());
+        let after = match rng {
+            None => d.durable.clone(),
+            Some(rng) => match rng.upto(2) {
+                0 => d.durable.clone(),
+                mode => {
+                    let keep = from + rng.upto(d.current.len() - from);
+                    let mut v = d.current[..keep].to_vec();
+                    if mode == 2 {
+                        let had = d.current.len().max(d.durable.len());
+                        v.resize(keep + rng.upto(had - keep), 0);
+                    }
+                    v
+                }
+            },
+        };
+        d.current = after.clone();
+        d.durable = after;
         d.dirty_from = d.current.len();
+    }
+}
+
+/// Names of files and directories.
+#[derive(Clone, Default)]
+struct Namespace {
+    files: BTreeMap<PathBuf, Arc<SimFile>>,
+    dirs: BTreeSet<PathBuf>,
+}
+
+/// A directory change; durable only once a directory sync commits it.
+enum DirOp {
+    Create(PathBuf, Arc<SimFile>),
+    Mkdir(PathBuf),
+    Rename(PathBuf, PathBuf),
+    Remove(PathBuf),
+    RemoveAll(PathBuf),
+}
+
+impl Namespace {
+    fn apply(&mut self, op: &DirOp) {
+        match op {
+            DirOp::Create(p, f) => {
+                self.files.insert(p.clone(), f.clone());
+            }
+            DirOp::Mkdir(p) => {
+                self.dirs.insert(p.clone());
+            }
+            DirOp::Rename(from, to) => {
+                if let Some(f) = self.files.remove(from) {
+                    self.files.insert(to.clone(), f);
+                    return;
+                }
+                let dirs: Vec<PathBuf> = self
+                    .dirs
+                    .iter()
+                    .filter(|d| d.starts_with(from))
+                    .cloned()
+                    .collect();
+                for d in dirs {
+                    self.dirs.remove(&d);
+                    self.dirs
+                        .insert(to.join(d.strip_prefix(from).expect("prefix")));
+                }
+                let files: Vec<PathBuf> = self
+                    .files
+                    .keys()
+                    .filter(|p| p.starts_with(from))
+                    .cloned()
+                    .collect();
+                for p in files {
+                    let f = self.files.remove(&p).expect("listed");
+                    self.files
+                        .insert(to.join(p.strip_prefix(from).expect("prefix")), f);
+                }
+            }
+            DirOp::Remove(p) => {
+                self.files.remove(p);
+            }
+            DirOp::RemoveAll(dir) => {
+                self.files.retain(|p, _| !p.starts_with(dir));
+                self.dirs.retain(|p| !p.starts_with(dir));
+            }
+        }
+    }
+
+    fn has_dir(&self, dir: &Path) -> bool {
+        dir.as_os_str().is_empty() || self.dirs.contains(dir)
     }
 }
 
 #[derive(Default)]
 struct SimFs {
-    files: BTreeMap<PathBuf, Arc<SimFile>>,
-    dirs: BTreeSet<PathBuf>,
+    current: Namespace,
+    durable: Namespace,
+    /// Applied to `current`, not yet to `durable`, in order.
+    pending: Vec<DirOp>,
+}
+
+impl SimFs {
+    fn change(&mut self, op: DirOp) {
+        self.current.apply(&op);
+        self.pending.push(op);
+    }
+
+    /// A directory fsync. As with ext4's journal, it commits every earlier change.
+    fn commit(&mut self) {
+        for op in self.pending.drain(..) {
+            self.durable.apply(&op);
+        }
+    }
 }
 
 /// A node's simulated disk. Clones share it, so a node restarted with the same handle
-/// finds its files; `power_fail` drops every byte not yet synced.
+/// finds its files. It keeps the rules of the real one and no more: file bytes are
+/// durable after `sync`, a directory change only once the call that made it returns
+/// (`FsStorage` fsyncs the directory there), and every call may be where a crash lands.
+/// `power_fail_with` drops what was not durable, as kindly or as unkindly as asked;
+/// `inject` makes calls fail with EIO or ENOSPC and `slow_sync` makes fsync slow.
 #[derive(Clone, Default)]
 pub struct SimStorage {
     fs: Arc<Mutex<SimFs>>,
+    faults: Arc<Mutex<Faults>>,
 }
 
 impl SimStorage {
@@ -341,79 +575,121 @@ impl SimStorage {
 
     /// Every file loses what was written since its last `sync`.
     pub fn power_fail(&self) {
-        let fs = self.fs.lock();
-        for f in fs.files.values() {
-            f.power_fail();
+        self.power_fail_with(PowerLoss::SyncedOnly);
+    }
+
+    /// A power failure: what was not durable is lost as `loss` says.
+    pub fn power_fail_with(&self, loss: PowerLoss) {
+        let mut rng = match loss {
+            PowerLoss::SyncedOnly => None,
+            PowerLoss::Random(seed) => Some(SeededRng(seed)),
+        };
+        let mut fs = self.fs.lock();
+        let survive = match rng.as_mut() {
+            None => 0,
+            Some(r) => r.upto(fs.pending.len()),
+        };
+        let pending = std::mem::take(&mut fs.pending);
+        let mut ns = fs.durable.clone();
+        for op in &pending[..survive] {
+            ns.apply(op);
+        }
+        for f in ns.files.values() {
+            f.power_fail(rng.as_mut());
+        }
+        fs.current = ns.clone();
+        fs.durable = ns;
+    }
+
+    /// From now on, calls fail as `fault` says (`None`: the disk works again).
+    pub fn inject(&self, fault: Option<DiskFault>) {
+        self.faults.lock().fault = fault;
+    }
+
+    /// Every `sync` takes `delay` (zero: none).
+    pub fn slow_sync(&self, delay: std::time::Duration) {
+        self.faults.lock().sync_delay = delay;
+    }
+
+    fn check(&self) -> io::Result<()> {
+        match self.faults.lock().fault {
+            Some(f) => Err(fault_error(f)),
+            None => Ok(()),
         }
     }
 
-    fn add_dirs(fs: &mut SimFs, dir: &Path) {
-        let mut d = Some(dir);
-        while let Some(p) = d {
-            if p.as_os_str().is_empty() {
-                break;
+    /// A directory change, then (after a point where a crash may land) its directory
+    /// sync, as `FsStorage` does it.
+    async fn change_then_sync(&self, ops: Vec<DirOp>) {
+        {
+            let mut fs = self.fs.lock();
+            for op in ops {
+                fs.change(op);
             }
-            fs.dirs.insert(p.to_path_buf());
-            d = p.parent();
         }
+        storage_yield().await;
+        self.fs.lock().commit();
     }
 }
 
 #[async_trait]
 impl Storage for SimStorage {
     async fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn StorageFile>> {
-        let mut fs = self.fs.lock();
-        if let Some(f) = fs.files.get(path) {
-            return Ok(f.clone());
-        }
-        if !create {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} not found", path.display()),
-            ));
-        }
-        let parent = path.parent().unwrap_or(Path::new(""));
-        if !parent.as_os_str().is_empty() && !fs.dirs.contains(parent) {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no directory {}", parent.display()),
-            ));
-        }
-        let f = Arc::new(SimFile {
-            data: Mutex::new(SimFileData::default()),
-        });
-        fs.files.insert(path.to_path_buf(), f.clone());
+        storage_yield().await;
+        let f = {
+            let fs = self.fs.lock();
+            if let Some(f) = fs.current.files.get(path) {
+                return Ok(f.clone());
+            }
+            if !create {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} not found", path.display()),
+                ));
+            }
+            let parent = path.parent().unwrap_or(Path::new(""));
+            if !fs.current.has_dir(parent) {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no directory {}", parent.display()),
+                ));
+            }
+            SimFile::new(self.faults.clone(), Vec::new())
+        };
+        self.check()?;
+        self.change_then_sync(vec![DirOp::Create(path.to_path_buf(), f.clone())])
+            .await;
         Ok(f)
     }
 
     async fn read_file(&self, path: &Path) -> io::Result<Option<Bytes>> {
+        storage_yield().await;
         let fs = self.fs.lock();
         Ok(fs
+            .current
             .files
             .get(path)
             .map(|f| Bytes::copy_from_slice(&f.data.lock().current)))
     }
 
     async fn write_file_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        let mut fs = self.fs.lock();
-        let f = SimFileData {
-            current: data.to_vec(),
-            durable: data.to_vec(),
-            dirty_from: data.len(),
-        };
-        fs.files.insert(
-            path.to_path_buf(),
-            Arc::new(SimFile {
-                data: Mutex::new(f),
-            }),
-        );
+        storage_yield().await;
+        self.check()?;
+        // Write and sync a temporary file, rename it over the target, sync the directory.
+        let tmp = path.with_extension("tmp");
+        let f = SimFile::new(self.faults.clone(), data.to_vec());
+        self.fs.lock().change(DirOp::Create(tmp.clone(), f));
+        storage_yield().await;
+        self.change_then_sync(vec![DirOp::Rename(tmp, path.to_path_buf())])
+            .await;
         Ok(())
     }
 
     async fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        storage_yield().await;
         let fs = self.fs.lock();
         let mut out = BTreeSet::new();
-        for p in fs.files.keys().chain(fs.dirs.iter()) {
+        for p in fs.current.files.keys().chain(fs.current.dirs.iter()) {
             if p.parent() == Some(dir) {
                 if let Some(n) = p.file_name() {
                     out.insert(n.to_string_lossy().into_owned());
@@ -424,63 +700,68 @@ impl Storage for SimStorage {
     }
 
     async fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        let mut fs = self.fs.lock();
-        SimStorage::add_dirs(&mut fs, dir);
+        storage_yield().await;
+        let missing: Vec<DirOp> = {
+            let fs = self.fs.lock();
+            let mut out = Vec::new();
+            let mut d = Some(dir);
+            while let Some(p) = d {
+                if p.as_os_str().is_empty() || fs.current.dirs.contains(p) {
+                    break;
+                }
+                out.push(DirOp::Mkdir(p.to_path_buf()));
+                d = p.parent();
+            }
+            out.reverse();
+            out
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.check()?;
+        self.change_then_sync(missing).await;
         Ok(())
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut fs = self.fs.lock();
-        if let Some(f) = fs.files.remove(from) {
-            fs.files.insert(to.to_path_buf(), f);
-            return Ok(());
-        }
-        if fs.dirs.contains(from) {
-            let moved: Vec<PathBuf> = fs
-                .dirs
-                .iter()
-                .filter(|d| d.starts_with(from))
-                .cloned()
-                .collect();
-            for d in moved {
-                fs.dirs.remove(&d);
-                let rel = d.strip_prefix(from).expect("prefix");
-                fs.dirs.insert(to.join(rel));
+        storage_yield().await;
+        self.check()?;
+        {
+            let fs = self.fs.lock();
+            if !fs.current.files.contains_key(from) && !fs.current.dirs.contains(from) {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} not found", from.display()),
+                ));
             }
-            let files: Vec<PathBuf> = fs
-                .files
-                .keys()
-                .filter(|p| p.starts_with(from))
-                .cloned()
-                .collect();
-            for p in files {
-                let f = fs.files.remove(&p).expect("listed");
-                let rel = p.strip_prefix(from).expect("prefix");
-                fs.files.insert(to.join(rel), f);
-            }
-            return Ok(());
         }
-        Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{} not found", from.display()),
-        ))
+        self.change_then_sync(vec![DirOp::Rename(from.to_path_buf(), to.to_path_buf())])
+            .await;
+        Ok(())
     }
 
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.fs.lock().files.remove(path);
+        storage_yield().await;
+        if !self.fs.lock().current.files.contains_key(path) {
+            return Ok(());
+        }
+        self.check()?;
+        self.change_then_sync(vec![DirOp::Remove(path.to_path_buf())])
+            .await;
         Ok(())
     }
 
     async fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
-        let mut fs = self.fs.lock();
-        fs.files.retain(|p, _| !p.starts_with(dir));
-        fs.dirs.retain(|p| !p.starts_with(dir));
+        storage_yield().await;
+        self.check()?;
+        self.change_then_sync(vec![DirOp::RemoveAll(dir.to_path_buf())])
+            .await;
         Ok(())
     }
 
     async fn exists(&self, path: &Path) -> bool {
         let fs = self.fs.lock();
-        fs.files.contains_key(path) || fs.dirs.contains(path)
+        fs.current.files.contains_key(path) || fs.current.dirs.contains(path)
     }
 }
 
@@ -549,5 +830,117 @@ mod tests {
         f.sync().await.unwrap();
         s.power_fail();
         assert_eq!(&f.read_at(0, 100).await.unwrap()[..], b"syNC");
+    }
+
+    #[tokio::test]
+    async fn random_power_loss_keeps_synced_bytes_and_a_prefix_of_the_rest() {
+        let mut seen = BTreeSet::new();
+        for seed in 0..300u64 {
+            let s = SimStorage::new();
+            s.create_dir_all(Path::new("/d")).await.unwrap();
+            let f = s.open(Path::new("/d/x"), true).await.unwrap();
+            f.append(&[b"abc"]).await.unwrap();
+            f.sync().await.unwrap();
+            f.append(&[b"defgh"]).await.unwrap();
+            s.power_fail_with(PowerLoss::Random(seed));
+            let got = f.read_at(0, 100).await.unwrap();
+            assert!(got.starts_with(b"abc") && got.len() <= 8, "{got:?}");
+            let written = got[3..].iter().take_while(|b| **b != 0).count();
+            assert_eq!(&got[3..3 + written], &b"defgh"[..written]);
+            assert!(got[3 + written..].iter().all(|b| *b == 0), "{got:?}");
+            let zeros = got.len() - 3 - written;
+            seen.insert(match (written, zeros) {
+                (0, 0) => "lost",
+                (5, 0) => "kept",
+                (_, 0) => "torn",
+                _ => "zero tail",
+            });
+            // What survived is durable now.
+            s.power_fail();
+            assert_eq!(f.read_at(0, 100).await.unwrap(), got);
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn directory_changes_are_durable_only_once_their_call_returns() {
+        let s = SimStorage::new();
+        let (a, b) = (Path::new("/d/a"), Path::new("/d/b"));
+        s.create_dir_all(Path::new("/d")).await.unwrap();
+        s.write_file_atomic(a, b"x").await.unwrap();
+        s.power_fail();
+        assert!(s.exists(a).await, "a returned change is durable");
+        // A crash inside `rename`, after the change and before the directory sync.
+        {
+            let mut rename = std::pin::pin!(s.rename(a, b));
+            assert!(futures::poll!(rename.as_mut()).is_pending());
+            assert!(futures::poll!(rename.as_mut()).is_pending());
+        }
+        assert!(s.exists(b).await && !s.exists(a).await);
+        s.power_fail();
+        assert!(
+            s.exists(a).await && !s.exists(b).await,
+            "the rename was undone"
+        );
+        // A random power loss keeps a prefix of the unsynced changes, in order.
+        let mut outcomes = BTreeSet::new();
+        for seed in 0..64 {
+            {
+                let mut rename = std::pin::pin!(s.rename(a, b));
+                let _ = futures::poll!(rename.as_mut());
+                let _ = futures::poll!(rename.as_mut());
+            }
+            {
+                let mut remove = std::pin::pin!(s.remove_file(b));
+                let _ = futures::poll!(remove.as_mut());
+                let _ = futures::poll!(remove.as_mut());
+            }
+            s.power_fail_with(PowerLoss::Random(seed));
+            let state = (s.exists(a).await, s.exists(b).await);
+            assert_ne!(state, (true, true), "a rename never leaves both names");
+            outcomes.insert(state);
+            if !s.exists(a).await {
+                if s.exists(b).await {
+                    s.rename(b, a).await.unwrap();
+                } else {
+                    s.write_file_atomic(a, b"x").await.unwrap();
+                }
+            }
+        }
+        // (a) nothing survived, (b) the rename did, (neither) both did.
+        assert_eq!(
+            outcomes,
+            BTreeSet::from([(true, false), (false, true), (false, false)])
+        );
+    }
+
+    #[tokio::test]
+    async fn injected_faults_fail_calls_and_a_short_write_leaves_bytes() {
+        let s = SimStorage::new();
+        s.create_dir_all(Path::new("/d")).await.unwrap();
+        let f = s.open(Path::new("/d/x"), true).await.unwrap();
+        f.append(&[b"ok"]).await.unwrap();
+        s.inject(Some(DiskFault::Eio));
+        assert_eq!(
+            f.append(&[b"zz"]).await.unwrap_err().raw_os_error(),
+            Some(5)
+        );
+        assert!(f.sync().await.is_err());
+        assert!(s
+            .rename(Path::new("/d/x"), Path::new("/d/y"))
+            .await
+            .is_err());
+        assert!(s.open(Path::new("/d/new"), true).await.is_err());
+        assert_eq!(f.len(), 2);
+        s.inject(Some(DiskFault::Enospc));
+        let e = f.append(&[b"1234"]).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(
+            &f.read_at(0, 100).await.unwrap()[..],
+            b"ok12",
+            "half landed"
+        );
+        s.inject(None);
+        f.sync().await.unwrap();
     }
 }

@@ -179,9 +179,29 @@ impl SimBackend {
 
     /// Loses every write since the last flush, as a power failure would.
     pub fn power_fail(&self) {
+        self.power_fail_keeping(0);
+    }
+
+    /// A power failure as sled's ordered log may leave it: of the writes since the last
+    /// flush, a prefix drawn from `seed` survives (each batch whole).
+    pub fn power_fail_seeded(&self, seed: u64) {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let n = self.inner.lock().expect("sim backend lock").pending.len();
+        self.power_fail_keeping((z % (n as u64 + 1)) as usize);
+    }
+
+    fn power_fail_keeping(&self, survive: usize) {
         let mut g = self.inner.lock().expect("sim backend lock");
-        g.pending.clear();
-        g.current = g.durable.clone();
+        let pending = std::mem::take(&mut g.pending);
+        let mut state = g.durable.clone();
+        for op in pending.iter().take(survive) {
+            state.apply(op);
+        }
+        g.durable = state.clone();
+        g.current = state;
     }
 
     fn write(&self, op: Op) {
@@ -283,5 +303,31 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![2]
         );
+    }
+
+    #[test]
+    fn a_seeded_power_failure_keeps_a_prefix_of_the_unflushed_writes() {
+        let mut kept = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let b = SimBackend::new();
+            b.log_insert(vec![(1, b"a".to_vec())]).unwrap();
+            b.flush().unwrap();
+            b.log_insert(vec![(2, b"b".to_vec())]).unwrap();
+            b.meta_put("vote", b"v2".to_vec()).unwrap();
+            b.log_insert(vec![(3, b"c".to_vec())]).unwrap();
+            b.power_fail_seeded(seed);
+            let log: Vec<u64> = b.log_range(0, 10).unwrap().iter().map(|e| e.0).collect();
+            let vote = b.meta_get("vote").unwrap();
+            // In order: 2, then the vote, then 3.
+            let state = match (log.as_slice(), vote.is_some()) {
+                ([1], false) => 0,
+                ([1, 2], false) => 1,
+                ([1, 2], true) => 2,
+                ([1, 2, 3], true) => 3,
+                other => panic!("not a prefix: {other:?}"),
+            };
+            kept.insert(state);
+        }
+        assert_eq!(kept.len(), 4);
     }
 }

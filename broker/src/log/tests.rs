@@ -778,6 +778,12 @@ mod proptests {
             });
         }
 
+    }
+
+    proptest! {
+        // Cheap cases (milliseconds each): enough of them to reach rare interleavings.
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
         /// Batches with bytes changed, inserted or deleted anywhere (with the CRC and
         /// length fixed up half the time, so that the change reaches the record checks)
         /// go through the checks a producer's batch meets. Whatever the log accepts, a

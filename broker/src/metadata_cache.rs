@@ -12,7 +12,12 @@ use strom_controller::metadata::MetadataImage;
 pub struct MetadataCache {
     image: RwLock<Arc<MetadataImage>>,
     applied: watch::Sender<u64>,
+    observer: RwLock<Option<ImageObserver>>,
 }
+
+/// Told of every image a broker publishes, for histories kept outside the node (the
+/// simulation's `metadata_logs_agree`).
+pub type ImageObserver = Arc<dyn Fn(&MetadataImage) + Send + Sync>;
 
 impl Default for MetadataCache {
     fn default() -> Self {
@@ -26,6 +31,7 @@ impl MetadataCache {
         MetadataCache {
             image: RwLock::new(Arc::new(MetadataImage::default())),
             applied,
+            observer: RwLock::new(None),
         }
     }
 
@@ -40,7 +46,15 @@ impl MetadataCache {
     }
 
     /// Publishes a new image as of `offset`.
+    /// Calls `f` with every image published from now on.
+    pub fn observe(&self, f: ImageObserver) {
+        *self.observer.write() = Some(f);
+    }
+
     pub fn publish(&self, image: Arc<MetadataImage>, offset: u64) {
+        if let Some(f) = self.observer.read().as_ref() {
+            f(&image);
+        }
         *self.image.write() = image;
         self.applied.send_replace(offset);
     }

@@ -39,6 +39,9 @@ pub struct NodeEnv {
     pub storage: Arc<dyn Storage>,
     /// `None`: sled under `<data.dir>/controller`.
     pub raft_backend: Option<Arc<dyn Backend>>,
+    /// Histories kept outside the node (simulation checks); `None` in production.
+    pub on_metadata_applied: Option<strom_controller::store::ApplyObserver>,
+    pub on_image_published: Option<crate::metadata_cache::ImageObserver>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +159,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         let mut ccfg = ControllerConfig::new(cfg.node_id as u64, cfg.voters.clone(), backend);
         ccfg.cluster_id = cfg.cluster_id.clone().or(stored_cluster_id.clone());
         cfg.apply_controller_settings(&mut ccfg);
+        ccfg.on_apply = env.on_metadata_applied.clone();
         let ctl = Controller::start(ccfg).await?;
         tasks.push(internal.serve(ctl.clone(), stop_rx.clone()));
         internal_addr = Some(addr);
@@ -206,6 +210,9 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
 
     let ctl_client = Arc::new(ControllerClient::new(&cfg.voters));
     let cache = Arc::new(MetadataCache::new());
+    if let Some(f) = &env.on_image_published {
+        cache.observe(f.clone());
+    }
     let broker_epoch = Arc::new(std::sync::atomic::AtomicI64::new(-1));
     // The log directory goes offline at its first I/O error (Kafka's rule).
     let guard = crate::log::LogDirGuard::new(storage.clone(), &cfg.log_dir);

@@ -24,6 +24,8 @@ impl NodeEnv {
         NodeEnv {
             storage: Arc::new(crate::log::FsStorage),
             raft_backend: None,
+            on_metadata_applied: None,
+            on_image_published: None,
         }
     }
 }

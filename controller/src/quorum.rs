@@ -44,6 +44,8 @@ pub struct ControllerConfig {
     /// How often leaderless partitions of topics that allow unclean elections are given
     /// a leader (Kafka's internal `unclean.leader.election.interval.ms`).
     pub unclean_election_interval: Duration,
+    /// Told of every applied metadata batch (simulation histories); `None` in production.
+    pub on_apply: Option<crate::store::ApplyObserver>,
 }
 
 impl ControllerConfig {
@@ -66,6 +68,7 @@ impl ControllerConfig {
             election_timeout_ms: (250, 500),
             leader_imbalance_check_interval: Some(Duration::from_secs(300)),
             unclean_election_interval: Duration::from_secs(300),
+            on_apply: None,
         }
     }
 }
@@ -121,7 +124,8 @@ impl Controller {
         .map_err(internal)?;
         let mut log_store = LogStore::new(cfg.backend.clone());
         let pristine = log_store.is_pristine().await.map_err(internal)?;
-        let sm = StateMachineStore::open(cfg.backend.clone()).map_err(internal)?;
+        let sm =
+            StateMachineStore::open(cfg.backend.clone(), cfg.on_apply.clone()).map_err(internal)?;
         let shared = sm.shared();
         let raft = Raft::new(cfg.node_id, Arc::new(raft_config), Network, log_store, sm)
             .await

@@ -18,7 +18,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
     ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = tempfile::tempdir().expect("tempdir");
         let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(dir.path()).expect("sled"));
-        let sm = StateMachineStore::open(backend.clone())?;
+        let sm = StateMachineStore::open(backend.clone(), None)?;
         Ok((dir, LogStore::new(backend), sm))
     }
 }
@@ -28,7 +28,7 @@ struct SimBuilder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, ()> for SimBuilder {
     async fn build(&self) -> Result<((), LogStore, StateMachineStore), StorageError> {
         let backend: Arc<dyn Backend> = Arc::new(SimBackend::new());
-        let sm = StateMachineStore::open(backend.clone())?;
+        let sm = StateMachineStore::open(backend.clone(), None)?;
         Ok(((), LogStore::new(backend), sm))
     }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Shows that each replication history checker fails on a deliberately broken build.
+# Shows that each history checker fails on a deliberately broken build.
 # Every *.patch here breaks strom in one plausible way; this script applies each to a
-# scratch worktree of HEAD, runs the replication simulation (t04_replication) over a few
+# scratch worktree of HEAD, runs its simulation test (t04_replication unless TEST says) over a few
 # seeds, and checks that the invariant the patch targets is reported as failed
 # ("INVARIANT <name> FAILED"). Not part of ./test.sh (about 15 minutes on 2 cores).
 #
@@ -24,6 +24,11 @@ declare -A EXPECT=(
   [follower-forgets-producers]=no_duplicates
   [follower-restamps-epoch]=replicas_agree_below_hw
   [stale-epoch-stamp]=epochs_never_decrease
+  [raft-append-not-flushed]=metadata_logs_agree
+)
+# patch -> the simulation test that runs it (default t04_replication)
+declare -A TEST=(
+  [raft-append-not-flushed]=t01_single_node
 )
 git worktree add -q --detach "$WORK/tree" HEAD
 # Uncommitted changes of the simulation itself count (the checkers under test).
@@ -33,11 +38,11 @@ for patch in sim-tests/mutations/*.patch; do
   name=$(basename "$patch" .patch)
   if [ ${#ONLY[@]} -gt 0 ] && [[ ! " ${ONLY[*]} " == *" $name "* ]]; then continue; fi
   want=${EXPECT[$name]:-?}
-  (cd "$WORK/tree" && git checkout -q -- broker && git apply "$OLDPWD/$patch") || {
+  (cd "$WORK/tree" && git checkout -q -- broker controller && git apply "$OLDPWD/$patch") || {
     echo "MUTANT $name: patch does not apply"; status=1; continue; }
   out="$WORK/$name.log"
   (cd "$WORK/tree" && MADSIM_TEST_NUM=$SEEDS RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR="$TARGET" \
-    timeout 1800 cargo test -q -p strom-sim-tests --test t04_replication -- --test-threads 2) >"$out" 2>&1
+    timeout 1800 cargo test -q -p strom-sim-tests --test "${TEST[$name]:-t04_replication}" -- --test-threads 2) >"$out" 2>&1
   if grep -q "could not compile" "$out"; then
     echo "MUTANT $name: does not build"; grep -m3 "^error" "$out"; status=1; continue
   fi

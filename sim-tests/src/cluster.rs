@@ -44,6 +44,52 @@ pub struct SimCluster {
     pub client: NodeHandle,
     /// Ids of the nodes that are controllers (quorum voters).
     pub controllers: Vec<i32>,
+    /// Every metadata batch any controller applied and every image any broker
+    /// published, across kills, restarts and power failures.
+    pub metadata_history: Arc<Mutex<MetadataHistory>>,
+}
+
+/// What nodes applied, kept outside them: the first batch (and image) seen at each
+/// offset, and every disagreement with it.
+#[derive(Default)]
+pub struct MetadataHistory {
+    pub batches: BTreeMap<u64, (i32, Vec<u8>)>,
+    pub images: BTreeMap<u64, (i32, Arc<strom_controller::metadata::MetadataImage>)>,
+    /// Batches applied, per controller (all incarnations).
+    pub applied: BTreeMap<i32, u64>,
+    /// Images published, per broker.
+    pub published: BTreeMap<i32, u64>,
+    pub disagreements: Vec<String>,
+}
+
+impl MetadataHistory {
+    fn batch(&mut self, node: i32, offset: u64, raw: &[u8]) {
+        *self.applied.entry(node).or_default() += 1;
+        match self.batches.get(&offset) {
+            Some((first, seen)) if seen.as_slice() != raw => self.disagreements.push(format!(
+                "controllers {first} and {node} applied different batches at offset {offset}"
+            )),
+            Some(_) => {}
+            None => {
+                self.batches.insert(offset, (node, raw.to_vec()));
+            }
+        }
+    }
+
+    fn image(&mut self, node: i32, img: &strom_controller::metadata::MetadataImage) {
+        *self.published.entry(node).or_default() += 1;
+        match self.images.get(&img.offset) {
+            Some((first, seen)) if **seen != *img => self.disagreements.push(format!(
+                "brokers {first} and {node} published different images at metadata offset {}",
+                img.offset
+            )),
+            Some(_) => {}
+            None => {
+                self.images
+                    .insert(img.offset, (node, Arc::new(img.clone())));
+            }
+        }
+    }
 }
 
 fn ip(i: i32) -> IpAddr {
@@ -71,6 +117,7 @@ impl SimCluster {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let mut nodes = Vec::new();
+        let history: Arc<Mutex<MetadataHistory>> = Arc::default();
         for i in 1..=n {
             let storage = SimStorage::new();
             let backend = SimBackend::new();
@@ -97,6 +144,16 @@ impl SimCluster {
             let env = NodeEnv {
                 storage: Arc::new(storage.clone()),
                 raft_backend: Some(Arc::new(backend.clone())),
+                on_metadata_applied: Some({
+                    let h = history.clone();
+                    Arc::new(move |offset, raw: &[u8]| h.lock().batch(i, offset, raw))
+                }),
+                on_image_published: Some({
+                    let h = history.clone();
+                    Arc::new(move |img: &strom_controller::metadata::MetadataImage| {
+                        h.lock().image(i, img)
+                    })
+                }),
             };
             let live: Arc<Mutex<Option<Live>>> = Arc::new(Mutex::new(None));
             let slot = live.clone();
@@ -156,6 +213,7 @@ impl SimCluster {
             nodes,
             client,
             controllers: (1..=combined).collect(),
+            metadata_history: history,
         }
     }
 

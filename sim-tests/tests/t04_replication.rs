@@ -21,7 +21,7 @@ use madsim::rand::Rng;
 use madsim::runtime::NodeHandle;
 use parking_lot::Mutex;
 use strom_sim_tests::cluster::SimCluster;
-use strom_sim_tests::invariants::{check_replica_logs, check_replication};
+use strom_sim_tests::invariants::{check_metadata, check_replica_logs, check_replication};
 use strom_sim_tests::workload::{
     self, create_topic, final_logs, replica_logs, try_converge, wait_converged, History, Outcome,
     SETTINGS,
@@ -119,6 +119,7 @@ async fn finish(cluster: &SimCluster, w: Workload) -> History {
         "--- checking the history"
     );
     check_replication(&h, &logs, &replicas);
+    check_metadata(cluster);
     h
 }
 

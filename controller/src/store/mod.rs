@@ -14,4 +14,4 @@ pub mod state_machine;
 pub use backend::SledBackend;
 pub use backend::{Backend, SimBackend};
 pub use log_store::LogStore;
-pub use state_machine::{SmShared, StateMachineStore};
+pub use state_machine::{ApplyObserver, SmShared, StateMachineStore};

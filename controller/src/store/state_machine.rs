@@ -114,7 +114,12 @@ struct StoredSnapshot {
 pub struct StateMachineStore {
     shared: Arc<SmShared>,
     backend: Arc<dyn Backend>,
+    observer: Option<ApplyObserver>,
 }
+
+/// Told of every metadata batch a controller applies (offset, encoded batch), in order,
+/// for histories kept outside the node (the simulation's `metadata_logs_agree`).
+pub type ApplyObserver = Arc<dyn Fn(u64, &[u8]) + Send + Sync>;
 
 fn sm_err(verb: ErrorVerb, e: impl ToString) -> StorageError {
     StorageError::from_io_error(
@@ -126,7 +131,10 @@ fn sm_err(verb: ErrorVerb, e: impl ToString) -> StorageError {
 
 impl StateMachineStore {
     /// Opens the state machine, loading the last persisted snapshot if there is one.
-    pub fn open(backend: Arc<dyn Backend>) -> Result<StateMachineStore, StorageError> {
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        observer: Option<ApplyObserver>,
+    ) -> Result<StateMachineStore, StorageError> {
         let mut state = SmState {
             image: MetadataImage::default(),
             last_applied: None,
@@ -155,6 +163,7 @@ impl StateMachineStore {
                 applied_tx,
             }),
             backend,
+            observer,
         })
     }
 
@@ -235,6 +244,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => {}
                     EntryPayload::Normal(p) => {
                         let batch = decode_batch(&p.0).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+                        if let Some(observe) = &self.observer {
+                            observe(index, &p.0);
+                        }
                         st.image.apply_batch(index, &batch.records);
                         st.retained.push_back((index, Arc::new(batch)));
                         while st.retained.len() > RETAINED_BATCHES {

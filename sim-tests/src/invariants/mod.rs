@@ -34,6 +34,14 @@ fn run_checks(checks: Vec<Check>) {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
+/// The metadata histories of every controller and broker agree (`metadata_logs_agree`).
+pub fn check_metadata(cluster: &crate::cluster::SimCluster) {
+    run_checks(vec![(
+        "metadata_logs_agree",
+        Box::new(|| metadata_logs_agree::check(cluster)),
+    )]);
+}
+
 /// Every replication check on one run's history, final logs and replica logs. All of
 /// them run; the panic names every invariant that failed.
 pub fn check_replication(h: &History, logs: &[FinalLog], replicas: &[ReplicaLog]) {

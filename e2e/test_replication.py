@@ -499,3 +499,69 @@ def test_the_cli_moves_partitions_elects_leaders_and_shows_log_dirs(cluster_fact
     wait_until(lambda: len({line.split()[3] for line in cli("cluster", "log-dirs", "--topic", topic).splitlines()
                             if line.startswith(topic)}) == 1, 30, what="equal replica sizes")
     assert "under-replicated partitions: 0" in cli("cluster", "describe")
+
+
+def test_a_full_disk_halts_its_broker_and_loses_nothing(cluster_factory, tmp_path):
+    """A follower's log directory sits on a 16 MiB tmpfs. RF 3 acks=all writes fill it:
+    the write that gets ENOSPC takes the directory offline and the broker halts (exit
+    code 1, a log line naming the error), as Kafka halts a broker whose only log
+    directory failed. The other two keep the ISR and the writes going; every
+    acknowledged record is there at the end."""
+    small = tmp_path / "small-disk"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(small)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        cluster = cluster_factory(3, node_settings={3: {"log.dirs": str(small / "logs")}})
+        topic = create_rf3_topic(cluster)
+        victim = cluster.node(3)
+        p = Producer({"bootstrap.servers": cluster.bootstrap, "enable.idempotence": True,
+                      "acks": "all", "linger.ms": 5})
+        acked: dict[str, int] = {}
+        failed: dict[str, str] = {}
+
+        def report(err, msg):
+            v = msg.value()[:16].decode().strip()
+            if err is None:
+                acked[v] = msg.offset()
+            else:
+                failed[v] = err.name()
+
+        pad = b"x" * 8000
+        sent = 0
+        deadline = time.monotonic() + 120
+
+        def send_one():
+            nonlocal sent
+            if sent - len(acked) - len(failed) > 200:  # a bounded backlog
+                p.poll(0.05)
+                return
+            try:
+                p.produce(topic, value=f"{sent:<16}".encode() + pad, partition=0, on_delivery=report)
+                sent += 1
+                p.poll(0)
+            except BufferError:
+                p.poll(0.05)
+
+        while victim.running:
+            assert time.monotonic() < deadline, "the follower never filled its disk and halted"
+            send_one()
+        code = victim.proc.wait(10)
+        halted_at = len(acked)
+        # Writes go on with the two replicas left in the ISR.
+        while len(acked) < halted_at + 300:
+            assert time.monotonic() < deadline, f"writes stalled after the halt ({len(acked)} acked)"
+            send_one()
+        assert p.flush(60) == 0
+        log = victim.stderr_path.read_text(errors="replace")
+        assert code == 1, f"the broker on the full disk exited with {code}"
+        assert "log directory failed" in log and "No space left" in log, log[-3000:]
+        assert not failed, list(failed.items())[:5]
+        got = read_partition(cluster, topic, timeout=120)
+        assert_nothing_lost_nothing_twice({o: v[:16].strip() for o, v in got.items()}, acked)
+        print(f"[full disk] node 3 halted after {halted_at} acknowledged records; "
+              f"{len(acked)} acknowledged in all")
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)

@@ -52,6 +52,12 @@ pub struct History {
     pub polled: Vec<(i32, i64)>,
     /// For each reading in `polled`: the coordinator that answered, and when.
     pub polled_from: Vec<(i32, Instant)>,
+    /// KIP-848: when each member last sent a heartbeat that was answered. Its hold on a
+    /// partition it has not released yet ends a session timeout later at the latest
+    /// (a zombie that has not noticed yet).
+    pub heard: BTreeMap<String, Instant>,
+    /// Committed offsets read after the members stopped.
+    pub final_committed: BTreeMap<i32, i64>,
 }
 
 /// Reads the group's committed offsets every 200 ms, one request at a time, into
@@ -82,6 +88,29 @@ pub async fn poll_committed(
 }
 
 pub type SharedHistory = Arc<Mutex<History>>;
+
+/// `group.consumer.session.timeout.ms` of the group tests: how long a KIP-848 member
+/// may go unheard before the coordinator fences it.
+pub const KIP848_SESSION: Duration = Duration::from_millis(3000);
+
+/// The group's committed offsets once its members are gone, read until a coordinator
+/// answers (for `acked_commits_are_kept`).
+pub async fn final_committed(
+    client: Client,
+    group: String,
+    topic: String,
+    partitions: i32,
+) -> BTreeMap<i32, i64> {
+    let all: Vec<i32> = (0..partitions).collect();
+    loop {
+        if let Some((_, conn)) = coordinator(&client, &group).await {
+            if let Some(offs) = committed(&conn, &group, &topic, &all).await {
+                return offs;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
 
 fn s(x: &str) -> StrBytes {
     StrBytes::from_string(x.to_string())
@@ -343,7 +372,7 @@ pub async fn consumer_member(
     // consumer, the member neither consumes nor commits them until it has one.
     let mut unpositioned: BTreeSet<i32> = BTreeSet::new();
     let mut conn: Option<Arc<Connection>> = None;
-    let release = |history: &SharedHistory, member: &str, p: i32| {
+    let release_at = |history: &SharedHistory, member: &str, p: i32, at: Instant| {
         let mut h = history.lock();
         if let Some(iv) = h
             .intervals
@@ -351,8 +380,20 @@ pub async fn consumer_member(
             .rev()
             .find(|(m, q, _, to)| m == member && *q == p && to.is_none())
         {
-            iv.3 = Some(Instant::now());
+            iv.3 = Some(at);
         }
+    };
+    // When the last heartbeat that got an answer was sent: the coordinator heard from
+    // us no earlier, so it keeps our assignment at least a session timeout after it.
+    // Past that, a partition may already be someone else's: whatever ends our hold on
+    // it, it ended no later than then.
+    let mut last_ok_sent: Option<Instant> = None;
+    let held_until = |last: Option<Instant>| {
+        let now = Instant::now();
+        last.map_or(now, |t| (t + KIP848_SESSION).min(now))
+    };
+    let release = |history: &SharedHistory, member: &str, p: i32, last: Option<Instant>| {
+        release_at(history, member, p, held_until(last))
     };
     loop {
         let stopping = tokio::select! {
@@ -360,6 +401,18 @@ pub async fn consumer_member(
             _ = stop.notified() => true,
             _ = tokio::time::sleep(Duration::from_millis(300)) => false,
         };
+        // Cut off for a session timeout (a zombie): the coordinator may have given our
+        // partitions away by now, so they are lost from that moment on; rejoin.
+        if let Some(t) = last_ok_sent {
+            let expiry = t + KIP848_SESSION;
+            if !owned.is_empty() && Instant::now() >= expiry {
+                for p in std::mem::take(&mut owned) {
+                    release_at(&history, &member_id, p, expiry);
+                }
+                unpositioned.clear();
+                epoch = 0;
+            }
+        }
         if conn.is_none() {
             conn = coordinator(&client, &group).await.map(|(_, c)| c);
         }
@@ -371,7 +424,7 @@ pub async fn consumer_member(
             .unwrap_or_default();
         if stopping {
             for p in std::mem::take(&mut owned) {
-                release(&history, &member_id, p);
+                release(&history, &member_id, p, last_ok_sent);
             }
             let leave = ConsumerGroupHeartbeatRequest::default()
                 .with_group_id(GroupId(s(&group)))
@@ -413,6 +466,7 @@ pub async fn consumer_member(
             .with_topic_partitions(Some(vec![OwnedTp::default()
                 .with_topic_id(topic_id)
                 .with_partitions(owned.iter().copied().collect())]));
+        let sent_at = Instant::now();
         let r = match c.send(req, 1).await {
             Ok(r) => r,
             Err(_) => {
@@ -421,11 +475,14 @@ pub async fn consumer_member(
             }
         };
         match r.error_code {
-            0 => {}
+            0 => {
+                last_ok_sent = Some(sent_at);
+                history.lock().heard.insert(member_id.clone(), sent_at);
+            }
             110 | 25 => {
                 // Fenced: give everything up and join again.
                 for p in std::mem::take(&mut owned) {
-                    release(&history, &member_id, p);
+                    release(&history, &member_id, p, last_ok_sent);
                 }
                 unpositioned.clear();
                 epoch = 0;
@@ -436,6 +493,17 @@ pub async fn consumer_member(
                 continue;
             }
         }
+        // An answer that took longer than a session timeout to arrive is stale: the
+        // coordinator may have fenced us and moved our partitions since it was written.
+        if Instant::now() >= sent_at + KIP848_SESSION {
+            let at = sent_at + KIP848_SESSION;
+            for p in std::mem::take(&mut owned) {
+                release_at(&history, &member_id, p, at);
+            }
+            unpositioned.clear();
+            epoch = 0;
+            continue;
+        }
         epoch = r.member_epoch;
         if let Some(a) = r.assignment {
             let new: BTreeSet<i32> = a
@@ -444,7 +512,7 @@ pub async fn consumer_member(
                 .flat_map(|t| t.partitions.iter().copied())
                 .collect();
             for p in owned.difference(&new) {
-                release(&history, &member_id, *p);
+                release(&history, &member_id, *p, last_ok_sent);
                 unpositioned.remove(p);
             }
             let gained: Vec<i32> = new.difference(&owned).copied().collect();

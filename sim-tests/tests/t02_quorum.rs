@@ -14,7 +14,7 @@ use std::time::Duration;
 use madsim::rand::Rng;
 use strom_client::{Admin, NewTopic};
 use strom_sim_tests::cluster::{connect, SimCluster};
-use strom_sim_tests::invariants::{acknowledged_topics_exist_once, metadata_logs_agree};
+use strom_sim_tests::invariants::{acknowledged_topics_exist_once, check_metadata};
 use tokio::time::Instant;
 
 /// The outcome of one creation attempt.
@@ -91,7 +91,7 @@ async fn quorum_elects_and_commits() {
         assert_eq!(img.topics.len(), 5);
         assert_eq!(img.unfenced_brokers(), vec![1, 2, 3]);
     }
-    metadata_logs_agree::check(&cluster);
+    check_metadata(&cluster);
 }
 
 #[madsim::test]
@@ -134,7 +134,7 @@ async fn survives_loss_of_the_leader_and_measures_failover() {
     settle(&cluster).await;
     let img = cluster.live(old).unwrap().broker.unwrap().cache.image();
     assert!(img.topic_by_name("before").is_some() && img.topic_by_name("after").is_some());
-    metadata_logs_agree::check(&cluster);
+    check_metadata(&cluster);
 }
 
 #[madsim::test]
@@ -179,7 +179,7 @@ async fn a_partitioned_leader_is_replaced_and_rejoins() {
             n.id
         );
     }
-    metadata_logs_agree::check(&cluster);
+    check_metadata(&cluster);
 }
 
 #[madsim::test]
@@ -238,7 +238,7 @@ async fn random_faults_lose_no_acknowledged_topic() {
                 Outcome::Unknown => tracing::info!(topic = %name, "outcome unknown"),
             }
         }
-        metadata_logs_agree::check(&cluster);
+        check_metadata(&cluster);
     }
     if let Some(d) = down.take() {
         cluster.restart(d);
@@ -255,7 +255,7 @@ async fn random_faults_lose_no_acknowledged_topic() {
         attempted.len()
     );
     acknowledged_topics_exist_once::check(&cluster, &acknowledged, &attempted);
-    metadata_logs_agree::check(&cluster);
+    check_metadata(&cluster);
     let _ = bs;
 }
 

@@ -1,9 +1,10 @@
 //! Consumer groups under faults, with strom's own client as members. Classic members
 //! join, crash and come back; KIP-848 members join, leave and crash; the coordinator's
 //! node restarts; messages are delayed and the network is cut between members and the
-//! coordinator. Through all of it no partition is ever owned by two members of one
-//! generation (classic) or at the same time (KIP-848), and committed offsets never go
-//! backwards.
+//! coordinator; members are cut off past their session (zombies) and nodes lose power.
+//! Through all of it no partition is ever owned by two members of one generation
+//! (classic) or at the same time (KIP-848), committed offsets never go backwards, and
+//! every acknowledged commit is kept.
 #![cfg(madsim)]
 
 use std::sync::Arc;
@@ -14,9 +15,11 @@ use parking_lot::Mutex;
 use strom_client::{Admin, NewTopic};
 use strom_sim_tests::cluster::{connect, SimCluster};
 use strom_sim_tests::group_member::{
-    classic_member, consumer_member, crashed, poll_committed, History,
+    classic_member, consumer_member, crashed, final_committed, poll_committed, History,
 };
-use strom_sim_tests::invariants::{committed_offsets_never_go_back, group_ownership_is_exclusive};
+use strom_sim_tests::invariants::{
+    acked_commits_are_kept, committed_offsets_never_go_back, group_ownership_is_exclusive,
+};
 
 const SETTINGS: &[(&str, &str)] = &[
     ("group.initial.rebalance.delay.ms", "200"),
@@ -39,6 +42,19 @@ async fn setup(cluster: &SimCluster, topic: &str, partitions: i32) {
             assert!(r[0].error.is_none() || r[0].error.as_ref().unwrap().code == 36);
         })
         .await;
+}
+
+/// The committed offsets once the members are gone (after their last requests settled).
+async fn final_offsets(
+    cluster: &SimCluster,
+    group: &str,
+    topic: &str,
+) -> std::collections::BTreeMap<i32, i64> {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (bs, g, t) = (cluster.bootstrap(), group.to_string(), topic.to_string());
+    cluster
+        .on_client(async move { final_committed(connect(bs).await, g, t, 6).await })
+        .await
 }
 
 #[madsim::test]
@@ -66,7 +82,13 @@ async fn classic_members_crash_and_rejoin_without_overlap() {
     for round in 0..10 {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let i = madsim::rand::thread_rng().gen_range(0..members.len());
-        match madsim::rand::thread_rng().gen_range(0..5) {
+        // The first fault moves partitions for sure: a member crashes.
+        let fault = if round == 0 {
+            0
+        } else {
+            madsim::rand::thread_rng().gen_range(0..5)
+        };
+        match fault {
             0 => {
                 tracing::info!(round, i, "--- a member crashes and a new one starts");
                 members[i].abort();
@@ -74,10 +96,15 @@ async fn classic_members_crash_and_rejoin_without_overlap() {
             }
             1 => {
                 let n = madsim::rand::thread_rng().gen_range(1..=3);
-                tracing::info!(round, n, "--- a node restarts");
-                cluster.kill(n);
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                cluster.restart(n);
+                if madsim::rand::thread_rng().gen_bool(0.5) {
+                    tracing::info!(round, n, "--- a node loses power");
+                    cluster.power_fail(n);
+                } else {
+                    tracing::info!(round, n, "--- a node restarts");
+                    cluster.kill(n);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    cluster.restart(n);
+                }
             }
             2 => {
                 tracing::info!(round, "--- slow network");
@@ -112,15 +139,32 @@ async fn classic_members_crash_and_rejoin_without_overlap() {
         committed_offsets_never_go_back::check(&h);
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let h = history.lock();
+    for m in &members {
+        m.abort();
+    }
+    let fin = final_offsets(&cluster, "g-classic", "events").await;
+    let mut h = history.lock();
+    h.final_committed = fin;
     group_ownership_is_exclusive::check(&h);
     committed_offsets_never_go_back::check(&h);
+    acked_commits_are_kept::check(&h);
     assert!(
         h.commits.len() > 20,
         "the group made progress: {} commits",
         h.commits.len()
     );
     assert!(!h.classic_owned.is_empty());
+    // Partitions really moved between members (the faults were felt).
+    let moved = (0..6).any(|p| {
+        h.classic_owned
+            .iter()
+            .filter(|(_, _, q)| *q == p)
+            .map(|(_, m, _)| m)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 1
+    });
+    assert!(moved, "no partition ever changed owner");
     assert!(h.polled.len() > 20, "the poller read committed offsets");
 }
 
@@ -140,7 +184,9 @@ async fn consumer_protocol_members_never_share_a_partition() {
         let stop = Arc::new(tokio::sync::Notify::new());
         let s2 = stop.clone();
         let mid = id.clone();
-        let task = cluster.client.spawn(async move {
+        // Each member on its own machine, so that one can be cut off alone (a zombie).
+        let machine = cluster.client_node(&id, 100 + next_id as u8);
+        let task = machine.spawn(async move {
             consumer_member(
                 connect(bs).await,
                 mid,
@@ -151,7 +197,7 @@ async fn consumer_protocol_members_never_share_a_partition() {
             )
             .await
         });
-        (task, stop, id)
+        (task, stop, id, machine)
     };
     for _ in 0..3 {
         members.push(spawn(&history));
@@ -163,7 +209,27 @@ async fn consumer_protocol_members_never_share_a_partition() {
     for round in 0..8 {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let i = madsim::rand::thread_rng().gen_range(0..members.len());
-        match madsim::rand::thread_rng().gen_range(0..4) {
+        let fault = if round == 0 {
+            1
+        } else {
+            madsim::rand::thread_rng().gen_range(0..6)
+        };
+        match fault {
+            4 => {
+                tracing::info!(
+                    round,
+                    i,
+                    "--- a member is cut off past its session (a zombie), then comes back"
+                );
+                cluster.disconnect_client(&members[i].3);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                cluster.reconnect_client(&members[i].3);
+            }
+            5 => {
+                let n = madsim::rand::thread_rng().gen_range(1..=3);
+                tracing::info!(round, n, "--- a node loses power (consumer protocol)");
+                cluster.power_fail(n);
+            }
             0 => {
                 tracing::info!(round, i, "--- a member leaves; a new one joins");
                 members[i].1.notify_one();
@@ -199,15 +265,31 @@ async fn consumer_protocol_members_never_share_a_partition() {
         committed_offsets_never_go_back::check(&h);
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let h = history.lock();
+    for m in &members {
+        m.0.abort();
+    }
+    let fin = final_offsets(&cluster, "g-848", "orders").await;
+    let mut h = history.lock();
+    h.final_committed = fin;
     group_ownership_is_exclusive::check(&h);
     committed_offsets_never_go_back::check(&h);
+    acked_commits_are_kept::check(&h);
     assert!(
         h.commits.len() > 20,
         "the group made progress: {} commits",
         h.commits.len()
     );
     assert!(!h.intervals.is_empty());
+    let moved = (0..6).any(|p| {
+        h.intervals
+            .iter()
+            .filter(|(_, q, _, _)| *q == p)
+            .map(|(m, _, _, _)| m)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 1
+    });
+    assert!(moved, "no partition ever changed owner");
     assert!(h.polled.len() > 20, "the poller read committed offsets");
 }
 

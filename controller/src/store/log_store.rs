@@ -122,7 +122,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.meta(VOTE)
+        // Read only at startup. A node that led before it stopped comes back as a
+        // follower that voted for itself in that term (standard Raft), not as the leader:
+        // openraft 0.9 would resume leading the same term at once, and a leader that lost
+        // the tail of its log in a power failure would then write other entries under log
+        // ids its followers already hold (found by the simulation's metadata history).
+        Ok(self.meta::<Vote>(VOTE)?.map(|v| {
+            if v.is_committed() {
+                Vote::new(v.leader_id.term, v.leader_id.node_id)
+            } else {
+                v
+            }
+        }))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {

@@ -1,5 +1,6 @@
 //! Properties every simulated run must keep, one file per invariant.
 
+pub mod acked_commits_are_kept;
 pub mod acknowledged_topics_exist_once;
 pub mod committed_offsets_never_go_back;
 pub mod epochs_never_decrease;

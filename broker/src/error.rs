@@ -13,7 +13,11 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::Batch(b) => batch_error_code(b),
         LogError::Producer(ProducerError::InvalidEpoch { .. }) => E::InvalidProducerEpoch.code(),
         LogError::Producer(ProducerError::OutOfOrder { .. }) => E::OutOfOrderSequenceNumber.code(),
-        LogError::InvalidTimestamp(_) => E::InvalidTimestamp.code(),
+        LogError::Records {
+            invalid_timestamp: true,
+            ..
+        } => E::InvalidTimestamp.code(),
+        LogError::Records { .. } => E::InvalidRecord.code(),
         LogError::Io(_) => E::KafkaStorageError.code(),
         LogError::Deleted => E::NotLeaderOrFollower.code(),
         LogError::UnexpectedAppend(_) => E::UnknownServerError.code(),

@@ -318,3 +318,64 @@ async fn compression_bombs_get_an_error_and_the_node_keeps_serving() {
         .is_some_and(|r| !r.is_empty() && r.len() < 4096));
     n.node.shutdown().await;
 }
+
+/// KIP-467: a batch with one record stamped two hours ahead (past the default
+/// `message.timestamp.after.max.ms` of one hour) is refused with INVALID_TIMESTAMP and
+/// `record_errors` naming that record's index; nothing is appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_errors_name_each_refused_record() {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let n = start_node(&[]).await;
+    let mut c = Raw::connect(n.addr).await;
+    create_topic(&mut c, "stamps").await;
+    let now = strom_common::clock::now_ms();
+    let records: Vec<Record> = [now, now + 2 * 3_600_000, now]
+        .iter()
+        .enumerate()
+        .map(|(i, ts)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: *ts,
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut b = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut b,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    let r = c.call(&produce("stamps", 0, b.freeze()), 9).await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, E::InvalidTimestamp.code());
+    assert_eq!(
+        p.record_errors
+            .iter()
+            .map(|e| e.batch_index)
+            .collect::<Vec<_>>(),
+        [1]
+    );
+    assert!(p.record_errors[0]
+        .batch_index_error_message
+        .as_deref()
+        .is_some_and(|m| m.contains("out of range")));
+    // Nothing was appended: the next good batch starts at offset 0.
+    assert_eq!(
+        produce_code(&mut c, "stamps", batch(1, Compression::None)).await,
+        (0, 0)
+    );
+    n.node.shutdown().await;
+}

@@ -10,7 +10,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -20,7 +21,7 @@ use super::RequestContext;
 use crate::admin;
 use crate::broker::Broker;
 use crate::log::batch::BatchHeader;
-use crate::replication::{Appended, Partition, Refusal};
+use crate::replication::{Appended, Partition, ProduceRefusal};
 
 /// One partition of the request on its way through append and wait.
 struct Slot {
@@ -29,10 +30,20 @@ struct Slot {
     waiting: Option<(Arc<Partition>, Appended)>,
 }
 
-fn apply_refusal(r: &mut PartitionProduceResponse, (code, msg): Refusal, version: i16) {
-    r.error_code = code;
+fn apply_refusal(r: &mut PartitionProduceResponse, refusal: ProduceRefusal, version: i16) {
+    r.error_code = refusal.code;
     if version >= 8 {
-        r.error_message = Some(StrBytes::from_string(msg));
+        r.error_message = Some(StrBytes::from_string(refusal.message));
+        // KIP-467: which records of the batch were at fault.
+        r.record_errors = refusal
+            .record_errors
+            .into_iter()
+            .map(|(i, m)| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(i)
+                    .with_batch_index_error_message(Some(StrBytes::from_string(m)))
+            })
+            .collect();
     }
 }
 
@@ -89,8 +100,9 @@ pub async fn handle(
                     &mut r,
                     (
                         ResponseError::InvalidRecord.code(),
-                        "Produce requests with version 3 and above are only allowed to contain exactly one record batch per partition".into(),
-                    ),
+                        "Produce requests with version 3 and above are only allowed to contain exactly one record batch per partition".to_string(),
+                    )
+                        .into(),
                     version,
                 );
             } else {
@@ -137,7 +149,7 @@ pub async fn handle(
     let mut endpoints: Vec<NodeEndpoint> = Vec::new();
     for (slot, outcome) in slots.iter_mut().zip(outcomes) {
         if let Some(refusal) = outcome {
-            apply_refusal(&mut slot.response, refusal, version);
+            apply_refusal(&mut slot.response, refusal.into(), version);
         }
         if version >= 10 && slot.response.error_code == ResponseError::NotLeaderOrFollower.code() {
             let topic = &req.topic_data[slot.topic];

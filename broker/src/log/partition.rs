@@ -48,8 +48,14 @@ pub enum LogError {
     Batch(#[from] batch::BatchError),
     #[error(transparent)]
     Producer(#[from] ProducerError),
-    #[error("timestamp {0} of a record is out of the range the topic accepts")]
-    InvalidTimestamp(i64),
+    /// Records of a producer's batch refused one by one (KIP-467): INVALID_TIMESTAMP when
+    /// any timestamp is out of range, else INVALID_RECORD; (index in the batch, why).
+    #[error("{message}: {errors:?}")]
+    Records {
+        invalid_timestamp: bool,
+        message: String,
+        errors: Vec<(i32, String)>,
+    },
     #[error("storage: {0}")]
     Io(#[from] std::io::Error),
     #[error("the log was deleted")]

@@ -45,22 +45,47 @@ pub fn check_for_append(
             )),
             RecordError::Inflate(e) => BatchError::Decompression(e.to_string()),
         })?;
-        if config.cleanup_compact && !summary.all_keyed {
-            return Err(BatchError::InvalidRecord(
-                "Compacted topic cannot accept message without key",
-            )
-            .into());
+        // Kafka's LogValidator (KIP-467): every offending record is named by its index in
+        // the batch; a timestamp error makes the whole answer INVALID_TIMESTAMP.
+        let mut errors: Vec<(i32, String)> = Vec::new();
+        let mut bad_timestamp = false;
+        if config.cleanup_compact {
+            for &i in &summary.unkeyed {
+                errors.push((
+                    i,
+                    "Compacted topic cannot accept message without key".into(),
+                ));
+            }
         }
-        let mut b = b.clone();
         if !config.log_append_time {
-            for ts in [summary.min_timestamp, summary.max_timestamp] {
+            for (i, &ts) in summary.timestamps.iter().enumerate() {
                 if !timestamp_allowed(ts, config, now_ms) {
-                    return Err(LogError::InvalidTimestamp(ts));
+                    bad_timestamp = true;
+                    errors.push((
+                        i as i32,
+                        format!(
+                            "Timestamp {ts} of the record at index {i} is out of range: it may be at most {} ms before and {} ms after the broker's time {now_ms}",
+                            config.timestamp_before_max_ms, config.timestamp_after_max_ms
+                        ),
+                    ));
                 }
             }
-            if b.header.max_timestamp != summary.max_timestamp {
-                b = with_max_timestamp(&b, summary.max_timestamp);
-            }
+        }
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| e.0);
+            return Err(LogError::Records {
+                invalid_timestamp: bad_timestamp,
+                message: if bad_timestamp {
+                    "One or more records have been rejected due to invalid timestamp".into()
+                } else {
+                    "One or more records have been rejected".into()
+                },
+                errors,
+            });
+        }
+        let mut b = b.clone();
+        if !config.log_append_time && b.header.max_timestamp != summary.max_timestamp {
+            b = with_max_timestamp(&b, summary.max_timestamp);
         }
         if let Some(c) = codec {
             if c as i16 != b.header.compression() {
@@ -111,10 +136,14 @@ pub enum RecordError {
 }
 
 /// What the walk learnt about a valid batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordsSummary {
     pub count: i32,
     pub all_keyed: bool,
+    /// Indexes (offset deltas) of the records without a key.
+    pub unkeyed: Vec<i32>,
+    /// Each record's timestamp (base timestamp + delta), in order.
+    pub timestamps: Vec<i64>,
     /// Smallest and largest record timestamp (base timestamp + delta).
     pub min_timestamp: i64,
     pub max_timestamp: i64,
@@ -151,6 +180,8 @@ pub fn inspect(
     let mut summary = RecordsSummary {
         count: 0,
         all_keyed: true,
+        unkeyed: Vec::new(),
+        timestamps: Vec::with_capacity(header.records_count.clamp(0, 1 << 16) as usize),
         min_timestamp: i64::MAX,
         max_timestamp: i64::MIN,
     };
@@ -187,6 +218,7 @@ pub fn inspect(
         let key_len = body.varint()?;
         if key_len < 0 {
             summary.all_keyed = false;
+            summary.unkeyed.push(expected_delta);
         } else {
             body.skip(key_len as usize)?;
         }
@@ -221,6 +253,7 @@ pub fn inspect(
         }
         r.pos = end;
         let ts = header.base_timestamp.saturating_add(ts_delta);
+        summary.timestamps.push(ts);
         summary.min_timestamp = summary.min_timestamp.min(ts);
         summary.max_timestamp = summary.max_timestamp.max(ts);
         summary.count += 1;

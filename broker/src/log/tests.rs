@@ -299,6 +299,54 @@ async fn several_batches_to_one_partition_are_all_or_nothing() {
 }
 
 #[tokio::test]
+async fn a_compacted_topic_names_each_record_without_a_key() {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = (0..4)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: i as i32 - 1,
+            timestamp: NOW,
+            key: (i % 2 == 0).then(|| Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    let cfg = config(&[("cleanup.policy", "compact")]);
+    let err = super::records::check_for_append(
+        &validate_batches(&buf.freeze(), 1 << 20).unwrap(),
+        &cfg,
+        NOW,
+    )
+    .unwrap_err();
+    match &err {
+        LogError::Records {
+            invalid_timestamp: false,
+            errors,
+            ..
+        } => assert_eq!(errors.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 3]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(crate::error::log_error_code(&err), 87);
+}
+
+#[tokio::test]
 async fn idle_producers_expire() {
     let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
     let log = open(&s, false, config(&[])).await;
@@ -331,10 +379,16 @@ async fn record_timestamps_are_checked_and_the_header_takes_their_maximum() {
         NOW,
     )
     .unwrap_err();
-    assert!(
-        matches!(err, LogError::InvalidTimestamp(1_700_000_000_000)),
-        "{err:?}"
-    );
+    // KIP-467: each record named, INVALID_TIMESTAMP for the whole answer.
+    match &err {
+        LogError::Records {
+            invalid_timestamp: true,
+            errors,
+            ..
+        } => assert_eq!(errors.iter().map(|e| e.0).collect::<Vec<_>>(), [0, 1, 2]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(crate::error::log_error_code(&err), 32);
     // A header whose max timestamp lies is corrected (CRC recomputed).
     let log = open(&s, false, config(&[])).await;
     let mut lying = BytesMut::from(&make_batch(3, Compression::None, None)[..]);
@@ -931,7 +985,10 @@ async fn compaction_keeps_the_latest_record_per_key_and_offsets() {
     .unwrap_err();
     assert!(matches!(
         err,
-        LogError::Batch(batch::BatchError::InvalidRecord(_))
+        LogError::Records {
+            invalid_timestamp: false,
+            ..
+        }
     ));
 }
 

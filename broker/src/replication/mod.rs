@@ -21,7 +21,7 @@ mod partition;
 pub use manager::ReplicaManager;
 pub use partition::{
     Appended, ConsumerRead, FollowerRead, Partition, PartitionSettings, PartitionState,
-    ProduceOutcome, Refusal, Transition,
+    ProduceOutcome, ProduceRefusal, Refusal, Transition,
 };
 
 /// Replication settings, with Kafka's names and defaults.

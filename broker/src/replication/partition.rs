@@ -110,6 +110,40 @@ fn refuse(code: E, msg: impl Into<String>) -> Refusal {
     (code.code(), msg.into())
 }
 
+/// A refused produce: a Kafka code and message, and the records at fault with their
+/// index in the batch (KIP-467's `record_errors`).
+#[derive(Clone, Debug)]
+pub struct ProduceRefusal {
+    pub code: i16,
+    pub message: String,
+    pub record_errors: Vec<(i32, String)>,
+}
+
+impl From<Refusal> for ProduceRefusal {
+    fn from((code, message): Refusal) -> ProduceRefusal {
+        ProduceRefusal {
+            code,
+            message,
+            record_errors: Vec::new(),
+        }
+    }
+}
+
+impl ProduceRefusal {
+    fn from_log(e: &LogError) -> ProduceRefusal {
+        match e {
+            LogError::Records {
+                message, errors, ..
+            } => ProduceRefusal {
+                code: log_error_code(e),
+                message: message.clone(),
+                record_errors: errors.clone(),
+            },
+            e => (log_error_code(e), e.to_string()).into(),
+        }
+    }
+}
+
 /// An accepted leader append, for `wait_for_commit`.
 #[derive(Clone, Copy, Debug)]
 pub struct Appended {
@@ -405,26 +439,27 @@ impl Partition {
         records: Option<&Bytes>,
         acks: i16,
         now_ms: i64,
-    ) -> Result<Appended, Refusal> {
+    ) -> Result<Appended, ProduceRefusal> {
         let config = self.log.config();
         let Some(records) = records else {
-            return Err(refuse(E::InvalidRecord, "null records"));
+            return Err(refuse(E::InvalidRecord, "null records").into());
         };
         let batches = validate_batches(records, config.max_message_bytes).map_err(|e| {
             tracing::debug!(topic = %self.topic, partition = self.index, error = %e, "refused a record batch");
-            (batch_error_code(&e), e.to_string())
+            ProduceRefusal::from((batch_error_code(&e), e.to_string()))
         })?;
         if batches.iter().any(|v| v.header.is_transactional()) {
             return Err(refuse(
                 E::InvalidRecord,
                 "transactional writes are not supported by this strom version yet",
-            ));
+            )
+            .into());
         }
         let batches = check_records(batches, config.clone(), now_ms)
             .await
             .map_err(|e| {
                 tracing::info!(topic = %self.topic, partition = self.index, error = %e, "refused a record batch");
-                (log_error_code(&e), e.to_string())
+                ProduceRefusal::from_log(&e)
             })?;
         let _guard = self.role_lock.read().await;
         let (epoch, generation) = {
@@ -433,7 +468,8 @@ impl Partition {
                 return Err(refuse(
                     E::NotLeaderOrFollower,
                     "this broker does not lead the partition",
-                ));
+                )
+                .into());
             };
             if acks == -1 && l.under_min_isr(config.min_insync_replicas) {
                 return Err(refuse(
@@ -443,7 +479,8 @@ impl Partition {
                         l.isr,
                         l.effective_min_isr(config.min_insync_replicas)
                     ),
-                ));
+                )
+                .into());
             }
             (i.meta.leader_epoch, i.generation)
         };
@@ -453,7 +490,7 @@ impl Partition {
             .await
             .map_err(|e| {
                 tracing::debug!(topic = %self.topic, partition = self.index, error = %e, "append refused");
-                (log_error_code(&e), e.to_string())
+                ProduceRefusal::from_log(&e)
             })?;
         drop(_guard);
         self.maybe_increment_high_watermark(now_ms).await;
@@ -813,7 +850,10 @@ impl Partition {
         now_ms: i64,
     ) -> Result<AppendInfo, Refusal> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let appended = self.append_as_leader(Some(records), -1, now_ms).await?;
+        let appended = self
+            .append_as_leader(Some(records), -1, now_ms)
+            .await
+            .map_err(|r| (r.code, r.message))?;
         self.wait_for_commit(&appended, deadline).await?;
         Ok(appended.info)
     }

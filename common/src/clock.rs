@@ -19,7 +19,13 @@ pub fn now_ms() -> i64 {
 pub fn system_now() -> SystemTime {
     #[cfg(madsim)]
     {
-        madsim::time::TimeHandle::current().now_time()
+        let now = madsim::time::TimeHandle::current().now_time();
+        let offset = sim::offset_ms();
+        if offset >= 0 {
+            now + Duration::from_millis(offset as u64)
+        } else {
+            now - Duration::from_millis(offset.unsigned_abs())
+        }
     }
     #[cfg(not(madsim))]
     {
@@ -48,5 +54,40 @@ pub fn random_u128() -> u128 {
     #[cfg(not(madsim))]
     {
         rand::random()
+    }
+}
+
+/// Per-node wall-clock offsets under simulation: a node's clock may run ahead of or behind
+/// the others', as real clocks do (monotonic time is unaffected, as with NTP steps).
+#[cfg(madsim)]
+pub mod sim {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    thread_local! {
+        // One simulation runs on one thread; keyed by madsim's node id.
+        static OFFSETS: RefCell<BTreeMap<String, i64>> = const { RefCell::new(BTreeMap::new()) };
+    }
+
+    /// The current node's offset in ms (0 when none is set).
+    pub fn offset_ms() -> i64 {
+        OFFSETS.with(|o| {
+            let o = o.borrow();
+            if o.is_empty() {
+                return 0;
+            }
+            let k = format!("{:?}", madsim::plugin::node());
+            o.get(&k).copied().unwrap_or(0)
+        })
+    }
+
+    /// Sets `node`'s wall-clock offset (madsim's node id, as `{:?}` prints it).
+    pub fn set_offset_ms(node: &str, offset_ms: i64) {
+        OFFSETS.with(|o| o.borrow_mut().insert(node.to_string(), offset_ms));
+    }
+
+    /// Forgets every offset (a new simulation starts).
+    pub fn clear() {
+        OFFSETS.with(|o| o.borrow_mut().clear());
     }
 }

@@ -446,18 +446,36 @@ async fn leader_duties(weak: std::sync::Weak<Controller>) {
         }
         let expired: Vec<i32> = {
             let now = tokio::time::Instant::now();
-            let hb = ctl.heartbeats.lock();
+            let mut hb = ctl.heartbeats.lock();
             ctl.sm.with_image(|img| {
-                img.brokers
-                    .values()
-                    .filter(|b| !b.fenced)
-                    .filter(|b| {
-                        hb.get(&b.broker_id).is_none_or(|l| {
-                            now.duration_since(l.last_heartbeat) > ctl.cfg.session_timeout
-                        })
-                    })
-                    .map(|b| b.broker_id)
-                    .collect()
+                let mut expired = Vec::new();
+                for b in img.brokers.values().filter(|b| !b.fenced) {
+                    match hb.get(&b.broker_id) {
+                        // Unfenced by a record this leader committed after taking over
+                        // (so not in the map it started with): the same short grace,
+                        // not an expired session.
+                        None => {
+                            let grace = ctl.cfg.session_timeout.min(SESSION_REOPEN_GRACE);
+                            let since = now
+                                .checked_sub(ctl.cfg.session_timeout.saturating_sub(grace))
+                                .unwrap_or(now);
+                            hb.insert(
+                                b.broker_id,
+                                Liveness {
+                                    last_heartbeat: since,
+                                    applied_offset: 0,
+                                },
+                            );
+                        }
+                        Some(l)
+                            if now.duration_since(l.last_heartbeat) > ctl.cfg.session_timeout =>
+                        {
+                            expired.push(b.broker_id)
+                        }
+                        Some(_) => {}
+                    }
+                }
+                expired
             })
         };
         for id in expired {

@@ -106,6 +106,7 @@ impl SimCluster {
     /// `brokers_only` nodes that are brokers only.
     pub fn start_mixed(combined: i32, brokers_only: i32, extra: &[(&str, &str)]) -> SimCluster {
         init_logging();
+        strom_common::clock::sim::clear();
         let handle = Handle::current();
         let n = combined + brokers_only;
         let voters: Vec<String> = (1..=combined)
@@ -235,6 +236,13 @@ impl SimCluster {
     /// Restarts a killed node through the same `start`.
     pub fn restart(&self, id: i32) {
         Handle::current().restart(self.node(id).handle.id());
+    }
+
+    /// Sets a node's wall clock `offset_ms` ahead of (or, negative, behind) the others'.
+    /// Timestamps, retention and expiry read it; timeouts use monotonic time.
+    pub fn set_clock_offset(&self, id: i32, offset_ms: i64) {
+        let node = format!("{:?}", self.node(id).handle.id());
+        strom_common::clock::sim::set_offset_ms(&node, offset_ms);
     }
 
     /// Kills a node and drops every byte its disks had not synced, then restarts it.

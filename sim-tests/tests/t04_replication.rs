@@ -3,8 +3,8 @@
 //! leaders are killed, power-failed (alone and two at once), paused like a SIGSTOP
 //! (zombies), cut from the controllers but not from clients, restarted inside the
 //! session timeout, and stopped cleanly, and a leader whose answers to producers are lost
-//! dies (every batch in flight is retried at the new leader); the clusters are three
-//! combined nodes, or three
+//! dies (every batch in flight is retried at the new leader), a leader's disk fails, and
+//! wall clocks disagree and jump; the clusters are three combined nodes, or three
 //! controllers with two brokers that are not controllers. After the faults the cluster
 //! heals and every history check runs (`invariants::check_replication`): no acknowledged
 //! record lost; one value per offset and one offset per value; no duplicates; replicas
@@ -348,10 +348,14 @@ async fn random_faults_keep_every_replication_invariant() {
     let cluster = setup(3, 2, 3).await;
     let w = start_workload(&cluster, 3, 2, 2);
     let ids: Vec<i32> = cluster.nodes.iter().map(|n| n.id).collect();
+    // Clocks disagree by up to half a minute, as unsynchronised ones do.
+    for &id in &ids {
+        cluster.set_clock_offset(id, madsim::rand::thread_rng().gen_range(-30_000..30_000));
+    }
     for step in 0..6 {
         sleep(madsim::rand::thread_rng().gen_range(500..2500)).await;
         let victim = ids[madsim::rand::thread_rng().gen_range(0..ids.len())];
-        let fault = madsim::rand::thread_rng().gen_range(0..6);
+        let fault = madsim::rand::thread_rng().gen_range(0..7);
         tracing::info!(step, victim, fault, "--- fault");
         match fault {
             0 => {
@@ -373,6 +377,12 @@ async fn random_faults_keep_every_replication_invariant() {
             4 => {
                 cluster.stop_gracefully(victim).await;
                 cluster.restart(victim);
+            }
+            5 => {
+                // A clock step (NTP correcting, a VM resumed): up to ten minutes either way.
+                let jump = madsim::rand::thread_rng().gen_range(-600_000..600_000);
+                tracing::info!(victim, jump, "--- the wall clock jumps");
+                cluster.set_clock_offset(victim, jump);
             }
             _ => {
                 for &c in &cluster.controllers {

@@ -17,9 +17,7 @@ use strom_sim_tests::cluster::{connect, SimCluster};
 use strom_sim_tests::group_member::{
     classic_member, consumer_member, crashed, final_committed, poll_committed, History,
 };
-use strom_sim_tests::invariants::{
-    acked_commits_are_kept, committed_offsets_never_go_back, group_ownership_is_exclusive,
-};
+use strom_sim_tests::invariants::check_groups;
 
 const SETTINGS: &[(&str, &str)] = &[
     ("group.initial.rebalance.delay.ms", "200"),
@@ -134,9 +132,7 @@ async fn classic_members_crash_and_rejoin_without_overlap() {
                 cluster.heal(n);
             }
         }
-        let h = history.lock();
-        group_ownership_is_exclusive::check(&h);
-        committed_offsets_never_go_back::check(&h);
+        check_groups(&history.lock());
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
     for m in &members {
@@ -145,9 +141,7 @@ async fn classic_members_crash_and_rejoin_without_overlap() {
     let fin = final_offsets(&cluster, "g-classic", "events").await;
     let mut h = history.lock();
     h.final_committed = fin;
-    group_ownership_is_exclusive::check(&h);
-    committed_offsets_never_go_back::check(&h);
-    acked_commits_are_kept::check(&h);
+    check_groups(&h);
     assert!(
         h.commits.len() > 20,
         "the group made progress: {} commits",
@@ -260,9 +254,7 @@ async fn consumer_protocol_members_never_share_a_partition() {
                 });
             }
         }
-        let h = history.lock();
-        group_ownership_is_exclusive::check(&h);
-        committed_offsets_never_go_back::check(&h);
+        check_groups(&history.lock());
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
     for m in &members {
@@ -271,9 +263,7 @@ async fn consumer_protocol_members_never_share_a_partition() {
     let fin = final_offsets(&cluster, "g-848", "orders").await;
     let mut h = history.lock();
     h.final_committed = fin;
-    group_ownership_is_exclusive::check(&h);
-    committed_offsets_never_go_back::check(&h);
-    acked_commits_are_kept::check(&h);
+    check_groups(&h);
     assert!(
         h.commits.len() > 20,
         "the group made progress: {} commits",

@@ -35,6 +35,28 @@ fn run_checks(checks: Vec<Check>) {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
+/// Every group check on a group history: exclusive ownership, committed offsets never
+/// going back, and (once `final_committed` is filled in) every acknowledged commit kept.
+pub fn check_groups(h: &crate::group_member::History) {
+    let mut checks: Vec<Check> = vec![
+        (
+            "group_ownership_is_exclusive",
+            Box::new(|| group_ownership_is_exclusive::check(h)),
+        ),
+        (
+            "committed_offsets_never_go_back",
+            Box::new(|| committed_offsets_never_go_back::check(h)),
+        ),
+    ];
+    if !h.final_committed.is_empty() {
+        checks.push((
+            "acked_commits_are_kept",
+            Box::new(|| acked_commits_are_kept::check(h)),
+        ));
+    }
+    run_checks(checks);
+}
+
 /// The metadata histories of every controller and broker agree (`metadata_logs_agree`).
 pub fn check_metadata(cluster: &crate::cluster::SimCluster) {
     run_checks(vec![(

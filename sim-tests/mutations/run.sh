@@ -25,12 +25,14 @@ declare -A EXPECT=(
   [follower-restamps-epoch]=replicas_agree_below_hw
   [stale-epoch-stamp]=epochs_never_decrease
   [raft-append-not-flushed]=metadata_logs_agree
-  [coordinator-acks-unreplicated]=acked_commits_are_kept
+  [coordinator-acks-unreplicated]=committed_offsets_never_go_back
+  [commit-acked-not-stored]=acked_commits_are_kept
 )
 # patch -> the simulation test that runs it (default t04_replication)
 declare -A TEST=(
   [raft-append-not-flushed]=t01_single_node
   [coordinator-acks-unreplicated]=t03_groups
+  [commit-acked-not-stored]=t03_groups
 )
 git worktree add -q --detach "$WORK/tree" HEAD
 # Uncommitted changes of the simulation itself count (the checkers under test).

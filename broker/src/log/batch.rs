@@ -303,6 +303,41 @@ pub mod tests {
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
 
+    /// An uncompressed batch of plain (non-idempotent) records: (key, value, timestamp)
+    /// each, sequences running with the offsets so the encoder keeps them in one batch.
+    pub fn plain_records(records: Vec<(Option<Bytes>, Bytes, i64)>) -> Bytes {
+        let records: Vec<Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value, timestamp))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32 - 1,
+                timestamp,
+                key,
+                value: Some(value),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf.freeze()
+    }
+
     /// A batch of `n` records as a producer would send it.
     pub fn make_batch(
         n: usize,

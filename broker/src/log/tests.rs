@@ -300,41 +300,21 @@ async fn several_batches_to_one_partition_are_all_or_nothing() {
 
 #[tokio::test]
 async fn a_compacted_topic_names_each_record_without_a_key() {
-    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let records: Vec<Record> = (0..4)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: i as i32 - 1,
-            timestamp: NOW,
-            key: (i % 2 == 0).then(|| Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from_static(b"v")),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
+    let batch = super::batch::tests::plain_records(
+        (0..4)
+            .map(|i| {
+                (
+                    (i % 2 == 0).then(|| Bytes::from(format!("k{i}"))),
+                    Bytes::from_static(b"v"),
+                    NOW,
+                )
+            })
+            .collect(),
+    );
     let cfg = config(&[("cleanup.policy", "compact")]);
-    let err = super::records::check_for_append(
-        &validate_batches(&buf.freeze(), 1 << 20).unwrap(),
-        &cfg,
-        NOW,
-    )
-    .unwrap_err();
+    let err =
+        super::records::check_for_append(&validate_batches(&batch, 1 << 20).unwrap(), &cfg, NOW)
+            .unwrap_err();
     match &err {
         LogError::Records {
             invalid_timestamp: false,
@@ -615,37 +595,17 @@ mod proptests {
     }
 
     fn keyed_batch(n: usize, first_key: usize, tag: usize) -> Bytes {
-        use kafka_protocol::records::{
-            Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-        };
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32 - 1,
-                timestamp: NOW - 10_000,
-                key: Some(Bytes::from(format!("k{}", first_key + i))),
-                value: Some(Bytes::from(format!("v{tag}-{i}"))),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
+        super::super::batch::tests::plain_records(
+            (0..n)
+                .map(|i| {
+                    (
+                        Some(Bytes::from(format!("k{}", first_key + i))),
+                        Bytes::from(format!("v{tag}-{i}")),
+                        NOW - 10_000,
+                    )
+                })
+                .collect(),
         )
-        .unwrap();
-        buf.freeze()
     }
 
     /// Runs `ops` on a log over an unkind simulated disk, cuts the last one short after

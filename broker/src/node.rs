@@ -42,6 +42,10 @@ pub struct NodeEnv {
     /// Histories kept outside the node (simulation checks); `None` in production.
     pub on_metadata_applied: Option<strom_controller::store::ApplyObserver>,
     pub on_image_published: Option<crate::metadata_cache::ImageObserver>,
+    /// Simulation only: each change resets every client connection of the node's Kafka
+    /// listeners (the peer sees the connection end; a request being handled finishes and
+    /// its answer is lost). `None` in production.
+    pub connection_resets: Option<watch::Receiver<u64>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -307,7 +311,8 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         Duration::from_millis(cfg.checkpoint_interval_ms.max(10)),
         Duration::from_millis(cfg.cleaner_backoff_ms().max(10)),
     );
-    let conns = crate::server::Connections::new(cfg.connection_limits());
+    let conns =
+        crate::server::Connections::new(cfg.connection_limits(), env.connection_resets.clone());
     for (name, sock, addr) in listeners {
         node.kafka_addrs.push((name.clone(), addr));
         node.tasks.push(tokio::spawn(crate::server::serve(

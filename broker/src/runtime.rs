@@ -26,6 +26,7 @@ impl NodeEnv {
             raft_backend: None,
             on_metadata_applied: None,
             on_image_published: None,
+            connection_resets: None,
         }
     }
 }

@@ -116,6 +116,11 @@ impl<T> Receiver<T> {
         RwLockReadGuard::map(g, |s| &s.0)
     }
 
+    /// Whether the value changed after the last one seen.
+    pub fn has_changed(&self) -> bool {
+        self.shared.state.read().1 != self.seen
+    }
+
     /// Waits until the value changes after the last one seen.
     pub async fn changed(&mut self) -> Result<(), Closed> {
         loop {

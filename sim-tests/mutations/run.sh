@@ -27,6 +27,11 @@ declare -A EXPECT=(
   [raft-append-not-flushed]=metadata_logs_agree
   [coordinator-acks-unreplicated]=committed_offsets_never_go_back
   [commit-acked-not-stored]=acked_commits_are_kept
+  [leader-appends-retries]=no_duplicates
+)
+# patch -> a test name filter (default: every test of the file)
+declare -A FILTER=(
+  [leader-appends-retries]=connection_resets
 )
 # patch -> the simulation test that runs it (default t04_replication)
 declare -A TEST=(
@@ -46,7 +51,7 @@ for patch in sim-tests/mutations/*.patch; do
     echo "MUTANT $name: patch does not apply"; status=1; continue; }
   out="$WORK/$name.log"
   (cd "$WORK/tree" && MADSIM_TEST_NUM=$SEEDS RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR="$TARGET" \
-    timeout 1800 cargo test -q -p strom-sim-tests --test "${TEST[$name]:-t04_replication}" -- --test-threads 2) >"$out" 2>&1
+    timeout 1800 cargo test -q -p strom-sim-tests --test "${TEST[$name]:-t04_replication}" -- ${FILTER[$name]:-} --test-threads 2) >"$out" 2>&1
   if grep -q "could not compile" "$out"; then
     echo "MUTANT $name: does not build"; grep -m3 "^error" "$out"; status=1; continue
   fi

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle};
 use parking_lot::Mutex;
 use strom_broker::broker::Broker;
@@ -37,6 +38,8 @@ pub struct SimNode {
     pub backend: SimBackend,
     pub handle: NodeHandle,
     pub live: Arc<Mutex<Option<Live>>>,
+    /// Bumped to reset the node's client connections.
+    resets: strom_common::watch::Sender<u64>,
 }
 
 pub struct SimCluster {
@@ -122,6 +125,7 @@ impl SimCluster {
         for i in 1..=n {
             let storage = SimStorage::new();
             let backend = SimBackend::new();
+            let (resets, resets_rx) = strom_common::watch::channel(0u64);
             let mut settings: BTreeMap<String, String> = BTreeMap::new();
             settings.insert("node.id".into(), i.to_string());
             settings.insert(
@@ -155,6 +159,7 @@ impl SimCluster {
                         h.lock().image(i, img)
                     })
                 }),
+                connection_resets: Some(resets_rx),
             };
             let live: Arc<Mutex<Option<Live>>> = Arc::new(Mutex::new(None));
             let slot = live.clone();
@@ -203,6 +208,7 @@ impl SimCluster {
                 backend,
                 handle: node,
                 live,
+                resets,
             });
         }
         let client = handle
@@ -243,6 +249,23 @@ impl SimCluster {
     pub fn set_clock_offset(&self, id: i32, offset_ms: i64) {
         let node = format!("{:?}", self.node(id).handle.id());
         strom_common::clock::sim::set_offset_ms(&node, offset_ms);
+    }
+
+    /// Resets every client connection to node `id`'s Kafka listeners, as a TCP reset
+    /// would: clients (and other brokers' replica fetchers) see their connection end; a
+    /// request the node is handling finishes and its answer is lost.
+    pub fn reset_connections(&self, id: i32) {
+        self.node(id).resets.send_modify(|n| *n += 1);
+    }
+
+    /// Resets node `id`'s client connections `times` times, 50–500 ms apart (a flapping
+    /// network path or a middlebox dropping connections).
+    pub async fn flap_connections(&self, id: i32, times: u32) {
+        for _ in 0..times {
+            self.reset_connections(id);
+            let ms = madsim::rand::thread_rng().gen_range(50..500);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
     }
 
     /// Kills a node and drops every byte its disks had not synced, then restarts it.

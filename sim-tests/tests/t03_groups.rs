@@ -84,7 +84,7 @@ async fn classic_members_crash_and_rejoin_without_overlap() {
         let fault = if round == 0 {
             0
         } else {
-            madsim::rand::thread_rng().gen_range(0..5)
+            madsim::rand::thread_rng().gen_range(0..6)
         };
         match fault {
             0 => {
@@ -123,6 +123,11 @@ async fn classic_members_crash_and_rejoin_without_overlap() {
                 cluster.disconnect_client(&machines[i]);
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 cluster.reconnect_client(&machines[i]);
+            }
+            4 => {
+                let n = madsim::rand::thread_rng().gen_range(1..=3);
+                tracing::info!(round, n, "--- a node's connections are reset, repeatedly");
+                cluster.flap_connections(n, 6).await;
             }
             _ => {
                 let n = madsim::rand::thread_rng().gen_range(1..=3);
@@ -205,9 +210,14 @@ async fn consumer_protocol_members_never_share_a_partition() {
         let fault = if round == 0 {
             1
         } else {
-            madsim::rand::thread_rng().gen_range(0..6)
+            madsim::rand::thread_rng().gen_range(0..7)
         };
         match fault {
+            6 => {
+                let n = madsim::rand::thread_rng().gen_range(1..=3);
+                tracing::info!(round, n, "--- a node's connections are reset, repeatedly");
+                cluster.flap_connections(n, 6).await;
+            }
             4 => {
                 tracing::info!(
                     round,

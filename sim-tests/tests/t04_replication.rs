@@ -3,7 +3,8 @@
 //! leaders are killed, power-failed (alone and two at once), paused like a SIGSTOP
 //! (zombies), cut from the controllers but not from clients, restarted inside the
 //! session timeout, and stopped cleanly, and a leader whose answers to producers are lost
-//! dies (every batch in flight is retried at the new leader), a leader's disk fails, and
+//! dies (every batch in flight is retried at the new leader), connections are reset
+//! (retries at the same leader), a leader's disk fails, and
 //! wall clocks disagree and jump; the clusters are three combined nodes, or three
 //! controllers with two brokers that are not controllers. After the faults the cluster
 //! heals and every history check runs (`invariants::check_replication`): no acknowledged
@@ -225,6 +226,35 @@ async fn a_leader_whose_answers_are_lost_dies_and_retries_are_not_duplicated() {
     );
 }
 
+/// Every node's client connections are reset again and again (a flapping path, a
+/// middlebox dropping connections) while producers and consumers run and replica
+/// fetchers follow: a batch whose answer is lost is retried on a new connection to the
+/// same leader, which must recognise it; nothing acknowledged is lost, nothing doubled.
+#[madsim::test]
+async fn connection_resets_lose_nothing_and_duplicate_nothing() {
+    let cluster = setup(3, 0, 2).await;
+    // A new producer id per flush (each retry is a first batch) on some producers, the
+    // same id throughout on others.
+    let fresh = madsim::rand::thread_rng().gen_bool(0.5);
+    let w = start_workload_with(&cluster, 2, 3, 2, fresh);
+    while w.history.lock().sent.len() < 40 {
+        sleep(100).await;
+    }
+    let ids: Vec<i32> = cluster.nodes.iter().map(|n| n.id).collect();
+    for round in 0..20 {
+        let victim = ids[madsim::rand::thread_rng().gen_range(0..ids.len())];
+        tracing::info!(round, victim, "--- the node's connections are reset");
+        cluster.flap_connections(victim, 3).await;
+    }
+    sleep(2000).await;
+    let h = finish(&cluster, w).await;
+    assert!(
+        h.sent.len() > 200,
+        "the producers made progress: {} sent",
+        h.sent.len()
+    );
+}
+
 #[madsim::test]
 async fn power_failure_of_one_replica_with_brokers_that_are_not_controllers() {
     let cluster = setup(3, 2, 2).await;
@@ -355,7 +385,7 @@ async fn random_faults_keep_every_replication_invariant() {
     for step in 0..6 {
         sleep(madsim::rand::thread_rng().gen_range(500..2500)).await;
         let victim = ids[madsim::rand::thread_rng().gen_range(0..ids.len())];
-        let fault = madsim::rand::thread_rng().gen_range(0..7);
+        let fault = madsim::rand::thread_rng().gen_range(0..8);
         tracing::info!(step, victim, fault, "--- fault");
         match fault {
             0 => {
@@ -383,6 +413,10 @@ async fn random_faults_keep_every_replication_invariant() {
                 let jump = madsim::rand::thread_rng().gen_range(-600_000..600_000);
                 tracing::info!(victim, jump, "--- the wall clock jumps");
                 cluster.set_clock_offset(victim, jump);
+            }
+            6 => {
+                tracing::info!(victim, "--- the node's connections are reset, repeatedly");
+                cluster.flap_connections(victim, 8).await;
             }
             _ => {
                 for &c in &cluster.controllers {

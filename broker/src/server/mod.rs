@@ -22,6 +22,7 @@ use std::time::Duration;
 use bytes::Buf;
 use kafka_protocol::messages::ApiKey;
 use parking_lot::Mutex;
+use strom_common::watch;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -44,11 +45,14 @@ pub struct Connections {
     open: Mutex<(usize, BTreeMap<IpAddr, usize>)>,
     /// `queued.max.request.bytes` as permits, and their total.
     request_bytes: Option<(Semaphore, usize)>,
+    /// Simulated connection resets (see [`crate::node::NodeEnv::connection_resets`]).
+    resets: Option<watch::Receiver<u64>>,
 }
 
 impl Connections {
-    pub fn new(limits: Limits) -> Arc<Connections> {
+    pub fn new(limits: Limits, resets: Option<watch::Receiver<u64>>) -> Arc<Connections> {
         Arc::new(Connections {
+            resets,
             request_bytes: limits.queued_request_bytes.map(|n| {
                 let total = n.min(u32::MAX as usize);
                 (Semaphore::new(total), total)
@@ -152,24 +156,29 @@ async fn connection(
     let (r, mut w) = tokio::io::split(stream);
     let mut r = BufReader::with_capacity(4 * 1024, r);
     let max = broker.config.socket_request_max_bytes;
+    let mut reset = Reset::new(conns);
     loop {
-        let size =
-            match tokio::time::timeout(conns.limits.idle, framing::read_size(&mut r, max)).await {
-                Err(_) => {
-                    tracing::info!(
-                        peer,
-                        idle_ms = conns.limits.idle.as_millis() as u64,
-                        "closing an idle connection (connections.max.idle.ms)"
-                    );
-                    return Ok(());
-                }
-                Ok(Ok(Some(n))) => n,
-                Ok(Ok(None)) => return Ok(()),
-                Ok(Err(e)) => {
-                    tracing::warn!(peer, error = %e, "closing connection: bad frame");
-                    return Ok(());
-                }
-            };
+        let size = tokio::select! {
+            biased;
+            e = reset.fired() => return Err(e),
+            r = tokio::time::timeout(conns.limits.idle, framing::read_size(&mut r, max)) => r,
+        };
+        let size = match size {
+            Err(_) => {
+                tracing::info!(
+                    peer,
+                    idle_ms = conns.limits.idle.as_millis() as u64,
+                    "closing an idle connection (connections.max.idle.ms)"
+                );
+                return Ok(());
+            }
+            Ok(Ok(Some(n))) => n,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(peer, error = %e, "closing connection: bad frame");
+                return Ok(());
+            }
+        };
         // Room for the request among the node's queued request bytes, held until its
         // answer is written.
         let _room = match &conns.request_bytes {
@@ -180,22 +189,26 @@ async fn connection(
             }
             None => None,
         };
-        let frame =
-            match tokio::time::timeout(conns.limits.idle, framing::read_body(&mut r, size)).await {
-                Ok(Ok(f)) => f,
-                Err(_) => {
-                    tracing::info!(
-                        peer,
-                        size,
-                        "closing a connection that stopped sending mid-request"
-                    );
-                    return Ok(());
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(peer, error = %e, "closing connection: bad frame");
-                    return Ok(());
-                }
-            };
+        let frame = tokio::select! {
+            biased;
+            e = reset.fired() => return Err(e),
+            r = tokio::time::timeout(conns.limits.idle, framing::read_body(&mut r, size)) => r,
+        };
+        let frame = match frame {
+            Ok(Ok(f)) => f,
+            Err(_) => {
+                tracing::info!(
+                    peer,
+                    size,
+                    "closing a connection that stopped sending mid-request"
+                );
+                return Ok(());
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(peer, error = %e, "closing connection: bad frame");
+                return Ok(());
+            }
+        };
         let mut body = frame;
         if body.len() < 8 {
             tracing::warn!(
@@ -234,6 +247,8 @@ async fn connection(
             .await
         {
             Ok(Some(resp)) => {
+                // The request was handled; its answer is lost with the connection.
+                reset.check()?;
                 w.write_all(&resp).await?;
                 // A no-op on a kernel socket; the simulated one sends on flush.
                 w.flush().await?;
@@ -249,6 +264,43 @@ async fn connection(
                 );
                 return Ok(());
             }
+        }
+    }
+}
+
+/// A connection's view of the node's simulated resets: a reset seen while waiting for a
+/// request ends the connection at once; one during a request lets the request finish
+/// and loses its answer, as a TCP reset does.
+struct Reset(Option<watch::Receiver<u64>>);
+
+impl Reset {
+    fn new(conns: &Connections) -> Reset {
+        Reset(conns.resets.clone().map(|mut r| {
+            drop(r.borrow_and_update());
+            r
+        }))
+    }
+
+    fn error() -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset (simulated fault)",
+        )
+    }
+
+    async fn fired(&mut self) -> std::io::Error {
+        if let Some(r) = &mut self.0 {
+            if r.changed().await.is_ok() {
+                return Reset::error();
+            }
+        }
+        std::future::pending().await
+    }
+
+    fn check(&self) -> std::io::Result<()> {
+        match &self.0 {
+            Some(r) if r.has_changed() => Err(Reset::error()),
+            _ => Ok(()),
         }
     }
 }

@@ -33,7 +33,7 @@ declare -A EXPECT=(
 # patch -> a test name filter (default: every test of the file)
 declare -A FILTER=(
   [leader-appends-retries]=connection_resets
-  [raft-leader-resumes-its-term]=mid_write
+  [raft-leader-resumes-its-term]="mid_write random_faults"
 )
 # patch -> the simulation test that runs it (default t04_replication)
 declare -A TEST=(

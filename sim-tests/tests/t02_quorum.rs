@@ -209,7 +209,7 @@ async fn a_partitioned_leader_is_replaced_and_rejoins() {
 /// topic is lost.
 #[madsim::test]
 async fn a_leader_that_loses_power_mid_write_comes_back_as_a_follower() {
-    let cluster = SimCluster::start(3, &[]);
+    let cluster = SimCluster::start(3, &[("metadata.log.snapshot.every", "20")]);
     cluster.wait_started(Duration::from_secs(20)).await;
     let attempted = Arc::new(Mutex::new(BTreeSet::new()));
     let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));

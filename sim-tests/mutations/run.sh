@@ -28,19 +28,16 @@ declare -A EXPECT=(
   [coordinator-acks-unreplicated]=committed_offsets_never_go_back
   [commit-acked-not-stored]=acked_commits_are_kept
   [leader-appends-retries]=no_duplicates
-  [raft-leader-resumes-its-term]=metadata_logs_agree
 )
 # patch -> a test name filter (default: every test of the file)
 declare -A FILTER=(
   [leader-appends-retries]=connection_resets
-  [raft-leader-resumes-its-term]="mid_write random_faults"
 )
 # patch -> the simulation test that runs it (default t04_replication)
 declare -A TEST=(
   [raft-append-not-flushed]=t01_single_node
   [coordinator-acks-unreplicated]=t03_groups
   [commit-acked-not-stored]=t03_groups
-  [raft-leader-resumes-its-term]=t02_quorum
 )
 git worktree add -q --detach "$WORK/tree" HEAD
 # Uncommitted changes of the simulation itself count (the checkers under test).

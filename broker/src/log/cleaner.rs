@@ -3,8 +3,10 @@
 //! and then go too. Offsets never change and are never reused: a cleaned batch keeps
 //! its records' offsets (with gaps), its producer fields and its codec.
 //!
-//! A segment is cleaned into `<base>.cleaned`, synced, then renamed over the original;
-//! a crash in between leaves the original (the `.cleaned` file is removed at start).
+//! A segment is cleaned into `<base>.cleaned` (streamed: one batch of it in memory at a
+//! time), synced, then renamed over the original; a crash in between leaves the
+//! original (the `.cleaned` file is removed at start). A segment that would lose no
+//! record is left as it is.
 
 use std::collections::HashMap;
 
@@ -15,6 +17,7 @@ use kafka_protocol::records::{
 
 use super::batch::{self, BatchHeader};
 use super::segment::Segment;
+use super::storage::StorageFile;
 
 /// The latest offset of every key in some segments, and roughly the memory it takes.
 #[derive(Default)]
@@ -70,107 +73,161 @@ pub async fn index_keys(seg: &Segment, map: &mut OffsetMap, limit: usize) -> std
     Ok(true)
 }
 
-async fn read_batches(seg: &Segment) -> std::io::Result<Vec<(BatchHeader, Bytes)>> {
-    let mut out = Vec::new();
-    for b in seg.scan_headers(0, seg.size()).await? {
-        let bytes = seg.log.read_at(b.position, b.header.size()).await?;
-        if bytes.len() == b.header.size() {
-            out.push((b.header, bytes));
-        }
-    }
-    Ok(out)
-}
-
-/// What cleaning one segment produced.
+/// What cleaning one segment did.
+#[derive(Default)]
 pub struct Cleaned {
-    pub bytes: Vec<u8>,
     pub kept: usize,
     pub removed: usize,
 }
 
-/// The segment's batches with only the records `map` names as latest for their key;
-/// tombstones only while younger than `tombstone_cutoff_ms`.
+/// Bytes of cleaned batches gathered before each write to the cleaned file.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// Whether cleaning the segment would remove any record (reads one batch at a time).
+pub async fn removes_any(
+    seg: &Segment,
+    map: &OffsetMap,
+    tombstone_cutoff_ms: i64,
+) -> std::io::Result<bool> {
+    for b in seg.scan_headers(0, seg.size()).await? {
+        let bytes = seg.log.read_at(b.position, b.header.size()).await?;
+        if bytes.len() != b.header.size() || b.header.is_control() {
+            continue;
+        }
+        let mut dec = bytes.clone();
+        if let Ok(set) = RecordBatchDecoder::decode(&mut dec) {
+            let h = &b.header;
+            if set
+                .records
+                .iter()
+                .any(|r| !survives(h, r, map, tombstone_cutoff_ms))
+            {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn survives(
+    h: &BatchHeader,
+    r: &kafka_protocol::records::Record,
+    map: &OffsetMap,
+    tombstone_cutoff_ms: i64,
+) -> bool {
+    let latest = r
+        .key
+        .as_ref()
+        .is_none_or(|k| map.get(k).is_none_or(|o| *o == r.offset));
+    let live_tombstone = r.value.is_some() || h.max_timestamp >= tombstone_cutoff_ms;
+    latest && live_tombstone
+}
+
+/// Writes the segment's batches to `out` with only the records `map` names as latest
+/// for their key; tombstones only while younger than `tombstone_cutoff_ms`. One batch
+/// of the segment is in memory at a time, and at most about a megabyte of output.
 pub async fn clean_segment(
     seg: &Segment,
     map: &OffsetMap,
     tombstone_cutoff_ms: i64,
+    out: &dyn StorageFile,
 ) -> std::io::Result<Cleaned> {
-    let mut out = BytesMut::new();
-    let (mut kept, mut removed) = (0usize, 0usize);
-    for (h, bytes) in read_batches(seg).await? {
-        if h.is_control() {
-            out.extend_from_slice(&bytes);
+    let mut buf = BytesMut::new();
+    let mut done = Cleaned::default();
+    for b in seg.scan_headers(0, seg.size()).await? {
+        let bytes = seg.log.read_at(b.position, b.header.size()).await?;
+        if bytes.len() != b.header.size() {
             continue;
         }
-        let mut b = bytes.clone();
-        let Ok(set) = RecordBatchDecoder::decode(&mut b) else {
-            out.extend_from_slice(&bytes);
-            continue;
-        };
-        let total = set.records.len();
-        let retained: Vec<_> = set
-            .records
-            .into_iter()
-            .filter(|r| {
-                let latest = r
-                    .key
-                    .as_ref()
-                    .is_none_or(|k| map.get(k).is_none_or(|o| *o == r.offset));
-                let live_tombstone = r.value.is_some() || h.max_timestamp >= tombstone_cutoff_ms;
-                latest && live_tombstone
-            })
-            .collect();
-        removed += total - retained.len();
-        kept += retained.len();
-        if retained.is_empty() {
-            continue;
+        clean_batch(
+            &b.header,
+            bytes,
+            map,
+            tombstone_cutoff_ms,
+            &mut buf,
+            &mut done,
+        )?;
+        if buf.len() >= WRITE_CHUNK {
+            out.append(&[&buf]).await?;
+            buf.clear();
         }
-        if retained.len() == total {
-            out.extend_from_slice(&bytes);
-            continue;
-        }
-        let mut records = retained;
-        for r in records.iter_mut() {
-            // Keep offset minus sequence constant so the encoder writes one batch.
-            r.sequence = if h.base_sequence < 0 {
-                (r.offset - h.base_offset) as i32 - 1
-            } else {
-                h.base_sequence
-                    .wrapping_add((r.offset - h.base_offset) as i32)
-            };
-            r.partition_leader_epoch = h.partition_leader_epoch;
-        }
-        let compression = match h.compression() {
-            1 => Compression::Gzip,
-            2 => Compression::Snappy,
-            3 => Compression::Lz4,
-            4 => Compression::Zstd,
-            _ => Compression::None,
-        };
-        let mut enc = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut enc,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-        // The encoder starts at the first retained offset; the broker fields follow the
-        // original batch.
-        let first = records[0].offset;
-        let prefix = batch::stamped_prefix(&enc, first, h.partition_leader_epoch);
-        enc[..16].copy_from_slice(&prefix);
-        if h.attributes & batch::TIMESTAMP_TYPE_LOG_APPEND != 0 {
-            // The encoder drops the timestamp-type bit; LogAppendTime batches keep it.
-            batch::set_log_append_time(&mut enc, h.max_timestamp);
-        }
-        out.extend_from_slice(&enc);
     }
-    Ok(Cleaned {
-        bytes: out.to_vec(),
-        kept,
-        removed,
-    })
+    if !buf.is_empty() {
+        out.append(&[&buf]).await?;
+    }
+    Ok(done)
+}
+
+/// Appends to `out` what remains of one batch.
+fn clean_batch(
+    h: &BatchHeader,
+    bytes: Bytes,
+    map: &OffsetMap,
+    tombstone_cutoff_ms: i64,
+    out: &mut BytesMut,
+    done: &mut Cleaned,
+) -> std::io::Result<()> {
+    if h.is_control() {
+        out.extend_from_slice(&bytes);
+        return Ok(());
+    }
+    let mut b = bytes.clone();
+    let Ok(set) = RecordBatchDecoder::decode(&mut b) else {
+        out.extend_from_slice(&bytes);
+        return Ok(());
+    };
+    let total = set.records.len();
+    let retained: Vec<_> = set
+        .records
+        .into_iter()
+        .filter(|r| survives(h, r, map, tombstone_cutoff_ms))
+        .collect();
+    done.removed += total - retained.len();
+    done.kept += retained.len();
+    if retained.is_empty() {
+        return Ok(());
+    }
+    if retained.len() == total {
+        out.extend_from_slice(&bytes);
+        return Ok(());
+    }
+    let mut records = retained;
+    for r in records.iter_mut() {
+        // Keep offset minus sequence constant so the encoder writes one batch.
+        r.sequence = if h.base_sequence < 0 {
+            (r.offset - h.base_offset) as i32 - 1
+        } else {
+            h.base_sequence
+                .wrapping_add((r.offset - h.base_offset) as i32)
+        };
+        r.partition_leader_epoch = h.partition_leader_epoch;
+    }
+    let compression = match h.compression() {
+        1 => Compression::Gzip,
+        2 => Compression::Snappy,
+        3 => Compression::Lz4,
+        4 => Compression::Zstd,
+        _ => Compression::None,
+    };
+    let mut enc = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut enc,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    // The encoder starts at the first retained offset; the broker fields follow the
+    // original batch.
+    let first = records[0].offset;
+    let prefix = batch::stamped_prefix(&enc, first, h.partition_leader_epoch);
+    enc[..16].copy_from_slice(&prefix);
+    if h.attributes & batch::TIMESTAMP_TYPE_LOG_APPEND != 0 {
+        // The encoder drops the timestamp-type bit; LogAppendTime batches keep it.
+        batch::set_log_append_time(&mut enc, h.max_timestamp);
+    }
+    out.extend_from_slice(&enc);
+    Ok(())
 }

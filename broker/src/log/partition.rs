@@ -1147,16 +1147,16 @@ impl PartitionLog {
         let cleanable = &cleanable[..indexed];
         let tombstone_cutoff = now_ms.saturating_sub(config.delete_retention_ms);
         for seg in cleanable {
-            let cleaned = super::cleaner::clean_segment(seg, &map, tombstone_cutoff).await?;
-            stats.kept += cleaned.kept;
-            stats.removed += cleaned.removed;
-            if cleaned.removed == 0 {
+            if !super::cleaner::removes_any(seg, &map, tombstone_cutoff).await? {
                 continue;
             }
             let tmp = seg.path("cleaned");
             let f = self.storage.open(&tmp, true).await?;
             f.truncate(0).await?;
-            f.append(&[&cleaned.bytes]).await?;
+            let cleaned =
+                super::cleaner::clean_segment(seg, &map, tombstone_cutoff, f.as_ref()).await?;
+            stats.kept += cleaned.kept;
+            stats.removed += cleaned.removed;
             f.sync().await?;
             drop(f);
             let _inner = self.inner.lock().await;

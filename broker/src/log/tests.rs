@@ -1343,3 +1343,122 @@ async fn the_epoch_cache_is_rebuilt_from_the_batches_without_its_file() {
     assert_eq!(log.epoch_cache(), want);
     assert_eq!(log.end_offset_for_epoch(3), (3, 6));
 }
+
+/// A disk that notes the largest single write to a `.cleaned` file.
+struct WriteSizes {
+    inner: Arc<dyn Storage>,
+    largest_cleaned_write: Arc<parking_lot::Mutex<(usize, usize)>>,
+}
+
+struct NotedFile {
+    inner: Arc<dyn StorageFile>,
+    noted: Arc<parking_lot::Mutex<(usize, usize)>>,
+}
+
+#[async_trait::async_trait]
+impl StorageFile for NotedFile {
+    async fn append(&self, parts: &[&[u8]]) -> std::io::Result<u64> {
+        let n = parts.iter().map(|p| p.len()).sum::<usize>();
+        {
+            let mut g = self.noted.lock();
+            g.0 = g.0.max(n);
+            g.1 += 1;
+        }
+        self.inner.append(parts).await
+    }
+    async fn read_at(&self, pos: u64, len: usize) -> std::io::Result<Bytes> {
+        self.inner.read_at(pos, len).await
+    }
+    async fn sync(&self) -> std::io::Result<()> {
+        self.inner.sync().await
+    }
+    async fn truncate(&self, len: u64) -> std::io::Result<()> {
+        self.inner.truncate(len).await
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for WriteSizes {
+    async fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn StorageFile>> {
+        let f = self.inner.open(path, create).await?;
+        if path.extension().is_some_and(|e| e == "cleaned") {
+            return Ok(Arc::new(NotedFile {
+                inner: f,
+                noted: self.largest_cleaned_write.clone(),
+            }));
+        }
+        Ok(f)
+    }
+    async fn read_file(&self, path: &Path) -> std::io::Result<Option<Bytes>> {
+        self.inner.read_file(path).await
+    }
+    async fn write_file_atomic(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
+        self.inner.write_file_atomic(path, data).await
+    }
+    async fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list_dir(dir).await
+    }
+    async fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir).await
+    }
+    async fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to).await
+    }
+    async fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_file(path).await
+    }
+    async fn remove_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.remove_dir_all(dir).await
+    }
+    async fn exists(&self, path: &Path) -> bool {
+        self.inner.exists(path).await
+    }
+}
+
+/// The cleaner streams a cleaned segment to its file instead of building it in memory:
+/// a segment of about 6 MiB whose cleaned copy is about 3 MiB is written in pieces of
+/// about a megabyte, and every latest value survives.
+#[tokio::test]
+async fn compaction_streams_the_cleaned_segment_to_disk() {
+    let noted = Arc::new(parking_lot::Mutex::new((0usize, 0usize)));
+    let s: Arc<dyn Storage> = Arc::new(WriteSizes {
+        inner: Arc::new(SimStorage::new()),
+        largest_cleaned_write: noted.clone(),
+    });
+    let cfg = config(&[
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "67108864"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ]);
+    let log = open(&s, false, cfg).await;
+    let value = Bytes::from(vec![b'v'; 1000]);
+    // 3,000 keys written twice, 100 records (about 100 KiB) per batch.
+    for round in 0..2 {
+        for chunk in 0..30 {
+            let records = (0..100)
+                .map(|i| {
+                    let key = Bytes::from(format!("key-{}", chunk * 100 + i));
+                    (Some(key), value.clone(), NOW - 1000 + round)
+                })
+                .collect();
+            let b = super::batch::tests::plain_records(records);
+            let v = validate_batches(&b, 1 << 20).unwrap();
+            let info = log.append(&v, 3, NOW).await.unwrap();
+            log.advance_high_watermark(info.last_offset + 1).await;
+        }
+    }
+    log.roll(NOW).await.unwrap();
+    let before = log.size();
+    let stats = log.compact(NOW).await.unwrap();
+    assert_eq!((stats.removed, stats.kept), (3000, 3000), "{stats:?}");
+    let after = log.size();
+    assert!(after < before * 6 / 10, "{before} -> {after}");
+    let (largest, writes) = *noted.lock();
+    assert!(writes >= 3, "{writes} writes");
+    assert!(largest < (1 << 20) + 200_000, "largest write {largest}");
+    // The second round's offsets, in order.
+    assert_eq!(read_all(&log).await, (3000..6000).collect::<Vec<i64>>());
+}

@@ -1,6 +1,7 @@
 """`strom dev`: a local cluster of `strom node` child processes on 127.0.0.1
 (broker/src/cli/dev.rs). Node i serves Kafka on base-port + i - 1 and its internal
-listener on base-port + 100 + i - 1, keeps its data in <data-dir>/node-<i>, and the
+listener on base-port + 100 + i - 1, keeps its data in <data-dir>/node-<id> (ids from
+--first-node-id, default 1), and the
 dev process prints `strom dev: N node(s) ready; bootstrap.servers=...` once every node
 printed READY. Ctrl-C (SIGINT) or SIGTERM stops all nodes; a node that dies is reported
 (`strom dev: node N exited (...); the others keep running`); when the dev process itself
@@ -123,7 +124,7 @@ class StromDev:
     """One `strom dev` process (and its nodes) in its own process group."""
 
     def __init__(self, workdir: Path, nodes: int, base_port: int | None = None, data_dir: Path | None = None,
-                 sets: dict | None = None):
+                 sets: dict | None = None, first_node_id: int = 1):
         """data_dir None: no --data-dir (the default ./strom-data, relative to workdir)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +132,7 @@ class StromDev:
         self.base_port = base_port if base_port is not None else free_port_block(nodes)
         self.data_dir = data_dir
         self.sets = dict(sets or {})
+        self.first_node_id = first_node_id
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.stdout_path: Path | None = None
@@ -145,11 +147,11 @@ class StromDev:
     # --- addresses -----------------------------------------------------------
 
     def address(self, node_id: int) -> str:
-        return f"127.0.0.1:{self.base_port + node_id - 1}"
+        return f"127.0.0.1:{self.base_port + node_id - self.first_node_id}"
 
     @property
     def node_ids(self) -> list[int]:
-        return list(range(1, self.nodes + 1))
+        return list(range(self.first_node_id, self.first_node_id + self.nodes))
 
     @property
     def bootstrap(self) -> str:
@@ -183,6 +185,8 @@ class StromDev:
             argv += ["--data-dir", str(self.data_dir)]
         for k, v in self.sets.items():
             argv += ["--set", f"{k}={v}"]
+        if self.first_node_id != 1:
+            argv += ["--first-node-id", str(self.first_node_id)]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=self.workdir,
                                          env=clean_env(), preexec_fn=_die_with_parent, start_new_session=True)
@@ -574,6 +578,30 @@ def test_single_node_round_trip(dev_factory, tmp_path):
     code, took = dev.stop(signal.SIGINT)
     assert code == 0 and took < 20, (code, took, dev.log_report())
     assert graceful_stops(dev) == 1
+    assert_no_panic(dev)
+
+
+def test_dev_nodes_are_set_up_like_a_kafka_test_rig(dev_factory, tmp_path):
+    """--first-node-id numbers the nodes from 0, as Kafka's own test rigs do; each node's
+    advertised listener is set in its config, so DescribeConfigs calls it a static broker
+    setting (as for a Kafka node whose server.properties sets it); --set replaces one of
+    dev's own settings (default.replication.factor) instead of clashing with it."""
+    from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType
+    dev = dev_factory(2, data_dir=tmp_path / "data", sets={"default.replication.factor": 2}, first_node_id=0)
+    servers = dev.start().wait_ready()
+    assert servers == f"{dev.address(0)},{dev.address(1)}"
+    assert sorted(dev.children()) == [0, 1]
+    admin = wait_brokers(dev)
+    res = admin.describe_configs([ConfigResource(ResourceType.BROKER, "0")])
+    cfg = list(res.values())[0].result(timeout=30)
+    adv = cfg["advertised.listeners"]
+    assert adv.value == f"PLAINTEXT://{dev.address(0)}", adv
+    assert adv.source in (ConfigSource.STATIC_BROKER_CONFIG, ConfigSource.STATIC_BROKER_CONFIG.value), adv
+    admin.create_topics([NewTopic("dev-rf-default", 1)])["dev-rf-default"].result(timeout=30)
+    wait_until(lambda: len(admin.list_topics("dev-rf-default", timeout=5).topics["dev-rf-default"].partitions[0].replicas) == 2,
+               20, what="the topic with dev's replaced default.replication.factor (2)")
+    code, _ = dev.stop(signal.SIGINT)
+    assert code == 0, dev.log_report()
     assert_no_panic(dev)
 
 

@@ -395,3 +395,66 @@ def test_admin_describe_cluster(strom, admin):
     assert cl["cluster_id"]
     if not strom.is_external:
         assert brokers == {n.bootstrap: n.node_id for n in strom.nodes}, cl
+
+
+# Kafka 4.x admin APIs and version detection (the clients' own suites call these).
+
+
+def test_client_infers_kafka_4_2_from_api_versions(strom):
+    """kafka-python guesses the broker's version from ApiVersions (ListOffsets v11 means 4.2)."""
+    c = KafkaConsumer(bootstrap_servers=strom.bootstrap, group_id=None, api_version=None)
+    try:
+        assert c.config["api_version"] == (4, 2)
+    finally:
+        c.close()
+
+
+def test_create_topics_answers_a_null_message_on_success(strom, admin, new_topic):
+    name = new_topic()
+    res = admin.create_topics({name: {"num_partitions": 1, "replication_factor": 1}})
+    t = res["topics"][0]
+    assert (t["error_code"], t["error_message"]) == (0, None), res
+
+
+def test_admin_subtract_can_empty_cleanup_policy(strom, admin, new_topic):
+    """Kafka 4.0 (KIP-1030) accepts an empty cleanup.policy: nothing is deleted or compacted."""
+    name = create_topic(admin, new_topic())
+    res = admin.alter_configs([ConfigResource("TOPIC", name, {"cleanup.policy": (AlterConfigOp.SUBTRACT, "delete")})],
+                              incremental=True, raise_on_unknown=False)
+    assert res["topic"][name] == "OK", res
+    cfg = configs_of(admin, name)
+    assert (cfg["cleanup.policy"]["value"], cfg["cleanup.policy"]["config_source"]) == ("", "DYNAMIC_TOPIC_CONFIG")
+    # Records still go in and come out.
+    p = producer(strom)
+    produce(p, name, [Rec(key=b"k", value=b"v", partition=0)])
+    p.close()
+    assert [g.value for g in read_partition(strom, name, 0, 1)] == [b"v"]
+
+
+def test_admin_list_config_resources(strom, admin, new_topic):
+    """ListConfigResources (KIP-1142): every topic and every broker; a type filter applies."""
+    name = create_topic(admin, new_topic())
+    everything = admin.list_config_resources()
+    assert name in everything["topic"]
+    brokers = [str(b["broker_id"]) for b in admin.describe_cluster()["brokers"]]
+    assert sorted(everything["broker"]) == sorted(brokers)
+    assert sorted(everything["broker_logger"]) == sorted(brokers)
+    only_topics = admin.list_config_resources(["TOPIC"])
+    assert set(only_topics) == {"topic"} and name in only_topics["topic"]
+
+
+def test_admin_describe_producers(strom, admin, new_topic):
+    """DescribeProducers (KIP-664): an idempotent producer's id, epoch and last sequence."""
+    name = create_topic(admin, new_topic())
+    p = producer(strom, enable_idempotence=True, acks="all")
+    for i in range(5):
+        p.send(name, value=b"x%d" % i, partition=0).get(timeout=30)
+    pid = p._transaction_manager.producer_id_and_epoch.producer_id
+    p.close()
+    tp = TopicPartition(name, 0)
+    state = admin.describe_producers([tp])[tp]
+    rows = [r for r in state.active_producers if r.producer_id == pid]
+    assert len(rows) == 1, state
+    r = rows[0]
+    assert (r.producer_epoch, r.last_sequence, r.coordinator_epoch, r.current_transaction_start_offset) == (0, 4, -1, -1)
+    assert abs(r.last_timestamp / 1000 - time.time()) < 300

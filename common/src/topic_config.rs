@@ -337,9 +337,8 @@ fn check_value(def: &TopicConfigDef, value: &str) -> Result<(), String> {
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
                     .collect();
-                if items.is_empty() {
-                    return Err("Value must not be empty".into());
-                }
+                // Empty is allowed (Kafka 4.0, KIP-1030): `cleanup.policy=""` keeps the log
+                // forever, neither deleted nor compacted.
                 if let Some(bad) = items.iter().find(|i| !allowed.contains(i)) {
                     return Err(format!("{bad} is not one of: {}", allowed.join(", ")));
                 }
@@ -467,6 +466,7 @@ mod tests {
         assert!(validate("retention.ms", "-1").is_ok());
         assert!(validate("cleanup.policy", "compact,delete").is_ok());
         assert!(validate("cleanup.policy", "shred").is_err());
+        assert!(validate("cleanup.policy", "").is_ok());
         assert!(validate("compression.type", "brotli").is_err());
         assert!(validate("segment.bytes", "99999999999").is_err());
         assert!(validate("no.such.config", "1").is_err());

@@ -1,7 +1,8 @@
-//! `strom dev`: a local cluster of `strom node` child processes on 127.0.0.1. Node i
-//! (from 1) serves Kafka on `base-port + i - 1` and its internal listener on
-//! `base-port + 100 + i - 1`; its data lives in `<data-dir>/node-<i>`, so starting again
-//! with the same data dir brings the same cluster back. Ctrl-C stops them all.
+//! `strom dev`: a local cluster of `strom node` child processes on 127.0.0.1. The i-th
+//! node (from 1; its id `first-node-id + i - 1`) serves Kafka on `base-port + i - 1` and
+//! its internal listener on `base-port + 100 + i - 1`; its data lives in
+//! `<data-dir>/node-<id>`, so starting again with the same data dir brings the same
+//! cluster back. Ctrl-C stops them all.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -22,6 +23,9 @@ pub struct DevArgs {
     /// The first Kafka port.
     #[arg(long, default_value_t = 9092)]
     base_port: u16,
+    /// The first node's id (the others count up from it); Kafka's own test rigs use 0.
+    #[arg(long, default_value_t = 1)]
+    first_node_id: u16,
     /// Extra settings for every node: `--set num.partitions=3` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
@@ -29,36 +33,50 @@ pub struct DevArgs {
 
 fn node_config(a: &DevArgs, i: u16, dir: &Path) -> String {
     let voters: Vec<String> = (1..=a.nodes)
-        .map(|n| format!("{n}@127.0.0.1:{}", a.base_port + 100 + n - 1))
+        .map(|n| {
+            format!(
+                "{}@127.0.0.1:{}",
+                a.first_node_id + n - 1,
+                a.base_port + 100 + n - 1
+            )
+        })
         .collect();
-    let mut s = String::new();
-    s.push_str(&format!("\"node.id\" = {i}\n"));
-    s.push_str("\"process.roles\" = \"broker,controller\"\n");
-    s.push_str(&format!(
-        "\"listeners\" = \"PLAINTEXT://127.0.0.1:{}\"\n",
-        a.base_port + i - 1
-    ));
-    s.push_str(&format!(
-        "\"internal.listener\" = \"127.0.0.1:{}\"\n",
-        a.base_port + 100 + i - 1
-    ));
-    s.push_str(&format!(
-        "\"controller.quorum.voters\" = \"{}\"\n",
-        voters.join(",")
-    ));
-    s.push_str(&format!("\"data.dir\" = {:?}\n", dir.display().to_string()));
-    // Partitions are not replicated yet: new topics get one replica unless asked for more.
-    s.push_str("\"default.replication.factor\" = 1\n");
-    s.push_str(&format!(
-        "\"offsets.topic.replication.factor\" = {}\n",
-        a.nodes.min(3)
-    ));
+    let kafka = format!("PLAINTEXT://127.0.0.1:{}", a.base_port + i - 1);
+    let q = |v: &str| format!("{v:?}");
+    // (name, TOML value)
+    let mut settings: Vec<(String, String)> = vec![
+        ("node.id".into(), (a.first_node_id + i - 1).to_string()),
+        ("process.roles".into(), q("broker,controller")),
+        ("listeners".into(), q(&kafka)),
+        // Set, as a Kafka node's server.properties sets it: what clients are told.
+        ("advertised.listeners".into(), q(&kafka)),
+        (
+            "internal.listener".into(),
+            q(&format!("127.0.0.1:{}", a.base_port + 100 + i - 1)),
+        ),
+        ("controller.quorum.voters".into(), q(&voters.join(","))),
+        ("data.dir".into(), q(&dir.display().to_string())),
+        // Kafka's default: a topic gets one replica unless it asks for more.
+        ("default.replication.factor".into(), "1".into()),
+        (
+            "offsets.topic.replication.factor".into(),
+            a.nodes.min(3).to_string(),
+        ),
+    ];
+    // `--set` adds a setting or replaces one of the above.
     for kv in &a.sets {
         if let Some((k, v)) = kv.split_once('=') {
-            s.push_str(&format!("{:?} = {:?}\n", k.trim(), v.trim()));
+            let (k, v) = (k.trim().to_string(), q(v.trim()));
+            match settings.iter_mut().find(|(name, _)| *name == k) {
+                Some(slot) => slot.1 = v,
+                None => settings.push((k, v)),
+            }
         }
     }
-    s
+    settings
+        .iter()
+        .map(|(k, v)| format!("{k:?} = {v}\n"))
+        .collect()
 }
 
 pub async fn run(a: DevArgs) -> i32 {
@@ -76,7 +94,7 @@ pub async fn run(a: DevArgs) -> i32 {
     let mut children: Vec<(u16, Child)> = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<u16>(a.nodes as usize);
     for i in 1..=a.nodes {
-        let dir = a.data_dir.join(format!("node-{i}"));
+        let dir = a.data_dir.join(format!("node-{}", a.first_node_id + i - 1));
         if let Err(e) = std::fs::create_dir_all(&dir) {
             eprintln!("cannot create {}: {e}", dir.display());
             return 1;
@@ -104,23 +122,24 @@ pub async fn run(a: DevArgs) -> i32 {
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("cannot start node {i}: {e}");
+                eprintln!("cannot start node {}: {e}", a.first_node_id + i - 1);
                 return 1;
             }
         };
         if let Some(out) = child.stdout.take() {
             let tx = ready_tx.clone();
+            let id = a.first_node_id + i - 1;
             tokio::spawn(async move {
                 let mut lines = BufReader::new(out).lines();
                 while let Ok(Some(l)) = lines.next_line().await {
-                    println!("[node {i}] {l}");
+                    println!("[node {id}] {l}");
                     if l.contains("READY") {
                         let _ = tx.send(i).await;
                     }
                 }
             });
         }
-        children.push((i, child));
+        children.push((a.first_node_id + i - 1, child));
     }
     let bootstrap: Vec<String> = (1..=a.nodes)
         .map(|i| format!("127.0.0.1:{}", a.base_port + i - 1))

@@ -119,7 +119,10 @@ pub async fn handle(
                         .with_is_sensitive(false)
                 })
                 .collect();
-            let mut ok = CreatableTopicResult::default().with_name(name);
+            // Kafka answers a success with a null message (the codec's default is "").
+            let mut ok = CreatableTopicResult::default()
+                .with_name(name)
+                .with_error_message(None);
             if v >= 5 {
                 ok = ok
                     .with_num_partitions(r.num_partitions)

@@ -1,5 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4,
-//! the log start here: there is no tiered storage), and by timestamp. Consumers see
+//! the log start here: there is no tiered storage), latest tiered (-5, KIP-1005) and
+//! earliest pending upload (-6, KIP-1023, v11) answered with offset -1 as Kafka answers
+//! them for a topic without remote storage, and by timestamp. Consumers see
 //! offsets below the high watermark; a follower (`replica_id` ≥ 0) asking for the latest
 //! gets the log end. A new leader whose high watermark is still below its epoch's start
 //! answers OFFSET_NOT_AVAILABLE (LEADER_NOT_AVAILABLE before v5) for anything but the
@@ -21,7 +23,8 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
-const EARLIEST_PENDING_UPLOAD: i64 = -5;
+const LATEST_TIERED: i64 = -5;
+const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
 pub async fn handle(
     b: Arc<Broker>,
@@ -75,7 +78,7 @@ pub async fn handle(
                 LATEST if from_replica => Ok(Some((o.log_end, -1))),
                 LATEST => Ok(Some((o.high_watermark, -1))),
                 EARLIEST | EARLIEST_LOCAL => Ok(Some((o.log_start, -1))),
-                EARLIEST_PENDING_UPLOAD => Ok(None),
+                LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok(None),
                 MAX_TIMESTAMP => p
                     .log
                     .max_timestamp_offset()

@@ -31,6 +31,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod elect_leaders;
@@ -41,6 +42,7 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
@@ -275,8 +277,8 @@ pub fn router() -> Router {
     // Produce from v0 (librdkafka's ApiVersion-based feature detection needs it; clients pick the
     // highest common version, so v0–v2 never arrive; if they do, they are refused).
     r.add::<ProduceRequest, _, _>(0, 11, produce::handle);
-    r.add::<FetchRequest, _, _>(4, 16, fetch::handle);
-    r.add::<ListOffsetsRequest, _, _>(1, 9, list_offsets::handle);
+    r.add::<FetchRequest, _, _>(4, 18, fetch::handle);
+    r.add::<ListOffsetsRequest, _, _>(1, 11, list_offsets::handle);
     r.add::<MetadataRequest, _, _>(0, 13, metadata::handle);
     r.add::<ApiVersionsRequest, _, _>(0, 4, api_versions::handle);
     r.add::<CreateTopicsRequest, _, _>(2, 7, create_topics::handle);
@@ -309,5 +311,7 @@ pub fn router() -> Router {
     r.add::<DescribeLogDirsRequest, _, _>(1, 4, describe_log_dirs::handle);
     r.add::<AlterReplicaLogDirsRequest, _, _>(1, 2, alter_replica_log_dirs::handle);
     r.add::<DescribeTopicPartitionsRequest, _, _>(0, 0, describe_topic_partitions::handle);
+    r.add::<ListConfigResourcesRequest, _, _>(0, 1, list_config_resources::handle);
+    r.add::<DescribeProducersRequest, _, _>(0, 0, describe_producers::handle);
     r
 }

@@ -123,4 +123,13 @@ mod tests {
         assert!(c.cleanup_delete && c.cleanup_compact && c.log_append_time);
         assert_eq!(c.segment_bytes, 1000);
     }
+
+    #[test]
+    fn an_empty_cleanup_policy_keeps_everything() {
+        // Kafka 4.0 (KIP-1030): neither deleted nor compacted.
+        let mut t = BTreeMap::new();
+        t.insert("cleanup.policy".to_string(), String::new());
+        let c = LogConfig::resolve(&t, &BTreeMap::new());
+        assert!(!c.cleanup_delete && !c.cleanup_compact);
+    }
 }

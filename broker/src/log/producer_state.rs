@@ -68,6 +68,11 @@ impl ProducerStateManager {
         self.producers.is_empty()
     }
 
+    /// Every producer with state, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
+
     pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }

@@ -458,3 +458,17 @@ def test_admin_describe_producers(strom, admin, new_topic):
     r = rows[0]
     assert (r.producer_epoch, r.last_sequence, r.coordinator_epoch, r.current_transaction_start_offset) == (0, 4, -1, -1)
     assert abs(r.last_timestamp / 1000 - time.time()) < 300
+
+
+def test_cluster_wide_min_insync_replicas_is_a_dynamic_default(strom, admin, new_topic):
+    """KIP-966 (Kafka 4.1): with eligible leader replicas the active controller writes the
+    cluster-wide min.insync.replicas, so topics and brokers report it as a dynamic
+    cluster default."""
+    name = create_topic(admin, new_topic())
+    cfg = configs_of(admin, name)["min.insync.replicas"]
+    assert (cfg["value"], cfg["config_source"]) == ("1", "DYNAMIC_DEFAULT_BROKER_CONFIG"), cfg
+    # A broker's own view: the cluster-wide value, its static one as a synonym.
+    broker_id = admin.describe_cluster()["brokers"][0]["broker_id"]
+    res = admin.describe_configs([ConfigResource("BROKER", str(broker_id))], config_filter="all")
+    b = res["broker"][str(broker_id)]["min.insync.replicas"]
+    assert (b["value"], b["config_source"]) == ("1", "DYNAMIC_DEFAULT_BROKER_CONFIG"), b

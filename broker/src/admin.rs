@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use strom_common::topic_config::{resolve, ConfigSource, ResolvedSynonym, TOPIC_CONFIGS};
+use strom_common::topic_config::{resolve_layers, ConfigSource, ResolvedSynonym, TOPIC_CONFIGS};
 use strom_proto::controller::{CreatableTopic, CreateTopicsRequest, TopicResult};
 
 use crate::broker::Broker;
@@ -70,10 +70,11 @@ pub struct DescribedConfig {
 /// Every topic config's effective value for a topic with `overrides`.
 pub fn topic_configs(b: &Broker, overrides: &BTreeMap<String, String>) -> Vec<DescribedConfig> {
     let broker_settings = b.replicas.broker_settings();
+    let cluster = b.cache.image().cluster_configs();
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
-            let r = resolve(def, overrides, broker_settings);
+            let r = resolve_layers(def, overrides, &cluster, broker_settings);
             DescribedConfig {
                 name: def.name.to_string(),
                 value: r.value,

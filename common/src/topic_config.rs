@@ -353,6 +353,8 @@ fn check_value(def: &TopicConfigDef, value: &str) -> Result<(), String> {
 pub enum ConfigSource {
     DynamicTopic,
     DynamicBroker,
+    /// A cluster-wide dynamic broker config (Kafka's `--entity-default`).
+    DynamicDefaultBroker,
     StaticBroker,
     Default,
 }
@@ -362,6 +364,7 @@ impl ConfigSource {
         match self {
             ConfigSource::DynamicTopic => 1,
             ConfigSource::DynamicBroker => 2,
+            ConfigSource::DynamicDefaultBroker => 3,
             ConfigSource::StaticBroker => 4,
             ConfigSource::Default => 5,
         }
@@ -391,6 +394,17 @@ pub fn resolve(
     topic_overrides: &BTreeMap<String, String>,
     broker_settings: &BTreeMap<String, String>,
 ) -> Resolved {
+    resolve_layers(def, topic_overrides, &BTreeMap::new(), broker_settings)
+}
+
+/// Resolves `def` in Kafka's order: the topic's override, the cluster-wide dynamic
+/// broker configs (each synonym in turn), the broker's static settings, the default.
+pub fn resolve_layers(
+    def: &TopicConfigDef,
+    topic_overrides: &BTreeMap<String, String>,
+    cluster_dynamic: &BTreeMap<String, String>,
+    broker_settings: &BTreeMap<String, String>,
+) -> Resolved {
     let mut synonyms = Vec::new();
     if let Some(v) = topic_overrides.get(def.name) {
         synonyms.push(ResolvedSynonym {
@@ -399,13 +413,18 @@ pub fn resolve(
             source: ConfigSource::DynamicTopic,
         });
     }
-    for s in def.synonyms {
-        if let Some(v) = broker_settings.get(s.name) {
-            synonyms.push(ResolvedSynonym {
-                name: s.name.to_string(),
-                value: v.clone(),
-                source: ConfigSource::StaticBroker,
-            });
+    for (layer, source) in [
+        (cluster_dynamic, ConfigSource::DynamicDefaultBroker),
+        (broker_settings, ConfigSource::StaticBroker),
+    ] {
+        for s in def.synonyms {
+            if let Some(v) = layer.get(s.name) {
+                synonyms.push(ResolvedSynonym {
+                    name: s.name.to_string(),
+                    value: v.clone(),
+                    source,
+                });
+            }
         }
     }
     if let Some(first) = def.synonyms.first() {
@@ -416,7 +435,12 @@ pub fn resolve(
         });
     }
     let (value, source) = match synonyms.first() {
-        Some(s) if s.source == ConfigSource::StaticBroker => {
+        Some(s)
+            if matches!(
+                s.source,
+                ConfigSource::StaticBroker | ConfigSource::DynamicDefaultBroker
+            ) =>
+        {
             let factor = def
                 .synonyms
                 .iter()
@@ -472,6 +496,36 @@ mod tests {
         assert!(validate("no.such.config", "1").is_err());
         assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
         assert!(validate("preallocate", "yes").is_err());
+    }
+
+    #[test]
+    fn a_cluster_wide_dynamic_config_beats_the_static_one_but_not_the_topics() {
+        let def = lookup("min.insync.replicas").unwrap();
+        let mut broker = BTreeMap::new();
+        broker.insert("min.insync.replicas".to_string(), "1".to_string());
+        let mut cluster = BTreeMap::new();
+        cluster.insert("min.insync.replicas".to_string(), "2".to_string());
+        let mut topic = BTreeMap::new();
+        let r = resolve_layers(def, &topic, &cluster, &broker);
+        assert_eq!(
+            (r.value.as_str(), r.source),
+            ("2", ConfigSource::DynamicDefaultBroker)
+        );
+        let chain: Vec<_> = r.synonyms.iter().map(|s| s.source).collect();
+        assert_eq!(
+            chain,
+            [
+                ConfigSource::DynamicDefaultBroker,
+                ConfigSource::StaticBroker,
+                ConfigSource::Default
+            ]
+        );
+        topic.insert("min.insync.replicas".to_string(), "3".to_string());
+        let r = resolve_layers(def, &topic, &cluster, &broker);
+        assert_eq!(
+            (r.value.as_str(), r.source),
+            ("3", ConfigSource::DynamicTopic)
+        );
     }
 
     #[test]

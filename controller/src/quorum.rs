@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
-use strom_proto::metadata::{metadata_record::Record, ClusterRecord, MetadataRecord};
+use strom_proto::metadata::{
+    metadata_record::Record, ClusterRecord, ConfigRecord, MetadataRecord, ResourceType,
+};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -442,6 +444,34 @@ async fn leader_duties(weak: std::sync::Weak<Controller>) {
                 .await;
             if let Err(e) = res {
                 tracing::warn!(error = %e, "writing the cluster id");
+            }
+        }
+        // KIP-966 (Kafka 4.1): with eligible leader replicas the cluster has one
+        // `min.insync.replicas`, so an active controller writes the cluster-wide dynamic
+        // config from its own setting when none exists yet. Brokers then report it as
+        // DYNAMIC_DEFAULT_BROKER_CONFIG.
+        if ctl.sm.with_image(|i| {
+            i.cluster_id.is_some() && !i.cluster_configs().contains_key("min.insync.replicas")
+        }) {
+            let min_isr = ctl.cfg.defaults.min_insync_replicas;
+            let res = ctl
+                .write(|img| {
+                    if img.cluster_configs().contains_key("min.insync.replicas") {
+                        return Ok(((), vec![]));
+                    }
+                    Ok((
+                        (),
+                        vec![record(Record::Config(ConfigRecord {
+                            resource_type: ResourceType::ResourceBroker as i32,
+                            resource_name: String::new(),
+                            name: "min.insync.replicas".into(),
+                            value: Some(min_isr.to_string()),
+                        }))],
+                    ))
+                })
+                .await;
+            if let Err(e) = res {
+                tracing::warn!(error = %e, "writing the cluster-wide min.insync.replicas");
             }
         }
         let expired: Vec<i32> = {

@@ -91,25 +91,67 @@ pub async fn handle(
                         b.node_id
                     ))))
                 } else if name.is_empty() {
-                    // Cluster-wide dynamic defaults: strom's broker settings are static.
-                    base
-                } else {
-                    let configs = b
-                        .config
-                        .describe()
+                    // The cluster-wide dynamic defaults (`--entity-default`).
+                    let configs = img
+                        .cluster_configs()
                         .into_iter()
-                        .filter(|(k, _, _)| wanted(k))
-                        .map(|(k, v, explicit)| {
-                            let source = if explicit {
-                                ConfigSource::StaticBroker
+                        .filter(|(k, _)| wanted(k))
+                        .map(|(k, v)| {
+                            let source = ConfigSource::DynamicDefaultBroker;
+                            let ty = if ctx.api_version >= 3 {
+                                broker_config_type(&k, &v).kafka_code()
                             } else {
-                                ConfigSource::Default
+                                0
                             };
                             let synonyms = if req.include_synonyms {
                                 vec![DescribeConfigsSynonym::default()
                                     .with_name(s(k.clone()))
                                     .with_value(Some(s(v.clone())))
                                     .with_source(source.kafka_code())]
+                            } else {
+                                vec![]
+                            };
+                            DescribeConfigsResourceResult::default()
+                                .with_config_type(ty)
+                                .with_name(s(k))
+                                .with_value(Some(s(v)))
+                                .with_read_only(false)
+                                .with_config_source(source.kafka_code())
+                                .with_is_sensitive(false)
+                                .with_synonyms(synonyms)
+                        })
+                        .collect();
+                    base.with_configs(configs)
+                } else {
+                    let cluster = img.cluster_configs();
+                    let configs = b
+                        .config
+                        .describe()
+                        .into_iter()
+                        .filter(|(k, _, _)| wanted(k))
+                        .map(|(k, v, explicit)| {
+                            let own = if explicit {
+                                ConfigSource::StaticBroker
+                            } else {
+                                ConfigSource::Default
+                            };
+                            // Kafka's order: a cluster-wide dynamic config beats the
+                            // node's static setting.
+                            let mut chain = vec![(v.clone(), own)];
+                            if let Some(cv) = cluster.get(&k) {
+                                chain.insert(0, (cv.clone(), ConfigSource::DynamicDefaultBroker));
+                            }
+                            let (v, source) = chain[0].clone();
+                            let synonyms = if req.include_synonyms {
+                                chain
+                                    .iter()
+                                    .map(|(value, src)| {
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(s(k.clone()))
+                                            .with_value(Some(s(value.clone())))
+                                            .with_source(src.kafka_code())
+                                    })
+                                    .collect()
                             } else {
                                 vec![]
                             };

@@ -237,9 +237,20 @@ impl ReplicaManager {
             max_lag_ms: self.cfg.replica_lag_time_max_ms,
         };
         let now = now_ms();
+        // Cluster-wide dynamic broker configs beat the node's static settings.
+        let cluster = img.cluster_configs();
+        let merged;
+        let broker_settings = if cluster.is_empty() {
+            &self.broker_settings
+        } else {
+            let mut m = self.broker_settings.clone();
+            m.extend(cluster);
+            merged = m;
+            &merged
+        };
         for t in img.topics.values() {
             let overrides = img.topic_configs(&t.name);
-            let config = LogConfig::resolve(&overrides, &self.broker_settings);
+            let config = LogConfig::resolve(&overrides, broker_settings);
             for (&index, p) in &t.partitions {
                 if !p.replicas.contains(&self.node_id) {
                     continue;

@@ -284,6 +284,15 @@ impl MetadataImage {
     }
 
     /// A topic's dynamic configs (empty when it has none).
+    /// Cluster-wide dynamic broker configs (Kafka's `--entity-default` broker configs,
+    /// resource name ""): they override the brokers' static settings.
+    pub fn cluster_configs(&self) -> BTreeMap<String, String> {
+        self.configs
+            .get(&(ResourceType::ResourceBroker as i32, String::new()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub fn topic_configs(&self, name: &str) -> BTreeMap<String, String> {
         self.configs
             .get(&(ResourceType::ResourceTopic as i32, name.to_string()))

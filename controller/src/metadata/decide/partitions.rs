@@ -408,12 +408,15 @@ impl<'a> PartitionChange<'a> {
     }
 }
 
-/// A topic's effective `min.insync.replicas` (topic config, else the cluster default),
-/// capped at its replication factor.
+/// A topic's effective `min.insync.replicas` (topic config, else the cluster-wide
+/// dynamic config, else the controller's static default), capped at its replication
+/// factor.
 pub fn effective_min_isr(img: &MetadataImage, topic: &str, d: &Defaults) -> usize {
     let configured = img
         .topic_configs(topic)
         .get("min.insync.replicas")
+        .cloned()
+        .or_else(|| img.cluster_configs().get("min.insync.replicas").cloned())
         .and_then(|v| v.parse::<i32>().ok())
         .unwrap_or(d.min_insync_replicas)
         .max(1) as usize;

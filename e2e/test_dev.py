@@ -584,8 +584,10 @@ def test_single_node_round_trip(dev_factory, tmp_path):
 def test_dev_nodes_are_set_up_like_a_kafka_test_rig(dev_factory, tmp_path):
     """--first-node-id numbers the nodes from 0, as Kafka's own test rigs do; each node's
     advertised listener is set in its config, so DescribeConfigs calls it a static broker
-    setting (as for a Kafka node whose server.properties sets it); --set replaces one of
-    dev's own settings (default.replication.factor) instead of clashing with it."""
+    setting (as for a Kafka node whose server.properties sets it); a new group's first
+    rebalance does not wait (group.initial.rebalance.delay.ms=0, as in the server.properties
+    Kafka ships); --set replaces one of dev's own settings (default.replication.factor)
+    instead of clashing with it."""
     from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType
     dev = dev_factory(2, data_dir=tmp_path / "data", sets={"default.replication.factor": 2}, first_node_id=0)
     servers = dev.start().wait_ready()
@@ -597,6 +599,8 @@ def test_dev_nodes_are_set_up_like_a_kafka_test_rig(dev_factory, tmp_path):
     adv = cfg["advertised.listeners"]
     assert adv.value == f"PLAINTEXT://{dev.address(0)}", adv
     assert adv.source in (ConfigSource.STATIC_BROKER_CONFIG, ConfigSource.STATIC_BROKER_CONFIG.value), adv
+    delay = cfg["group.initial.rebalance.delay.ms"]
+    assert delay.value == "0", delay  # Kafka's shipped server.properties for development
     admin.create_topics([NewTopic("dev-rf-default", 1)])["dev-rf-default"].result(timeout=30)
     wait_until(lambda: len(admin.list_topics("dev-rf-default", timeout=5).topics["dev-rf-default"].partitions[0].replicas) == 2,
                20, what="the topic with dev's replaced default.replication.factor (2)")

@@ -263,9 +263,11 @@ def test_admin_create_with_configs_and_describe(java, strom, new_topic):
     r = cfg["retention.ms"]
     assert (r["value"], r["source"], r["is_default"]) == ("3600000", "DYNAMIC_TOPIC_CONFIG", False), r
     assert (cfg["cleanup.policy"]["value"], cfg["cleanup.policy"]["source"]) == ("compact", "DYNAMIC_TOPIC_CONFIG")
+    # Kafka 4.1+ (KIP-966): the cluster-wide min.insync.replicas the controller writes.
+    m = cfg["min.insync.replicas"]
+    assert (m["value"], m["source"], m["is_default"]) == ("1", "DYNAMIC_DEFAULT_BROKER_CONFIG", False), m
     for key, default in [("segment.bytes", "1073741824"), ("max.message.bytes", "1048588"),
-                         ("min.insync.replicas", "1"), ("compression.type", "producer"),
-                         ("message.timestamp.type", "CreateTime")]:
+                         ("compression.type", "producer"), ("message.timestamp.type", "CreateTime")]:
         assert key in cfg, f"{key} missing from DescribeConfigs"
         assert (cfg[key]["value"], cfg[key]["source"], cfg[key]["is_default"]) == (default, "DEFAULT_CONFIG", True), \
             (key, cfg[key])

@@ -58,6 +58,9 @@ fn node_config(a: &DevArgs, i: u16, dir: &Path) -> String {
         ("data.dir".into(), q(&dir.display().to_string())),
         // Kafka's default: a topic gets one replica unless it asks for more.
         ("default.replication.factor".into(), "1".into()),
+        // As Kafka's shipped config/server.properties sets it for development: a new
+        // group's first rebalance does not wait 3 s for more members.
+        ("group.initial.rebalance.delay.ms".into(), "0".into()),
         (
             "offsets.topic.replication.factor".into(),
             a.nodes.min(3).to_string(),

@@ -23,6 +23,44 @@ fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
+/// One broker config: its effective value is the first of `chain` (value, source),
+/// the rest are its synonyms in precedence order.
+fn broker_entry(
+    name: String,
+    chain: Vec<(String, ConfigSource)>,
+    read_only: bool,
+    include_synonyms: bool,
+    version: i16,
+) -> DescribeConfigsResourceResult {
+    let (value, source) = chain[0].clone();
+    let synonyms = if include_synonyms {
+        chain
+            .iter()
+            .map(|(v, src)| {
+                DescribeConfigsSynonym::default()
+                    .with_name(s(name.clone()))
+                    .with_value(Some(s(v.clone())))
+                    .with_source(src.kafka_code())
+            })
+            .collect()
+    } else {
+        vec![]
+    };
+    let ty = if version >= 3 {
+        broker_config_type(&name, &value).kafka_code()
+    } else {
+        0
+    };
+    DescribeConfigsResourceResult::default()
+        .with_config_type(ty)
+        .with_name(s(name))
+        .with_value(Some(s(value)))
+        .with_read_only(read_only)
+        .with_config_source(source.kafka_code())
+        .with_is_sensitive(false)
+        .with_synonyms(synonyms)
+}
+
 pub async fn handle(
     b: Arc<Broker>,
     ctx: RequestContext,
@@ -97,28 +135,8 @@ pub async fn handle(
                         .into_iter()
                         .filter(|(k, _)| wanted(k))
                         .map(|(k, v)| {
-                            let source = ConfigSource::DynamicDefaultBroker;
-                            let ty = if ctx.api_version >= 3 {
-                                broker_config_type(&k, &v).kafka_code()
-                            } else {
-                                0
-                            };
-                            let synonyms = if req.include_synonyms {
-                                vec![DescribeConfigsSynonym::default()
-                                    .with_name(s(k.clone()))
-                                    .with_value(Some(s(v.clone())))
-                                    .with_source(source.kafka_code())]
-                            } else {
-                                vec![]
-                            };
-                            DescribeConfigsResourceResult::default()
-                                .with_config_type(ty)
-                                .with_name(s(k))
-                                .with_value(Some(s(v)))
-                                .with_read_only(false)
-                                .with_config_source(source.kafka_code())
-                                .with_is_sensitive(false)
-                                .with_synonyms(synonyms)
+                            let chain = vec![(v, ConfigSource::DynamicDefaultBroker)];
+                            broker_entry(k, chain, false, req.include_synonyms, ctx.api_version)
                         })
                         .collect();
                     base.with_configs(configs)
@@ -137,37 +155,11 @@ pub async fn handle(
                             };
                             // Kafka's order: a cluster-wide dynamic config beats the
                             // node's static setting.
-                            let mut chain = vec![(v.clone(), own)];
+                            let mut chain = vec![(v, own)];
                             if let Some(cv) = cluster.get(&k) {
                                 chain.insert(0, (cv.clone(), ConfigSource::DynamicDefaultBroker));
                             }
-                            let (v, source) = chain[0].clone();
-                            let synonyms = if req.include_synonyms {
-                                chain
-                                    .iter()
-                                    .map(|(value, src)| {
-                                        DescribeConfigsSynonym::default()
-                                            .with_name(s(k.clone()))
-                                            .with_value(Some(s(value.clone())))
-                                            .with_source(src.kafka_code())
-                                    })
-                                    .collect()
-                            } else {
-                                vec![]
-                            };
-                            let ty = if ctx.api_version >= 3 {
-                                broker_config_type(&k, &v).kafka_code()
-                            } else {
-                                0
-                            };
-                            DescribeConfigsResourceResult::default()
-                                .with_config_type(ty)
-                                .with_name(s(k))
-                                .with_value(Some(s(v)))
-                                .with_read_only(true)
-                                .with_config_source(source.kafka_code())
-                                .with_is_sensitive(false)
-                                .with_synonyms(synonyms)
+                            broker_entry(k, chain, true, req.include_synonyms, ctx.api_version)
                         })
                         .collect();
                     base.with_configs(configs)

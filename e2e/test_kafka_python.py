@@ -222,9 +222,18 @@ def test_idempotent_producer_no_duplicates(strom, admin, new_topic):
 # ------------------------------------------------------------------ admin
 
 
-def configs_of(admin, topic) -> dict:
-    res = admin.describe_configs([ConfigResource("TOPIC", topic)], config_filter="all")
-    return res["topic"][topic]
+def configs_of(admin, topic, config_filter="all") -> dict:
+    """Every config of `topic`. The request goes to any broker, which may not have
+    applied the topic's creation yet (it answers UNKNOWN_TOPIC_OR_PARTITION, which
+    kafka-python reports as no configs), so ask again for a few seconds, as Kafka's own
+    tests do after a create."""
+    deadline = time.monotonic() + 10
+    while True:
+        res = admin.describe_configs([ConfigResource("TOPIC", topic)], config_filter=config_filter)
+        configs = res.get("topic", {}).get(topic) or {}
+        if configs or time.monotonic() > deadline:
+            return configs
+        time.sleep(0.1)
 
 
 def test_admin_create_topic_with_configs(strom, admin, new_topic):
@@ -253,7 +262,7 @@ def test_admin_create_topic_with_configs(strom, admin, new_topic):
     assert cfg["max.message.bytes"]["value"] == "1048588"
     assert cfg["max.message.bytes"]["config_source"] == "DEFAULT_CONFIG"
     # The default filter ("modified") lists exactly what the topic overrides.
-    modified = admin.describe_configs([ConfigResource("TOPIC", name)])["topic"][name]
+    modified = configs_of(admin, name, config_filter="modified")
     assert set(modified) == {"retention.ms", "cleanup.policy"}
 
 

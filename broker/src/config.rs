@@ -66,6 +66,7 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("auto.leader.rebalance.enable", "true"),
     ("leader.imbalance.check.interval.seconds", "300"),
     ("eligible.leader.replicas.enable", "true"),
+    ("unclean.recovery.timeout.ms", "300000"),
     ("controlled.shutdown.enable", "true"),
     ("controlled.shutdown.timeout.ms", "30000"),
     ("max.incremental.fetch.session.cache.slots", "1000"),
@@ -457,6 +458,8 @@ impl NodeConfig {
         c.defaults.elr_enabled = self.known("eligible.leader.replicas.enable");
         c.session_timeout = std::time::Duration::from_millis(self.session_timeout_ms);
         c.snapshot_every = self.metadata_snapshot_every;
+        c.unclean_recovery_timeout =
+            std::time::Duration::from_millis(self.known("unclean.recovery.timeout.ms"));
         c.leader_imbalance_check_interval =
             self.known::<bool>("auto.leader.rebalance.enable").then(|| {
                 std::time::Duration::from_secs(

@@ -16,7 +16,7 @@ use strom_controller::metadata::MetadataImage;
 use strom_controller::quorum::{Controller, ControllerConfig};
 use strom_controller::store::Backend;
 use strom_proto::controller::{
-    BrokerHeartbeatRequest, FetchMetadataRequest, RegisterBrokerRequest,
+    BrokerHeartbeatRequest, FetchMetadataRequest, RegisterBrokerRequest, ReplicaLogEnd,
 };
 use strom_proto::metadata::Endpoint;
 use tokio::net::TcpListener;
@@ -475,11 +475,12 @@ async fn heartbeat(
             applied_offset: b.cache.applied(),
             want_fence: false,
             want_shutdown: false,
+            recovery_logs: recovery_logs(&b),
         };
         let res = b
             .controller
             .call(Duration::from_secs(3), |mut c| {
-                let r = req;
+                let r = req.clone();
                 async move { c.broker_heartbeat(r).await }
             })
             .await;
@@ -513,6 +514,34 @@ async fn heartbeat(
             Err(s) => tracing::debug!(status = %s, "heartbeat failed"),
         }
     }
+}
+
+/// The end of this broker's log of every partition it replicates that awaits recovery
+/// (see `PartitionImage::awaits_log_recovery`): its latest leader epoch and log end.
+fn recovery_logs(b: &Broker) -> Vec<ReplicaLogEnd> {
+    let img = b.cache.image();
+    let mut out = Vec::new();
+    for t in img.topics.values() {
+        for (&index, p) in &t.partitions {
+            if !p.awaits_log_recovery() || !p.replicas.contains(&b.node_id) {
+                continue;
+            }
+            let Some(part) = b
+                .replicas
+                .get(&t.name, index)
+                .filter(|x| x.topic_id == t.id)
+            else {
+                continue;
+            };
+            out.push(ReplicaLogEnd {
+                topic_id: t.id.as_bytes().to_vec().into(),
+                partition: index,
+                last_epoch: part.log.latest_epoch().unwrap_or(-1),
+                log_end_offset: part.log.offsets().log_end,
+            });
+        }
+    }
+    out
 }
 
 impl Node {
@@ -596,6 +625,7 @@ async fn controlled_shutdown(b: &Broker) {
             applied_offset: b.cache.applied(),
             want_fence: false,
             want_shutdown: true,
+            recovery_logs: vec![],
         };
         let left = limit.saturating_sub(started.elapsed());
         if left.is_zero() {
@@ -605,7 +635,7 @@ async fn controlled_shutdown(b: &Broker) {
         let res = b
             .controller
             .call(left.min(Duration::from_secs(2)), |mut c| {
-                let r = req;
+                let r = req.clone();
                 async move { c.broker_heartbeat(r).await }
             })
             .await;

@@ -46,6 +46,10 @@ pub struct ControllerConfig {
     /// How often leaderless partitions of topics that allow unclean elections are given
     /// a leader (Kafka's internal `unclean.leader.election.interval.ms`).
     pub unclean_election_interval: Duration,
+    /// How long a partition awaiting unclean recovery waits for all its replicas to
+    /// report their logs before the best of those that did is elected (KIP-966's
+    /// `unclean.recovery.timeout.ms`).
+    pub unclean_recovery_timeout: Duration,
     /// Told of every applied metadata batch (simulation histories); `None` in production.
     pub on_apply: Option<crate::store::ApplyObserver>,
 }
@@ -70,6 +74,7 @@ impl ControllerConfig {
             election_timeout_ms: (250, 500),
             leader_imbalance_check_interval: Some(Duration::from_secs(300)),
             unclean_election_interval: Duration::from_secs(300),
+            unclean_recovery_timeout: Duration::from_secs(300),
             on_apply: None,
         }
     }
@@ -102,6 +107,15 @@ pub struct Controller {
     /// moved their leaderships (Kafka's `controlledShutdownOffset`, kept in memory: the
     /// registration's flag is in the image, and the broker keeps asking after a failover).
     controlled_shutdown: parking_lot::Mutex<BTreeMap<i32, u64>>,
+    /// Partitions awaiting unclean recovery: the replicas' logs their brokers reported,
+    /// and when this node (while leader) first saw each partition waiting.
+    recovery: parking_lot::Mutex<RecoveryState>,
+}
+
+#[derive(Default)]
+struct RecoveryState {
+    reports: decide::RecoveryReports,
+    waiting_since: BTreeMap<(uuid::Uuid, i32), Instant>,
 }
 
 fn internal(e: impl std::fmt::Display) -> ControllerError {
@@ -150,6 +164,7 @@ impl Controller {
             cfg,
             heartbeats: parking_lot::Mutex::new(BTreeMap::new()),
             controlled_shutdown: parking_lot::Mutex::new(BTreeMap::new()),
+            recovery: parking_lot::Mutex::new(RecoveryState::default()),
         });
         tokio::spawn(leader_duties(Arc::downgrade(&ctl)));
         Ok(ctl)
@@ -246,6 +261,83 @@ impl Controller {
     /// Ends a broker's session (it was fenced for silence, or its session stream closed).
     pub fn end_session(&self, broker_id: i32) {
         self.heartbeats.lock().remove(&broker_id);
+    }
+
+    /// Notes the logs a broker reported for partitions awaiting recovery.
+    pub fn note_recovery_logs(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+        logs: &[strom_proto::controller::ReplicaLogEnd],
+    ) {
+        if logs.is_empty() {
+            return;
+        }
+        let mut st = self.recovery.lock();
+        for l in logs {
+            let Ok(id) = uuid::Uuid::from_slice(&l.topic_id) else {
+                continue;
+            };
+            st.reports.entry((id, l.partition)).or_default().insert(
+                broker_id,
+                decide::ReplicaLog {
+                    broker_epoch,
+                    last_epoch: l.last_epoch,
+                    log_end: l.log_end_offset,
+                },
+            );
+        }
+    }
+
+    /// Elects leaders for partitions awaiting unclean recovery where the reported logs
+    /// allow it (`decide::recover_leaderless`), and forgets reports of partitions that
+    /// no longer wait.
+    pub async fn recover_leaderless(&self) -> Result<(), ControllerError> {
+        let timeout = self.cfg.unclean_recovery_timeout;
+        let decide_now = |img: &MetadataImage, st: &mut RecoveryState| {
+            let now = Instant::now();
+            let mut waiting = BTreeMap::new();
+            for t in img.topics.values() {
+                for (&i, p) in &t.partitions {
+                    if p.awaits_log_recovery() {
+                        let since = st.waiting_since.get(&(t.id, i)).copied().unwrap_or(now);
+                        waiting.insert((t.id, i), since);
+                    }
+                }
+            }
+            st.reports.retain(|k, _| waiting.contains_key(k));
+            st.waiting_since = waiting;
+            let waited = |id, i| {
+                st.waiting_since
+                    .get(&(id, i))
+                    .is_some_and(|s| now.duration_since(*s) >= timeout)
+            };
+            decide::recover_leaderless(img, &st.reports, &self.cfg.defaults, waited)
+        };
+        let pending = self
+            .sm
+            .with_image(|img| !decide_now(img, &mut self.recovery.lock()).1.is_empty());
+        if !pending {
+            return Ok(());
+        }
+        let (recoveries, _) = self
+            .write(|img| {
+                let (recoveries, records) = decide_now(img, &mut self.recovery.lock());
+                Ok((recoveries, records))
+            })
+            .await?;
+        for r in recoveries {
+            tracing::warn!(
+                topic = %r.topic,
+                partition = r.partition,
+                leader = r.leader,
+                last_epoch = r.log.last_epoch,
+                log_end = r.log.log_end,
+                all_replicas_reported = r.all_replicas,
+                "unclean recovery: elected the replica with the most complete log"
+            );
+        }
+        Ok(())
     }
 
     pub fn controlled_shutdown_offset(&self, broker_id: i32) -> Option<u64> {
@@ -412,6 +504,7 @@ async fn leader_duties(weak: std::sync::Weak<Controller>) {
             let mut hb = ctl.heartbeats.lock();
             hb.clear();
             ctl.controlled_shutdown.lock().clear();
+            *ctl.recovery.lock() = RecoveryState::default();
             for id in ctl.sm.with_image(|i| {
                 i.brokers
                     .values()
@@ -521,6 +614,9 @@ async fn leader_duties(weak: std::sync::Weak<Controller>) {
                 }
                 Err(e) => tracing::warn!(error = %e, broker = id, "fencing"),
             }
+        }
+        if let Err(e) = ctl.recover_leaderless().await {
+            tracing::warn!(error = %e, "unclean recovery");
         }
         let now = tokio::time::Instant::now();
         if let Some(every) = ctl.cfg.leader_imbalance_check_interval {

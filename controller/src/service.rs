@@ -267,6 +267,13 @@ impl ControllerApi for ControllerService {
                 }
             }
         }
+        if !req.recovery_logs.is_empty() {
+            self.ctl
+                .note_recovery_logs(req.broker_id, reg.broker_epoch, &req.recovery_logs);
+            if let Err(e) = self.ctl.recover_leaderless().await {
+                tracing::warn!(error = %e, "unclean recovery");
+            }
+        }
         Ok(Response::new(BrokerHeartbeatResponse {
             error_code: code::NONE,
             is_fenced: next.fenced(),

@@ -4,7 +4,8 @@
 //! (zombies), cut from the controllers but not from clients, restarted inside the
 //! session timeout, and stopped cleanly, and a leader whose answers to producers are lost
 //! dies (every batch in flight is retried at the new leader), connections are reset
-//! (retries at the same leader), a leader's disk fails, and
+//! (retries at the same leader), a leader's disk fails, a killed leader's successor loses
+//! power (two unclean failures: the replica with the most records must lead), and
 //! wall clocks disagree and jump; the clusters are three combined nodes, or three
 //! controllers with two brokers that are not controllers. After the faults the cluster
 //! heals and every history check runs (`invariants::check_replication`): no acknowledged
@@ -180,6 +181,45 @@ async fn a_killed_leader_loses_nothing() {
     tracing::info!(leader, "--- restart it");
     cluster.restart(leader);
     sleep(3000).await;
+    finish(&cluster, w).await;
+}
+
+/// Two unclean failures in a row, beyond what Kafka 4.x survives: the third replica is
+/// down, the leader is killed (its page cache keeps every record), the follower that
+/// takes over loses power (it keeps only what it had synced), and both come back with
+/// unclean restarts. Kafka elects the last known leader — the follower with the short
+/// log — and loses what only the old leader holds; strom compares the replicas' logs and
+/// elects the old leader (KIP-966's unclean recovery).
+#[madsim::test]
+async fn a_double_unclean_failure_elects_the_replica_with_the_most_records() {
+    // Five controllers: three nodes down at once still leave a quorum.
+    let cluster = setup(5, 0, 1).await;
+    let w = start_workload(&cluster, 1, 2, 1);
+    sleep(2000).await;
+    let leader = leader_of(&cluster, 0);
+    let others: Vec<i32> = replicas_of(&cluster, 0)
+        .into_iter()
+        .filter(|&r| r != leader)
+        .collect();
+    let (follower, third) = (others[0], others[1]);
+    tracing::info!(third, "--- kill -9 the third replica; it stays down");
+    cluster.kill(third);
+    // Acknowledged by the leader and the follower, synced by neither.
+    sleep(3000).await;
+    tracing::info!(leader, "--- kill -9 the leader");
+    cluster.kill(leader);
+    sleep(2000).await;
+    tracing::info!(follower, "--- power failure of the follower that took over");
+    cluster.power_fail(follower);
+    sleep(3000).await;
+    tracing::info!(
+        leader,
+        third,
+        "--- restart the old leader and the third replica"
+    );
+    cluster.restart(leader);
+    cluster.restart(third);
+    sleep(6000).await;
     finish(&cluster, w).await;
 }
 

@@ -56,6 +56,17 @@ pub struct PartitionImage {
 }
 
 impl PartitionImage {
+    /// Leaderless with no replica known to hold every committed record: the ISR and the
+    /// ELR are empty and the last leader, if any, lost unflushed records in an unclean
+    /// restart. Only the replicas' logs can tell which one to elect (KIP-966's unclean
+    /// recovery): brokers report them in their heartbeats.
+    pub fn awaits_log_recovery(&self) -> bool {
+        self.leader == -1
+            && self.isr.is_empty()
+            && self.elr.is_empty()
+            && self.last_known_elr.is_empty()
+    }
+
     /// Whether a reassignment is in progress.
     pub fn is_reassigning(&self) -> bool {
         !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()

@@ -6,14 +6,15 @@
 use strom_proto::controller::RegisterBrokerRequest;
 use strom_proto::metadata::{
     metadata_record::Record, ControlledShutdownRecord, FenceBrokerRecord, MetadataRecord,
-    ProducerIdsBlockRecord, RegisterBrokerRecord, UnfenceBrokerRecord, UnregisterBrokerRecord,
+    PartitionChangeRecord, ProducerIdsBlockRecord, RegisterBrokerRecord, UnfenceBrokerRecord,
+    UnregisterBrokerRecord,
 };
 
 use super::partitions::leader_and_isr_updates;
 use super::Defaults;
 use crate::error::ControllerError;
-use crate::metadata::image::BrokerRegistration;
-use crate::metadata::records::record;
+use crate::metadata::image::{int_list, BrokerRegistration};
+use crate::metadata::records::{record, uuid_bytes};
 use crate::metadata::MetadataImage;
 
 /// What a registration writes, or the epoch an identical retry already has.
@@ -86,18 +87,37 @@ fn broker_restart_records(
             leader_and_isr_updates(img, -1, -1, broker_id, d, |p| p.isr.contains(&broker_id));
         let mut scratch = img.clone();
         scratch.apply_batch(scratch.offset, &out);
-        out.extend(leader_and_isr_updates(
-            &scratch,
-            -1,
-            -1,
-            broker_id,
-            d,
-            |p| p.elr.contains(&broker_id),
-        ));
+        let elr = leader_and_isr_updates(&scratch, -1, -1, broker_id, d, |p| {
+            p.elr.contains(&broker_id)
+        });
+        scratch.apply_batch(scratch.offset, &elr);
+        out.extend(elr);
+        // Where it was the last known leader, it no longer is: Kafka 4.x would elect it
+        // again once it is back, but the records it lost may be on another replica. Those
+        // partitions await recovery by comparing the replicas' logs (`recover_leaderless`).
+        out.extend(forget_last_known_leader(&scratch, broker_id));
         out
     } else {
         leader_and_isr_updates(img, broker_id, -1, -1, d, |p| p.isr.contains(&broker_id))
     }
+}
+
+/// Clears `last_known_elr` of every partition whose last known leader is `broker_id`.
+fn forget_last_known_leader(img: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for t in img.topics.values() {
+        for (&partition, p) in &t.partitions {
+            if p.last_known_elr == [broker_id] {
+                out.push(record(Record::PartitionChange(PartitionChangeRecord {
+                    topic_id: uuid_bytes(&t.id),
+                    partition,
+                    last_known_elr: Some(int_list(&[])),
+                    ..Default::default()
+                })));
+            }
+        }
+    }
+    out
 }
 
 /// The registration of `broker_id` if `broker_epoch` is its current epoch.
@@ -413,8 +433,26 @@ mod tests {
         assert_ne!(p.leader, l);
     }
 
+    /// Reports of `brokers` for partition 0 of `t` as (last epoch, log end), each under
+    /// the broker's current epoch.
+    fn reports(img: &MetadataImage, logs: &[(i32, i32, i64)]) -> super::super::RecoveryReports {
+        let id = img.topic_by_name("t").unwrap().id;
+        let mut out = super::super::RecoveryReports::new();
+        for &(b, last_epoch, log_end) in logs {
+            out.entry((id, 0)).or_default().insert(
+                b,
+                super::super::ReplicaLog {
+                    broker_epoch: img.brokers[&b].broker_epoch,
+                    last_epoch,
+                    log_end,
+                },
+            );
+        }
+        out
+    }
+
     #[test]
-    fn an_unclean_single_node_restart_recovers_its_partitions_as_last_known_leader() {
+    fn an_unclean_single_node_restart_recovers_its_partitions_from_its_own_log() {
         let mut img = with_cluster_id(cluster(1));
         create(&mut img, topic("t", 1, 1));
         let epoch = img.brokers[&1].broker_epoch;
@@ -423,14 +461,96 @@ mod tests {
         let p = part(&img, "t", 0);
         assert_eq!(p.leader, -1);
         assert!(p.isr.is_empty() && p.elr.is_empty());
-        assert_eq!(p.last_known_elr, vec![1]);
+        assert!(p.last_known_elr.is_empty() && p.awaits_log_recovery());
         let new_epoch = img.brokers[&1].broker_epoch;
         assert!(new_epoch > epoch);
+        // Unfencing alone elects nobody: the log decides.
         let recs = unfence_broker(&img, 1, &d());
         apply(&mut img, &recs);
+        assert_eq!(part(&img, "t", 0).leader, -1);
+        let (done, recs) =
+            super::super::recover_leaderless(&img, &reports(&img, &[(1, 0, 7)]), &d(), |_, _| {
+                false
+            });
+        apply(&mut img, &recs);
+        assert_eq!(done.len(), 1);
+        assert!(done[0].all_replicas);
         let p = part(&img, "t", 0);
         assert_eq!((p.leader, p.isr.clone()), (1, vec![1]));
         assert_eq!(p.leader_recovery_state, crate::metadata::image::RECOVERING);
+    }
+
+    /// The double failure Kafka 4.x loses records in: the last leader restarts uncleanly
+    /// with a short log while another replica, also restarted uncleanly, holds more.
+    #[test]
+    fn unclean_recovery_elects_the_replica_with_the_most_complete_log() {
+        let mut img = with_cluster_id(cluster(3));
+        create(&mut img, topic("t", 1, 3));
+        set_config(&mut img, "t", "min.insync.replicas", "2");
+        let p0 = part(&img, "t", 0);
+        let (a, b, c) = (p0.replicas[0], p0.replicas[1], p0.replicas[2]);
+        // c drops out of the ISR, then a and b are fenced one after the other: the ISR
+        // empties into the ELR and b, the last leader, is the last known leader.
+        for x in [c, a, b] {
+            let recs = fence_broker(&img, x, &d());
+            apply(&mut img, &recs);
+        }
+        let p = part(&img, "t", 0);
+        assert_eq!(p.leader, -1);
+        assert_eq!(p.last_known_elr, vec![b]);
+        // c restarts cleanly (it was out of the ISR); b and a restart uncleanly.
+        for (x, prev) in [(c, img.brokers[&c].broker_epoch), (b, -1), (a, -1)] {
+            let r =
+                register_broker(&img, &registration(&img, x, "new", prev), false, &d()).unwrap();
+            apply(&mut img, &r.records);
+        }
+        let p = part(&img, "t", 0);
+        assert!(p.awaits_log_recovery(), "{p:?}");
+        for x in [a, b, c] {
+            let recs = unfence_broker(&img, x, &d());
+            apply(&mut img, &recs);
+        }
+        assert_eq!(part(&img, "t", 0).leader, -1, "not the last known leader");
+        // Two of three reported: wait for the third, unless waited long enough.
+        let two = reports(&img, &[(b, 0, 40), (c, 0, 10)]);
+        let never = |_, _| false;
+        assert!(super::super::recover_leaderless(&img, &two, &d(), never)
+            .1
+            .is_empty());
+        let (done, _) = super::super::recover_leaderless(&img, &two, &d(), |_, _| true);
+        assert_eq!((done[0].leader, done[0].all_replicas), (b, false));
+        // A report from an earlier incarnation counts for nothing.
+        let mut stale = reports(&img, &[(a, 0, 407), (b, 0, 40), (c, 0, 10)]);
+        let id = img.topic_by_name("t").unwrap().id;
+        stale
+            .get_mut(&(id, 0))
+            .unwrap()
+            .get_mut(&a)
+            .unwrap()
+            .broker_epoch -= 1;
+        assert!(super::super::recover_leaderless(&img, &stale, &d(), never)
+            .1
+            .is_empty());
+        // All three: the longest log of the highest epoch wins.
+        let all = reports(&img, &[(a, 0, 407), (b, 0, 40), (c, 0, 10)]);
+        let (done, recs) = super::super::recover_leaderless(&img, &all, &d(), never);
+        assert_eq!((done[0].leader, done[0].all_replicas), (a, true));
+        apply(&mut img, &recs);
+        let p = part(&img, "t", 0);
+        assert_eq!((p.leader, p.isr.clone()), (a, vec![a]));
+        assert!(!p.awaits_log_recovery());
+        // A later epoch beats a longer log of an earlier one.
+        let mut img2 = img.clone();
+        let recs = fence_broker(&img2, a, &d());
+        apply(&mut img2, &recs);
+        let r = register_broker(&img2, &registration(&img2, a, "newer", -1), false, &d()).unwrap();
+        apply(&mut img2, &r.records);
+        let recs = unfence_broker(&img2, a, &d());
+        apply(&mut img2, &recs);
+        assert!(part(&img2, "t", 0).awaits_log_recovery());
+        let mixed = reports(&img2, &[(a, 3, 5), (b, 0, 40), (c, 0, 10)]);
+        let (done, _) = super::super::recover_leaderless(&img2, &mixed, &d(), never);
+        assert_eq!(done[0].leader, a);
     }
 
     fn hb(want_shutdown: bool, cs: Option<u64>, lowest: u64) -> Heartbeat {

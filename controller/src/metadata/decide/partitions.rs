@@ -14,7 +14,7 @@
 //! partitions, AlterPartition (KIP-497/841/903), ElectLeaders, preferred-leader balancing
 //! and reassignments.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use strom_common::topic_config;
 use strom_proto::controller::{
@@ -763,6 +763,97 @@ pub fn elect_unclean_leaders(img: &MetadataImage, d: &Defaults) -> Vec<MetadataR
         }
     }
     out
+}
+
+/// The end of one replica's log as its broker reported it in a heartbeat (for unclean
+/// recovery): valid only while the broker keeps the epoch it reported under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaLog {
+    pub broker_epoch: i64,
+    pub last_epoch: i32,
+    pub log_end: i64,
+}
+
+/// What the replicas of partitions awaiting recovery reported: (topic id, partition) ->
+/// broker -> its log.
+pub type RecoveryReports = BTreeMap<(Uuid, i32), BTreeMap<i32, ReplicaLog>>;
+
+/// One unclean recovery: the partition, the elected replica and its log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    pub topic: String,
+    pub partition: i32,
+    pub leader: i32,
+    pub log: ReplicaLog,
+    /// Whether every replica reported (else the wait ran out and some did not).
+    pub all_replicas: bool,
+}
+
+/// KIP-966's unclean recovery, done where Kafka 4.x elects the last known leader: a
+/// partition that awaits log recovery (`PartitionImage::awaits_log_recovery`: its ISR
+/// and ELR are empty and its last leader restarted uncleanly, so no replica is known to
+/// hold every committed record) gets the replica with the most complete log — the
+/// highest last leader epoch, then the highest log end, then the earlier replica — once
+/// every replica is active and has reported its log under its current broker epoch, or,
+/// once `waited_enough` says the partition has waited long enough, the best of the
+/// active replicas that did. The election is marked RECOVERING (KIP-704): it may have
+/// lost records that no reporting replica held.
+pub fn recover_leaderless(
+    img: &MetadataImage,
+    reports: &RecoveryReports,
+    d: &Defaults,
+    waited_enough: impl Fn(Uuid, i32) -> bool,
+) -> (Vec<Recovery>, Vec<MetadataRecord>) {
+    let mut recoveries = Vec::new();
+    let mut out = Vec::new();
+    if !d.elr_enabled {
+        return (recoveries, out);
+    }
+    for (&(topic_id, i), logs) in reports {
+        let Some(t) = img.topics.get(&topic_id) else {
+            continue;
+        };
+        let Some(p) = t.partitions.get(&i).filter(|p| p.awaits_log_recovery()) else {
+            continue;
+        };
+        let valid: Vec<(i32, ReplicaLog)> = p
+            .replicas
+            .iter()
+            .filter(|&&r| img.is_active(r))
+            .filter_map(|&r| {
+                let log = logs.get(&r)?;
+                let epoch = img.brokers.get(&r)?.broker_epoch;
+                (log.broker_epoch == epoch).then_some((r, *log))
+            })
+            .collect();
+        let all_replicas = valid.len() == p.replicas.len();
+        if valid.is_empty() || !(all_replicas || waited_enough(topic_id, i)) {
+            continue;
+        }
+        let mut best = valid[0];
+        for &(r, log) in &valid[1..] {
+            if (log.last_epoch, log.log_end) > (best.1.last_epoch, best.1.log_end) {
+                best = (r, log);
+            }
+        }
+        let min_isr = effective_min_isr(img, &t.name, d);
+        if let Some(rec) =
+            PartitionChange::new(p, t.id, i, Acceptor::new(img), min_isr, d.elr_enabled)
+                .target_isr(vec![best.0])
+                .target_recovery_state(RECOVERING)
+                .build()
+        {
+            recoveries.push(Recovery {
+                topic: t.name.clone(),
+                partition: i,
+                leader: best.0,
+                log: best.1,
+                all_replicas,
+            });
+            out.push(change_record(rec));
+        }
+    }
+    (recoveries, out)
 }
 
 /// AlterPartitionReassignments: start, change or cancel (`replicas` absent) moves of

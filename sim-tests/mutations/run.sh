@@ -28,10 +28,12 @@ declare -A EXPECT=(
   [coordinator-acks-unreplicated]=committed_offsets_never_go_back
   [commit-acked-not-stored]=acked_commits_are_kept
   [leader-appends-retries]=no_duplicates
+  [keep-last-known-leader]=no_lost_acked_writes
 )
 # patch -> a test name filter (default: every test of the file)
 declare -A FILTER=(
   [leader-appends-retries]=connection_resets
+  [keep-last-known-leader]=double_unclean
 )
 # patch -> the simulation test that runs it (default t04_replication)
 declare -A TEST=(

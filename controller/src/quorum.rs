@@ -118,6 +118,21 @@ struct RecoveryState {
     waiting_since: BTreeMap<(uuid::Uuid, i32), Instant>,
 }
 
+/// Says which replica each unclean recovery elected, and from what log.
+pub fn log_recoveries(recoveries: &[decide::Recovery]) {
+    for r in recoveries {
+        tracing::warn!(
+            topic = %r.topic,
+            partition = r.partition,
+            leader = r.leader,
+            last_epoch = r.log.last_epoch,
+            log_end = r.log.log_end,
+            all_replicas_reported = r.all_replicas,
+            "unclean recovery: elected the replica with the most complete log"
+        );
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> ControllerError {
     ControllerError::Internal(e.to_string())
 }
@@ -289,54 +304,45 @@ impl Controller {
         }
     }
 
-    /// Elects leaders for partitions awaiting unclean recovery where the reported logs
-    /// allow it (`decide::recover_leaderless`), and forgets reports of partitions that
-    /// no longer wait.
-    pub async fn recover_leaderless(&self) -> Result<(), ControllerError> {
+    /// The unclean recoveries `img` allows with the reports at hand
+    /// (`decide::recover_leaderless`); forgets reports of partitions that no longer wait.
+    pub fn recovery_decision(
+        &self,
+        img: &MetadataImage,
+    ) -> (Vec<decide::Recovery>, Vec<MetadataRecord>) {
         let timeout = self.cfg.unclean_recovery_timeout;
-        let decide_now = |img: &MetadataImage, st: &mut RecoveryState| {
-            let now = Instant::now();
-            let mut waiting = BTreeMap::new();
-            for t in img.topics.values() {
-                for (&i, p) in &t.partitions {
-                    if p.awaits_log_recovery() {
-                        let since = st.waiting_since.get(&(t.id, i)).copied().unwrap_or(now);
-                        waiting.insert((t.id, i), since);
-                    }
+        let now = Instant::now();
+        let mut st = self.recovery.lock();
+        let mut waiting = BTreeMap::new();
+        for t in img.topics.values() {
+            for (&i, p) in &t.partitions {
+                if p.awaits_log_recovery() {
+                    let since = st.waiting_since.get(&(t.id, i)).copied().unwrap_or(now);
+                    waiting.insert((t.id, i), since);
                 }
             }
-            st.reports.retain(|k, _| waiting.contains_key(k));
-            st.waiting_since = waiting;
-            let waited = |id, i| {
-                st.waiting_since
-                    .get(&(id, i))
-                    .is_some_and(|s| now.duration_since(*s) >= timeout)
-            };
-            decide::recover_leaderless(img, &st.reports, &self.cfg.defaults, waited)
+        }
+        st.reports.retain(|k, _| waiting.contains_key(k));
+        st.waiting_since = waiting;
+        let waited = |id, i| {
+            st.waiting_since
+                .get(&(id, i))
+                .is_some_and(|s| now.duration_since(*s) >= timeout)
         };
+        decide::recover_leaderless(img, &st.reports, &self.cfg.defaults, waited)
+    }
+
+    /// Elects leaders for partitions awaiting unclean recovery where the reported logs
+    /// allow it.
+    pub async fn recover_leaderless(&self) -> Result<(), ControllerError> {
         let pending = self
             .sm
-            .with_image(|img| !decide_now(img, &mut self.recovery.lock()).1.is_empty());
+            .with_image(|img| !self.recovery_decision(img).1.is_empty());
         if !pending {
             return Ok(());
         }
-        let (recoveries, _) = self
-            .write(|img| {
-                let (recoveries, records) = decide_now(img, &mut self.recovery.lock());
-                Ok((recoveries, records))
-            })
-            .await?;
-        for r in recoveries {
-            tracing::warn!(
-                topic = %r.topic,
-                partition = r.partition,
-                leader = r.leader,
-                last_epoch = r.log.last_epoch,
-                log_end = r.log.log_end,
-                all_replicas_reported = r.all_replicas,
-                "unclean recovery: elected the replica with the most complete log"
-            );
-        }
+        let (recoveries, _) = self.write(|img| Ok(self.recovery_decision(img))).await?;
+        log_recoveries(&recoveries);
         Ok(())
     }
 

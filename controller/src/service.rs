@@ -241,13 +241,30 @@ impl ControllerApi for ControllerService {
             .ctl
             .shared()
             .with_image(|img| decide::next_state(img, &reg, &hb));
+        // The logs it reports for partitions awaiting recovery: a broker being unfenced
+        // leads those it can lead in the same batch (as Kafka's unfencing elects the
+        // last known leader), so that it never serves them leaderless.
+        self.ctl
+            .note_recovery_logs(req.broker_id, reg.broker_epoch, &req.recovery_logs);
         if next != current {
             let (id, epoch) = (req.broker_id, reg.broker_epoch);
-            let (_, offset) = self
+            let (recoveries, offset) = self
                 .ctl
-                .write(|img| Ok(((), decide::transition_records(img, id, epoch, next, &d))))
+                .write(|img| {
+                    let mut recs = decide::transition_records(img, id, epoch, next, &d);
+                    let mut recoveries = Vec::new();
+                    if next == decide::BrokerState::Unfenced && !req.recovery_logs.is_empty() {
+                        let mut after = img.clone();
+                        after.apply_batch(after.offset, &recs);
+                        let (r, more) = self.ctl.recovery_decision(&after);
+                        recoveries = r;
+                        recs.extend(more);
+                    }
+                    Ok((recoveries, recs))
+                })
                 .await
                 .map_err(|e| Status::unavailable(e.to_string()))?;
+            crate::quorum::log_recoveries(&recoveries);
             match next {
                 decide::BrokerState::ControlledShutdown => {
                     self.ctl.set_controlled_shutdown_offset(id, Some(offset));
@@ -268,8 +285,6 @@ impl ControllerApi for ControllerService {
             }
         }
         if !req.recovery_logs.is_empty() {
-            self.ctl
-                .note_recovery_logs(req.broker_id, reg.broker_epoch, &req.recovery_logs);
             if let Err(e) = self.ctl.recover_leaderless().await {
                 tracing::warn!(error = %e, "unclean recovery");
             }

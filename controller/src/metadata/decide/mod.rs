@@ -20,7 +20,7 @@ pub use brokers::{
 pub use configs::alter_configs;
 pub use partitions::{
     alter_partition, alter_reassignments, balance_leaders, elect_leaders, elect_unclean_leaders,
-    list_reassignments, recover_leaderless, RecoveryReports, ReplicaLog,
+    list_reassignments, recover_leaderless, Recovery, RecoveryReports, ReplicaLog,
 };
 pub use topics::{
     create_partitions, create_topics, delete_topics, validate_topic_name,

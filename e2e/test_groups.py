@@ -72,3 +72,27 @@ def test_groups_max_poll_records(client, strom, new_topic):
 def test_groups_manual_commit_variants(client, strom, new_topic):
     t = new_topic()
     scenario_manual_commit_variants(client, strom.bootstrap, t, f"g-{t}")
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_a_consumer_that_never_subscribed_commits_to_its_empty_group(strom, new_topic, protocol):
+    """A consumer with a group id that never subscribes may commit to the group while it
+    has no members: Kafka accepts a negative generation or member epoch whatever the
+    member id (a KIP-848 consumer sends the id it made itself) and creates the group
+    (confluent-kafka-python's test_consumer_topicpartition_metadata, KIP-848 run)."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = new_topic()
+    admin = AdminClient({"bootstrap.servers": strom.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    c = Consumer({"bootstrap.servers": strom.bootstrap, "group.id": f"g-{topic}",
+                  "group.protocol": protocol})
+    try:
+        for offset, metadata in [(1, None), (2, "hello world"), (3, "")]:
+            tp = TopicPartition(topic, 0, offset) if metadata is None else TopicPartition(topic, 0, offset, metadata)
+            c.commit(offsets=[tp], asynchronous=False)
+            got = c.committed([TopicPartition(topic, 0)], timeout=30)
+            assert (got[0].offset, got[0].metadata) == (offset, metadata), got
+    finally:
+        c.close()

@@ -1,5 +1,7 @@
 //! OffsetCommit: checked against the group's member and generation (classic) or member
-//! epoch (KIP-848), or accepted from "simple" consumers when the group has no members;
+//! epoch (KIP-848), or accepted from "simple" consumers when the group has no members
+//! (Kafka's rule: a negative generation or member epoch, whatever the member id — a
+//! KIP-848 consumer that never subscribed sends its own member id with epoch -1);
 //! written to `__consumer_offsets` (acks=all) before the answer.
 
 use std::sync::Arc;
@@ -24,7 +26,7 @@ fn check(
     instance_id: Option<&str>,
     generation: i32,
 ) -> Result<(), i16> {
-    let simple = generation < 0 && member_id.is_empty();
+    let simple = generation < 0;
     match &e.kind {
         GroupKind::Classic(c) => {
             if c.state == ClassicState::Dead {
@@ -64,7 +66,7 @@ pub async fn handle(
     req: OffsetCommitRequest,
 ) -> Option<OffsetCommitResponse> {
     let group_id = req.group_id.0.to_string();
-    let simple = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
+    let simple = req.generation_id_or_member_epoch < 0;
     let mut codes: Vec<Vec<i16>> = req
         .topics
         .iter()

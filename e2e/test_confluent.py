@@ -420,6 +420,101 @@ def test_admin_incremental_alter_configs(strom, admin, new_topic):
     assert describe_configs(admin, name)["retention.ms"].value == DEFAULT_RETENTION_MS
 
 
+def test_admin_dynamic_broker_configs(strom, admin, new_topic):
+    """Dynamic broker configs (`kafka-configs --entity-type brokers --alter`): each broker
+    resource goes to the broker it names and is kept in the metadata log; a topic-config
+    synonym set there becomes the default of that broker's topics (a record ten minutes
+    ahead is refused once `log.message.timestamp.after.max.ms` is one minute, accepted
+    again after DELETE); settings read at start are refused (Kafka's INVALID_REQUEST)."""
+    name = create_topic(admin, new_topic())
+    brokers = sorted(admin.list_topics(timeout=10).brokers)
+    SET, DELETE = AlterConfigOpType.SET, AlterConfigOpType.DELETE
+    APPEND, SUBTRACT = AlterConfigOpType.APPEND, AlterConfigOpType.SUBTRACT
+
+    def alter(broker, *entries):
+        res = ConfigResource(ResourceType.BROKER, str(broker), incremental_configs=list(entries))
+        return admin.incremental_alter_configs([res])[res].result(timeout=30)
+
+    def describe_broker(broker):
+        res = ConfigResource(ResourceType.BROKER, str(broker))
+        return admin.describe_configs([res])[res].result(timeout=30)
+
+    def produce_ahead() -> KafkaError | None:
+        """Produces one record stamped ten minutes ahead; its delivery error."""
+        got = []
+        p = Producer({"bootstrap.servers": strom.bootstrap, "linger.ms": 0, "retries": 0})
+        p.produce(name, b"v", key=b"k", timestamp=int(time.time() * 1000) + 600_000,
+                  on_delivery=lambda err, msg: got.append(err))
+        p.flush(30)
+        assert len(got) == 1
+        return got[0]
+
+    assert produce_ahead() is None, "ten minutes ahead is within Kafka's default hour"
+    for b in brokers:
+        alter(b, ConfigEntry("log.message.timestamp.after.max.ms", "60000", incremental_operation=SET),
+              ConfigEntry("log.cleanup.policy", "compact", incremental_operation=APPEND),
+              ConfigEntry("background.threads", "9", incremental_operation=SET))
+    cfg = describe_broker(brokers[0])
+    ahead = cfg["log.message.timestamp.after.max.ms"]
+    assert (ahead.value, ahead.source, ahead.is_read_only) == (
+        "60000", ConfigSource.DYNAMIC_BROKER_CONFIG.value, False)
+    assert cfg["log.cleanup.policy"].value == "delete,compact", "APPEND starts from the default"
+    assert cfg["background.threads"].value == "9", "a name strom does not use is kept, as Kafka keeps it"
+    assert cfg["node.id"].is_read_only
+    tcfg = describe_configs(admin, name, until=lambda c: c["message.timestamp.after.max.ms"].value == "60000")
+    assert tcfg["message.timestamp.after.max.ms"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    err = settled(produce_ahead, lambda e: e is not None)
+    assert err.code() == KafkaError.INVALID_TIMESTAMP, err
+
+    with pytest.raises(KafkaException) as e:
+        alter(brokers[0], ConfigEntry("node.id", "77", incremental_operation=SET))
+    assert e.value.args[0].code() == KafkaError.INVALID_REQUEST
+    with pytest.raises(KafkaException) as e:
+        alter(brokers[0], ConfigEntry("log.retention.ms", "soon", incremental_operation=SET))
+    assert e.value.args[0].code() == KafkaError.INVALID_REQUEST
+
+    for b in brokers:
+        alter(b, ConfigEntry("log.message.timestamp.after.max.ms", None, incremental_operation=DELETE),
+              ConfigEntry("log.cleanup.policy", "compact", incremental_operation=SUBTRACT),
+              ConfigEntry("background.threads", None, incremental_operation=DELETE))
+    cfg = describe_broker(brokers[0])
+    assert cfg["log.message.timestamp.after.max.ms"].source != ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    assert cfg["log.cleanup.policy"].value == "delete" and "background.threads" not in cfg
+    describe_configs(admin, name, until=lambda c: c["message.timestamp.after.max.ms"].value == "3600000")
+    assert settled(produce_ahead, lambda e: e is None) is None
+
+
+def test_admin_group_configs(strom, admin):
+    """KIP-848 group configs (`kafka-configs --entity-type groups`): kept per group (the
+    group need not exist), described with source GROUP_CONFIG, the other group configs
+    with the broker's value as DEFAULT_CONFIG; values outside the broker's bounds and
+    names of group types strom does not serve are refused (INVALID_CONFIG)."""
+    group = f"cfg-{uuid.uuid4().hex[:8]}"
+    res = ConfigResource(ResourceType.GROUP, group)
+
+    def alter(*entries):
+        r = ConfigResource(ResourceType.GROUP, group, incremental_configs=list(entries))
+        return admin.incremental_alter_configs([r])[r].result(timeout=30)
+
+    def describe():
+        return {k: (v.value, v.source) for k, v in admin.describe_configs([res])[res].result(timeout=30).items()}
+
+    before = describe()
+    assert set(before) == {"consumer.session.timeout.ms", "consumer.heartbeat.interval.ms"}
+    assert all(src == ConfigSource.DEFAULT_CONFIG.value for _, src in before.values())
+    alter(ConfigEntry("consumer.session.timeout.ms", "50000", incremental_operation=AlterConfigOpType.SET))
+    after = settled(describe, lambda d: d["consumer.session.timeout.ms"][0] == "50000")
+    assert after["consumer.session.timeout.ms"] == ("50000", ConfigSource.GROUP_CONFIG.value)
+    assert after["consumer.heartbeat.interval.ms"] == before["consumer.heartbeat.interval.ms"]
+    for name, value in [("consumer.session.timeout.ms", "1000"), ("share.auto.offset.reset", "earliest")]:
+        with pytest.raises(KafkaException) as e:
+            alter(ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET))
+        assert e.value.args[0].code() == KafkaError.INVALID_CONFIG, (name, e.value)
+    assert describe()["consumer.session.timeout.ms"][0] == "50000"
+    alter(ConfigEntry("consumer.session.timeout.ms", None, incremental_operation=AlterConfigOpType.DELETE))
+    assert settled(describe, lambda d: d == before) == before
+
+
 def test_admin_create_partitions(strom, admin, new_topic):
     name = create_topic(admin, new_topic(), partitions=2)
     admin.create_partitions([NewPartitions(name, 5)])[name].result(timeout=30)

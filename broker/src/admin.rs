@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use strom_common::topic_config::{resolve_layers, ConfigSource, ResolvedSynonym, TOPIC_CONFIGS};
+use strom_common::topic_config::{
+    resolve_layers, BrokerLayers, ConfigSource, ResolvedSynonym, TOPIC_CONFIGS,
+};
 use strom_proto::controller::{CreatableTopic, CreateTopicsRequest, TopicResult};
 
 use crate::broker::Broker;
@@ -69,12 +71,18 @@ pub struct DescribedConfig {
 
 /// Every topic config's effective value for a topic with `overrides`.
 pub fn topic_configs(b: &Broker, overrides: &BTreeMap<String, String>) -> Vec<DescribedConfig> {
-    let broker_settings = b.replicas.broker_settings();
-    let cluster = b.cache.image().cluster_configs();
+    let img = b.cache.image();
+    let per_broker = img.broker_configs(b.node_id);
+    let cluster = img.cluster_configs();
+    let layers = BrokerLayers {
+        per_broker: &per_broker,
+        cluster: &cluster,
+        static_settings: b.replicas.broker_settings(),
+    };
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
-            let r = resolve_layers(def, overrides, &cluster, broker_settings);
+            let r = resolve_layers(def, overrides, &layers);
             DescribedConfig {
                 name: def.name.to_string(),
                 value: r.value,

@@ -7,70 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Keys strom reads itself, with their defaults ("" = no default). Other Kafka names
-/// are kept as static settings (topic config synonyms read them) and reported by
-/// `DescribeConfigs`.
-pub const KNOWN: &[(&str, &str)] = &[
-    ("node.id", "1"),
-    ("process.roles", "broker,controller"),
-    ("listeners", "PLAINTEXT://127.0.0.1:9092"),
-    ("advertised.listeners", ""),
-    ("internal.listener", "127.0.0.1:9093"),
-    ("controller.quorum.voters", ""),
-    ("data.dir", "./strom-data"),
-    ("log.dirs", ""),
-    ("cluster.id", ""),
-    ("num.partitions", "1"),
-    ("default.replication.factor", "1"),
-    ("auto.create.topics.enable", "true"),
-    ("delete.topic.enable", "true"),
-    ("message.max.bytes", "1048588"),
-    ("socket.request.max.bytes", "104857600"),
-    ("broker.session.timeout.ms", "9000"),
-    ("broker.heartbeat.interval.ms", "2000"),
-    ("log.retention.check.interval.ms", "300000"),
-    ("log.flush.scheduler.interval.ms", "1000"),
-    ("log.flush.offset.checkpoint.interval.ms", "60000"),
-    ("producer.id.expiration.ms", "86400000"),
-    ("fetch.max.bytes", "57671680"),
-    ("max.connections", "2147483647"),
-    ("max.connections.per.ip", "2147483647"),
-    ("connections.max.idle.ms", "600000"),
-    ("queued.max.request.bytes", "536870912"),
-    ("producer.id.expiration.check.interval.ms", "600000"),
-    ("offsets.topic.num.partitions", "50"),
-    ("offsets.topic.replication.factor", "3"),
-    ("unclean.leader.election.enable", "false"),
-    ("metadata.log.snapshot.every", "5000"),
-    ("group.initial.rebalance.delay.ms", "3000"),
-    ("group.min.session.timeout.ms", "6000"),
-    ("group.max.session.timeout.ms", "1800000"),
-    ("group.max.size", "2147483647"),
-    ("group.consumer.session.timeout.ms", "45000"),
-    ("group.consumer.heartbeat.interval.ms", "5000"),
-    ("group.consumer.max.size", "2147483647"),
-    ("offsets.retention.minutes", "10080"),
-    ("offsets.retention.check.interval.ms", "600000"),
-    ("offset.metadata.max.bytes", "4096"),
-    ("log.cleaner.backoff.ms", "15000"),
-    ("rack", ""),
-    ("min.insync.replicas", "1"),
-    ("replica.lag.time.max.ms", "30000"),
-    ("replica.fetch.wait.max.ms", "500"),
-    ("replica.fetch.min.bytes", "1"),
-    ("replica.fetch.max.bytes", "1048576"),
-    ("replica.fetch.response.max.bytes", "10485760"),
-    ("replica.fetch.backoff.ms", "1000"),
-    ("replica.high.watermark.checkpoint.interval.ms", "5000"),
-    ("inter.broker.listener.name", ""),
-    ("auto.leader.rebalance.enable", "true"),
-    ("leader.imbalance.check.interval.seconds", "300"),
-    ("eligible.leader.replicas.enable", "true"),
-    ("unclean.recovery.timeout.ms", "300000"),
-    ("controlled.shutdown.enable", "true"),
-    ("controlled.shutdown.timeout.ms", "30000"),
-    ("max.incremental.fetch.session.cache.slots", "1000"),
-];
+pub use strom_common::broker_config::KNOWN;
 
 /// A listener: `NAME://host:port`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -389,7 +326,7 @@ impl NodeConfig {
 
     /// A known setting's value (explicit, else the default), parsed; the default when
     /// the explicit value does not parse (a warning is logged).
-    fn known<T: std::str::FromStr>(&self, key: &str) -> T {
+    pub fn known<T: std::str::FromStr>(&self, key: &str) -> T {
         let default = KNOWN
             .iter()
             .find(|(k, _)| *k == key)
@@ -456,6 +393,13 @@ impl NodeConfig {
         c.defaults.unclean_leader_election = self.unclean_leader_election;
         c.defaults.min_insync_replicas = self.known("min.insync.replicas");
         c.defaults.elr_enabled = self.known("eligible.leader.replicas.enable");
+        for def in strom_common::broker_config::GROUP_CONFIGS {
+            for k in [def.broker_default, def.min, def.max] {
+                c.defaults
+                    .group_settings
+                    .insert(k.to_string(), self.known(k));
+            }
+        }
         c.session_timeout = std::time::Duration::from_millis(self.session_timeout_ms);
         c.snapshot_every = self.metadata_snapshot_every;
         c.unclean_recovery_timeout =

@@ -4,6 +4,7 @@
 //!
 //! Nothing here does I/O or spawns tasks.
 
+pub mod broker_config;
 pub mod clock;
 pub mod topic_config;
 pub mod watch;

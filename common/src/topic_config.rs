@@ -357,6 +357,8 @@ pub enum ConfigSource {
     DynamicDefaultBroker,
     StaticBroker,
     Default,
+    /// A group's own dynamic config (KIP-848).
+    GroupConfig,
 }
 
 impl ConfigSource {
@@ -367,6 +369,7 @@ impl ConfigSource {
             ConfigSource::DynamicDefaultBroker => 3,
             ConfigSource::StaticBroker => 4,
             ConfigSource::Default => 5,
+            ConfigSource::GroupConfig => 8,
         }
     }
 }
@@ -394,16 +397,54 @@ pub fn resolve(
     topic_overrides: &BTreeMap<String, String>,
     broker_settings: &BTreeMap<String, String>,
 ) -> Resolved {
-    resolve_layers(def, topic_overrides, &BTreeMap::new(), broker_settings)
+    resolve_layers(
+        def,
+        topic_overrides,
+        &BrokerLayers {
+            static_settings: broker_settings,
+            ..BrokerLayers::default()
+        },
+    )
 }
 
-/// Resolves `def` in Kafka's order: the topic's override, the cluster-wide dynamic
-/// broker configs (each synonym in turn), the broker's static settings, the default.
+/// The broker-side layers a topic config falls back on, most specific first: this
+/// broker's dynamic configs, the cluster-wide dynamic configs, the static settings.
+#[derive(Clone, Copy, Debug)]
+pub struct BrokerLayers<'a> {
+    pub per_broker: &'a BTreeMap<String, String>,
+    pub cluster: &'a BTreeMap<String, String>,
+    pub static_settings: &'a BTreeMap<String, String>,
+}
+
+static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+
+impl Default for BrokerLayers<'_> {
+    fn default() -> Self {
+        BrokerLayers {
+            per_broker: &EMPTY,
+            cluster: &EMPTY,
+            static_settings: &EMPTY,
+        }
+    }
+}
+
+impl BrokerLayers<'_> {
+    /// The value of a broker setting from the most specific layer that has it.
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.per_broker
+            .get(name)
+            .or_else(|| self.cluster.get(name))
+            .or_else(|| self.static_settings.get(name))
+    }
+}
+
+/// Resolves `def` in Kafka's order: the topic's override, this broker's dynamic
+/// configs, the cluster-wide dynamic configs, the static settings (each layer's
+/// synonyms in turn), the default.
 pub fn resolve_layers(
     def: &TopicConfigDef,
     topic_overrides: &BTreeMap<String, String>,
-    cluster_dynamic: &BTreeMap<String, String>,
-    broker_settings: &BTreeMap<String, String>,
+    broker: &BrokerLayers<'_>,
 ) -> Resolved {
     let mut synonyms = Vec::new();
     if let Some(v) = topic_overrides.get(def.name) {
@@ -414,8 +455,9 @@ pub fn resolve_layers(
         });
     }
     for (layer, source) in [
-        (cluster_dynamic, ConfigSource::DynamicDefaultBroker),
-        (broker_settings, ConfigSource::StaticBroker),
+        (broker.per_broker, ConfigSource::DynamicBroker),
+        (broker.cluster, ConfigSource::DynamicDefaultBroker),
+        (broker.static_settings, ConfigSource::StaticBroker),
     ] {
         for s in def.synonyms {
             if let Some(v) = layer.get(s.name) {
@@ -438,7 +480,9 @@ pub fn resolve_layers(
         Some(s)
             if matches!(
                 s.source,
-                ConfigSource::StaticBroker | ConfigSource::DynamicDefaultBroker
+                ConfigSource::StaticBroker
+                    | ConfigSource::DynamicDefaultBroker
+                    | ConfigSource::DynamicBroker
             ) =>
         {
             let factor = def
@@ -499,14 +543,24 @@ mod tests {
     }
 
     #[test]
-    fn a_cluster_wide_dynamic_config_beats_the_static_one_but_not_the_topics() {
+    fn dynamic_broker_configs_beat_the_static_ones_but_not_the_topics() {
         let def = lookup("min.insync.replicas").unwrap();
         let mut broker = BTreeMap::new();
         broker.insert("min.insync.replicas".to_string(), "1".to_string());
         let mut cluster = BTreeMap::new();
         cluster.insert("min.insync.replicas".to_string(), "2".to_string());
+        let mut per_broker = BTreeMap::new();
         let mut topic = BTreeMap::new();
-        let r = resolve_layers(def, &topic, &cluster, &broker);
+        type Map = BTreeMap<String, String>;
+        let layered = |def, topic: &Map, per_broker: &Map| {
+            let layers = BrokerLayers {
+                per_broker,
+                cluster: &cluster,
+                static_settings: &broker,
+            };
+            resolve_layers(def, topic, &layers)
+        };
+        let r = layered(def, &topic, &per_broker);
         assert_eq!(
             (r.value.as_str(), r.source),
             ("2", ConfigSource::DynamicDefaultBroker)
@@ -520,11 +574,27 @@ mod tests {
                 ConfigSource::Default
             ]
         );
-        topic.insert("min.insync.replicas".to_string(), "3".to_string());
-        let r = resolve_layers(def, &topic, &cluster, &broker);
+        // This broker's own dynamic config beats the cluster-wide one.
+        per_broker.insert("min.insync.replicas".to_string(), "3".to_string());
+        let r = layered(def, &topic, &per_broker);
         assert_eq!(
             (r.value.as_str(), r.source),
-            ("3", ConfigSource::DynamicTopic)
+            ("3", ConfigSource::DynamicBroker)
+        );
+        assert_eq!(r.synonyms.len(), 4);
+        topic.insert("min.insync.replicas".to_string(), "1".to_string());
+        let r = layered(def, &topic, &per_broker);
+        assert_eq!(
+            (r.value.as_str(), r.source),
+            ("1", ConfigSource::DynamicTopic)
+        );
+        // A per-broker synonym in hours is scaled like a static one.
+        let retention = lookup("retention.ms").unwrap();
+        let hours = BTreeMap::from([("log.retention.hours".to_string(), "2".to_string())]);
+        let r = layered(retention, &BTreeMap::new(), &hours);
+        assert_eq!(
+            (r.value.as_str(), r.source),
+            ("7200000", ConfigSource::DynamicBroker)
         );
     }
 

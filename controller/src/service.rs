@@ -114,9 +114,10 @@ impl ControllerApi for ControllerService {
         req: Request<AlterConfigsRequest>,
     ) -> Result<Response<AlterConfigsResponse>, Status> {
         let req = req.into_inner();
+        let d = self.ctl.defaults().clone();
         match self
             .ctl
-            .write(|img| Ok(decide::alter_configs(img, &req)))
+            .write(|img| Ok(decide::alter_configs(img, &req, &d)))
             .await
         {
             Ok((resources, offset)) => Ok(Response::new(AlterConfigsResponse {

@@ -123,6 +123,8 @@ pub struct GroupCoordinator {
     /// `__consumer_offsets` partitions this broker leads, by load state.
     partitions: Mutex<BTreeMap<i32, Load>>,
     groups: Mutex<BTreeMap<String, GroupHandle>>,
+    /// Dynamic group configs (KIP-848) from the metadata, by group id.
+    group_configs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 /// Why a group cannot be served here.
@@ -145,6 +147,7 @@ impl GroupCoordinator {
             replicas,
             partitions: Mutex::new(BTreeMap::new()),
             groups: Mutex::new(BTreeMap::new()),
+            group_configs: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -234,7 +237,25 @@ impl GroupCoordinator {
 
     /// Acts on leadership of `__consumer_offsets` partitions: loads the ones this broker
     /// now leads and forgets the ones it no longer does.
+    /// The consumer-protocol settings of `group`: the broker's, with the group's own
+    /// `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms` (KIP-848 group
+    /// configs) where it has them.
+    pub fn consumer_config(&self, group: &str) -> ConsumerConfig {
+        let mut c = self.cfg.consumer.clone();
+        if let Some(own) = self.group_configs.lock().get(group) {
+            let get = |k: &str| own.get(k).and_then(|v| v.trim().parse::<i32>().ok());
+            if let Some(v) = get("consumer.session.timeout.ms") {
+                c.session_timeout_ms = v;
+            }
+            if let Some(v) = get("consumer.heartbeat.interval.ms") {
+                c.heartbeat_interval_ms = v;
+            }
+        }
+        c
+    }
+
     pub fn on_metadata(self: &Arc<Self>, img: &MetadataImage) {
+        *self.group_configs.lock() = img.all_group_configs();
         let led: BTreeSet<i32> = img
             .topic_by_name(OFFSETS_TOPIC)
             .map(|t| {
@@ -384,7 +405,7 @@ impl GroupCoordinator {
                     let mut e = g.lock().await;
                     let persist = match &mut e.kind {
                         GroupKind::Classic(c) => c.tick(now, &me.cfg.classic).persist,
-                        GroupKind::Consumer(c) => c.tick(now, &me.cfg.consumer),
+                        GroupKind::Consumer(c) => c.tick(now, &me.consumer_config(&c.id)),
                     };
                     if persist {
                         let rec = group_record(&e);

@@ -97,7 +97,8 @@ pub async fn handle(
         owned,
         client_makes_member_id: ctx.api_version >= 1,
     };
-    let answer = match cg.heartbeat(hb, &topics, now, &b.groups.cfg.consumer) {
+    let cfg = b.groups.consumer_config(&req.group_id);
+    let answer = match cg.heartbeat(hb, &topics, now, &cfg) {
         Ok(a) => a,
         Err(code) => return Some(error(code, None)),
     };

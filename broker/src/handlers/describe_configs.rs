@@ -1,6 +1,8 @@
-//! DescribeConfigs for topics (every topic config with its value, source and synonyms)
-//! and for this broker (its settings, static or default).
+//! DescribeConfigs for topics (every topic config with its value, source and synonyms),
+//! for this broker (its settings: dynamic per broker or cluster-wide, static, default),
+//! for the cluster-wide dynamic defaults (broker ""), and for groups (KIP-848).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -9,6 +11,7 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
+use strom_common::broker_config;
 use strom_common::topic_config::{ConfigSource, ConfigType, TOPIC_CONFIGS};
 
 use super::RequestContext;
@@ -18,6 +21,7 @@ use crate::broker::Broker;
 pub const TOPIC: i8 = 2;
 pub const BROKER: i8 = 4;
 pub const BROKER_LOGGER: i8 = 8;
+pub const GROUP: i8 = 32;
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -141,25 +145,74 @@ pub async fn handle(
                         .collect();
                     base.with_configs(configs)
                 } else {
-                    let cluster = img.cluster_configs();
-                    let configs = b
-                        .config
-                        .describe()
+                    // Kafka's order: this broker's dynamic configs, the cluster-wide
+                    // ones, the node's static setting, the default.
+                    let mut chains: BTreeMap<String, Vec<(String, ConfigSource)>> = BTreeMap::new();
+                    for (k, v, explicit) in b.config.describe() {
+                        let own = if explicit {
+                            ConfigSource::StaticBroker
+                        } else {
+                            ConfigSource::Default
+                        };
+                        chains.entry(k).or_default().push((v, own));
+                    }
+                    for (layer, source) in [
+                        (img.cluster_configs(), ConfigSource::DynamicDefaultBroker),
+                        (img.broker_configs(b.node_id), ConfigSource::DynamicBroker),
+                    ] {
+                        for (k, v) in layer {
+                            chains.entry(k).or_default().insert(0, (v, source));
+                        }
+                    }
+                    let configs = chains
                         .into_iter()
-                        .filter(|(k, _, _)| wanted(k))
-                        .map(|(k, v, explicit)| {
-                            let own = if explicit {
-                                ConfigSource::StaticBroker
-                            } else {
-                                ConfigSource::Default
+                        .filter(|(k, _)| wanted(k))
+                        .map(|(k, chain)| {
+                            let read_only = !broker_config::is_dynamic(&k);
+                            broker_entry(k, chain, read_only, req.include_synonyms, ctx.api_version)
+                        })
+                        .collect();
+                    base.with_configs(configs)
+                }
+            }
+            GROUP => {
+                if r.resource_name.is_empty() {
+                    base.with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(s("Group name must not be empty")))
+                } else {
+                    // KIP-848 group configs: the group's own value, else the broker's.
+                    let own = img.group_configs(&r.resource_name);
+                    let configs = broker_config::GROUP_CONFIGS
+                        .iter()
+                        .filter(|d| wanted(d.name))
+                        .map(|d| {
+                            let (v, source) = match own.get(d.name) {
+                                Some(v) => (v.clone(), ConfigSource::GroupConfig),
+                                None => (
+                                    b.config.known::<i64>(d.broker_default).to_string(),
+                                    ConfigSource::Default,
+                                ),
                             };
-                            // Kafka's order: a cluster-wide dynamic config beats the
-                            // node's static setting.
-                            let mut chain = vec![(v, own)];
-                            if let Some(cv) = cluster.get(&k) {
-                                chain.insert(0, (cv.clone(), ConfigSource::DynamicDefaultBroker));
-                            }
-                            broker_entry(k, chain, true, req.include_synonyms, ctx.api_version)
+                            let synonyms = if req.include_synonyms {
+                                vec![DescribeConfigsSynonym::default()
+                                    .with_name(s(d.name))
+                                    .with_value(Some(s(v.clone())))
+                                    .with_source(source.kafka_code())]
+                            } else {
+                                vec![]
+                            };
+                            DescribeConfigsResourceResult::default()
+                                .with_config_type(if ctx.api_version >= 3 {
+                                    ConfigType::Int.kafka_code()
+                                } else {
+                                    0
+                                })
+                                .with_name(s(d.name))
+                                .with_value(Some(s(v)))
+                                .with_read_only(false)
+                                .with_config_source(source.kafka_code())
+                                .with_is_sensitive(false)
+                                .with_synonyms(synonyms)
                         })
                         .collect();
                     base.with_configs(configs)

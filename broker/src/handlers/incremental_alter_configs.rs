@@ -1,4 +1,5 @@
-//! IncrementalAlterConfigs (set, delete, append, subtract) for topic configs, forwarded
+//! IncrementalAlterConfigs (set, delete, append, subtract) for topic, dynamic broker and
+//! group configs, forwarded
 //! to the quorum and answered once this broker's metadata has the change.
 
 use std::sync::Arc;
@@ -91,6 +92,25 @@ pub async fn forward(
             )
         })
         .collect();
+    // A broker's own configs are altered through that broker (Kafka's rule; clients
+    // send a broker resource to the broker it names).
+    let (elsewhere, resources): (Vec<_>, Vec<_>) = resources.into_iter().partition(|r| {
+        r.resource_type == BROKER_RESOURCE
+            && !r.resource_name.is_empty()
+            && r.resource_name != b.node_id.to_string()
+    });
+    out.extend(elsewhere.into_iter().map(|r| {
+        let msg = format!(
+            "Unexpected broker id, expected {} or empty string, but received {}",
+            b.node_id, r.resource_name
+        );
+        (
+            r.resource_type as i8,
+            r.resource_name,
+            kafka_protocol::error::ResponseError::InvalidRequest.code(),
+            Some(msg),
+        )
+    }));
     if resources.is_empty() {
         return out;
     }
@@ -98,8 +118,9 @@ pub async fn forward(
     out
 }
 
-/// Kafka's ConfigResource type of a topic.
+/// Kafka's ConfigResource types of a topic and a broker.
 const TOPIC_RESOURCE: i32 = 2;
+const BROKER_RESOURCE: i32 = 4;
 
 async fn forward_to_quorum(
     b: &Broker,

@@ -1,7 +1,8 @@
 //! ListConfigResources (KIP-1142; v0 was ListClientMetricsResources): the config
 //! resources of the asked types, every supported type when none is asked. Topics are
-//! every topic; brokers and broker loggers every registered broker. strom keeps no
-//! group or client-metrics configs, so those types list nothing. v0 lists only
+//! every topic; brokers and broker loggers every registered broker; groups every group
+//! with dynamic configs (KIP-848). strom keeps no client-metrics configs, so that type
+//! lists nothing. v0 lists only
 //! client-metrics resources, as Kafka's v0 does; an unknown type is INVALID_REQUEST.
 
 use std::sync::Arc;
@@ -11,12 +12,11 @@ use kafka_protocol::messages::list_config_resources_response::ConfigResource;
 use kafka_protocol::messages::{ListConfigResourcesRequest, ListConfigResourcesResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::describe_configs::{BROKER, BROKER_LOGGER, TOPIC};
+use super::describe_configs::{BROKER, BROKER_LOGGER, GROUP, TOPIC};
 use super::RequestContext;
 use crate::broker::Broker;
 
 const CLIENT_METRICS: i8 = 16;
-const GROUP: i8 = 32;
 
 pub async fn handle(
     b: Arc<Broker>,
@@ -62,6 +62,11 @@ pub async fn handle(
             BROKER | BROKER_LOGGER => {
                 for id in img.brokers.keys() {
                     add(id.to_string(), t);
+                }
+            }
+            GROUP => {
+                for name in img.all_group_configs().into_keys() {
+                    add(name, t);
                 }
             }
             _ => {}

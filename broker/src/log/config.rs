@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use strom_common::topic_config::{lookup, resolve};
+use strom_common::topic_config::{lookup, resolve_layers, BrokerLayers};
 
 /// Effective topic configs, typed.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,12 +39,12 @@ impl Default for LogConfig {
     }
 }
 
-fn get(name: &str, topic: &BTreeMap<String, String>, broker: &BTreeMap<String, String>) -> String {
+fn get(name: &str, topic: &BTreeMap<String, String>, broker: &BrokerLayers<'_>) -> String {
     let def = lookup(name).unwrap_or_else(|| panic!("{name} is in the topic config table"));
-    resolve(def, topic, broker).value
+    resolve_layers(def, topic, broker).value
 }
 
-fn num(name: &str, topic: &BTreeMap<String, String>, broker: &BTreeMap<String, String>) -> i64 {
+fn num(name: &str, topic: &BTreeMap<String, String>, broker: &BrokerLayers<'_>) -> i64 {
     let v = get(name, topic, broker);
     v.trim().parse().unwrap_or_else(|_| {
         let def = lookup(name).expect("known");
@@ -54,10 +54,26 @@ fn num(name: &str, topic: &BTreeMap<String, String>, broker: &BTreeMap<String, S
 }
 
 impl LogConfig {
-    /// Resolves every setting for a topic with `topic` overrides on `broker` settings.
+    /// Resolves every setting for a topic with `topic` overrides on static `broker`
+    /// settings.
     pub fn resolve(
         topic: &BTreeMap<String, String>,
         broker: &BTreeMap<String, String>,
+    ) -> LogConfig {
+        LogConfig::resolve_layers(
+            topic,
+            &BrokerLayers {
+                static_settings: broker,
+                ..BrokerLayers::default()
+            },
+        )
+    }
+
+    /// Resolves every setting for a topic with `topic` overrides on the broker's
+    /// dynamic and static layers.
+    pub fn resolve_layers(
+        topic: &BTreeMap<String, String>,
+        broker: &BrokerLayers<'_>,
     ) -> LogConfig {
         let policy = get("cleanup.policy", topic, broker);
         LogConfig {

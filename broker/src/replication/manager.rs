@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use strom_common::clock::now_ms;
+use strom_common::topic_config::BrokerLayers;
 use strom_controller::metadata::MetadataImage;
 use uuid::Uuid;
 
@@ -237,20 +238,18 @@ impl ReplicaManager {
             max_lag_ms: self.cfg.replica_lag_time_max_ms,
         };
         let now = now_ms();
-        // Cluster-wide dynamic broker configs beat the node's static settings.
+        // Dynamic broker configs (this broker's, then the cluster-wide ones) beat the
+        // node's static settings.
+        let per_broker = img.broker_configs(self.node_id);
         let cluster = img.cluster_configs();
-        let merged;
-        let broker_settings = if cluster.is_empty() {
-            &self.broker_settings
-        } else {
-            let mut m = self.broker_settings.clone();
-            m.extend(cluster);
-            merged = m;
-            &merged
+        let layers = BrokerLayers {
+            per_broker: &per_broker,
+            cluster: &cluster,
+            static_settings: &self.broker_settings,
         };
         for t in img.topics.values() {
             let overrides = img.topic_configs(&t.name);
-            let config = LogConfig::resolve(&overrides, broker_settings);
+            let config = LogConfig::resolve_layers(&overrides, &layers);
             for (&index, p) in &t.partitions {
                 if !p.replicas.contains(&self.node_id) {
                     continue;

@@ -294,7 +294,6 @@ impl MetadataImage {
         self.topic_ids.get(name).and_then(|id| self.topics.get(id))
     }
 
-    /// A topic's dynamic configs (empty when it has none).
     /// Cluster-wide dynamic broker configs (Kafka's `--entity-default` broker configs,
     /// resource name ""): they override the brokers' static settings.
     pub fn cluster_configs(&self) -> BTreeMap<String, String> {
@@ -304,6 +303,32 @@ impl MetadataImage {
             .unwrap_or_default()
     }
 
+    /// One broker's own dynamic configs (resource name its id).
+    pub fn broker_configs(&self, broker_id: i32) -> BTreeMap<String, String> {
+        self.configs
+            .get(&(ResourceType::ResourceBroker as i32, broker_id.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A group's dynamic configs (KIP-848), empty when it has none.
+    pub fn group_configs(&self, group: &str) -> BTreeMap<String, String> {
+        self.configs
+            .get(&(ResourceType::ResourceGroup as i32, group.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every group with dynamic configs, with them.
+    pub fn all_group_configs(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.configs
+            .iter()
+            .filter(|((rt, _), _)| *rt == ResourceType::ResourceGroup as i32)
+            .map(|((_, name), m)| (name.clone(), m.clone()))
+            .collect()
+    }
+
+    /// A topic's dynamic configs (empty when it has none).
     pub fn topic_configs(&self, name: &str) -> BTreeMap<String, String> {
         self.configs
             .get(&(ResourceType::ResourceTopic as i32, name.to_string()))

@@ -12,6 +12,8 @@ pub mod configs;
 pub mod partitions;
 pub mod topics;
 
+use std::collections::BTreeMap;
+
 pub use brokers::{
     allocate_producer_ids, check_broker_epoch, controlled_shutdown, current_state, fence_broker,
     has_leaderships, next_state, register_broker, transition_records, unfence_broker,
@@ -38,6 +40,20 @@ pub struct Defaults {
     /// Eligible leader replicas (KIP-966); on by default, as in Kafka 4.1+.
     pub elr_enabled: bool,
     pub producer_id_block_size: i64,
+    /// The `group.consumer.*` settings that bound and default the dynamic group configs
+    /// (KIP-848), as this controller's node has them.
+    pub group_settings: BTreeMap<String, i64>,
+}
+
+impl Defaults {
+    /// A `group.consumer.*` setting: this node's value, else Kafka's default.
+    pub fn group_setting(&self, name: &str) -> i64 {
+        self.group_settings.get(name).copied().unwrap_or_else(|| {
+            strom_common::broker_config::default_of(name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        })
+    }
 }
 
 impl Default for Defaults {
@@ -49,6 +65,7 @@ impl Default for Defaults {
             min_insync_replicas: 1,
             elr_enabled: true,
             producer_id_block_size: 1000,
+            group_settings: BTreeMap::new(),
         }
     }
 }

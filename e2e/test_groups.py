@@ -11,7 +11,10 @@ partition, and the topic's three partitions are led by different nodes."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from confluent_kafka import Consumer
 
 pytest.register_assert_rewrite("groups_util")
 
@@ -96,3 +99,74 @@ def test_a_consumer_that_never_subscribed_commits_to_its_empty_group(strom, new_
             assert (got[0].offset, got[0].metadata) == (offset, metadata), got
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_a_live_group_moves_to_the_consumer_protocol_and_back(strom, new_topic, strategy):
+    """KIP-848's online migration (confluent-kafka-python's test_consumer_upgrade_downgrade):
+    a consumer-protocol member joins a live classic group, which becomes a consumer group
+    with the classic member still in it (it rejoins and gets its share); the classic
+    member leaves, another classic member joins the consumer group; the consumer-protocol
+    member leaves and the group is classic again with the classic member owning every
+    partition. Every record produced in each phase is consumed."""
+    from confluent_kafka import ConsumerGroupType
+    from confluent_kafka.admin import NewTopic
+
+    from groups_util import CLASSIC_HEARTBEAT_MS, CLASSIC_SESSION_MS, confluent_admin, produce
+
+    topic, parts = new_topic(), 4
+    group = f"g-{topic}"
+    admin = confluent_admin(strom.bootstrap)
+    admin.create_topics([NewTopic(topic, parts, 1)])[topic].result(timeout=30)
+    base = {"bootstrap.servers": strom.bootstrap, "group.id": group, "auto.offset.reset": "earliest"}
+    classic = {**base, "group.protocol": "classic", "partition.assignment.strategy": strategy,
+               "heartbeat.interval.ms": CLASSIC_HEARTBEAT_MS, "session.timeout.ms": CLASSIC_SESSION_MS}
+    modern = {**base, "group.protocol": "consumer"}
+    members: list = []
+    seen: set = set()
+
+    def poll_all(until, what, timeout=60):
+        deadline = time.monotonic() + timeout
+        while not until():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: " + str(
+                [sorted(p.partition for p in c.assignment()) for c in members])
+            for c in members:
+                m = c.poll(0.05)
+                if m is not None and m.error() is None:
+                    seen.add((m.partition(), m.offset()))
+
+    def split_evenly():
+        got = [sorted(p.partition for p in c.assignment()) for c in members]
+        flat = [p for g in got for p in g]
+        return sorted(flat) == list(range(parts)) and all(len(g) == parts // len(members) for g in got)
+
+    def group_type():
+        return admin.describe_consumer_groups([group])[group].result(timeout=30).type
+
+    def phase(expected_type, n=20):
+        poll_all(split_evenly, f"{parts} partitions split over {len(members)} member(s)")
+        assert group_type() == expected_type
+        before = len(seen)
+        produce(strom.bootstrap, topic, n, partitions=parts)
+        poll_all(lambda: len(seen) >= before + n, f"{n} records")
+
+    def join(conf):
+        c = Consumer(conf)
+        c.subscribe([topic])
+        members.append(c)
+
+    try:
+        join(classic)
+        phase(ConsumerGroupType.CLASSIC)
+        join(modern)
+        phase(ConsumerGroupType.CONSUMER)
+        members.pop(0).close()
+        phase(ConsumerGroupType.CONSUMER)
+        join(classic)
+        phase(ConsumerGroupType.CONSUMER)
+        members.pop(0).close()
+        phase(ConsumerGroupType.CLASSIC)
+        assert len(seen) == 100, "every record of every phase, at least once"
+    finally:
+        for c in members:
+            c.close()

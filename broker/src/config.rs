@@ -441,6 +441,9 @@ impl NodeConfig {
             retention_check_interval_ms: self.known("offsets.retention.check.interval.ms"),
             offset_metadata_max_bytes: self.known::<i64>("offset.metadata.max.bytes").max(0)
                 as usize,
+            migration_policy: crate::group::coordinator::MigrationPolicy::parse(
+                &self.known::<String>("group.consumer.migration.policy"),
+            ),
         }
     }
 

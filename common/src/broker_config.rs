@@ -50,6 +50,7 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("group.consumer.session.timeout.ms", "45000"),
     ("group.consumer.heartbeat.interval.ms", "5000"),
     ("group.consumer.max.size", "2147483647"),
+    ("group.consumer.migration.policy", "bidirectional"),
     ("group.consumer.min.session.timeout.ms", "45000"),
     ("group.consumer.max.session.timeout.ms", "60000"),
     ("group.consumer.min.heartbeat.interval.ms", "5000"),

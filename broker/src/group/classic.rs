@@ -154,6 +154,20 @@ impl Member {
     }
 }
 
+/// A member a consumer group hands to the classic group it becomes (KIP-848 downgrade).
+#[derive(Clone, Debug)]
+pub struct MigratedMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocols: Vec<(String, Bytes)>,
+    /// Its target assignment, partitions by topic name.
+    pub assignment: Vec<(String, Vec<i32>)>,
+}
+
 /// A classic group.
 #[derive(Debug)]
 pub struct ClassicGroup {
@@ -857,6 +871,91 @@ impl ClassicGroup {
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// Answers every waiting JoinGroup and SyncGroup with `code` (the group is becoming
+    /// a consumer group: its members rejoin through the new protocol's rules).
+    pub fn fail_waiters(&mut self, code: i16) {
+        for m in self.members.values_mut() {
+            if let Some(w) = m.join_waiter.take() {
+                let _ = w.send(JoinResult::error(code, &m.member_id));
+            }
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(SyncResult::error(code));
+            }
+        }
+    }
+
+    /// KIP-848's online downgrade: the classic group a consumer group becomes when only
+    /// classic-protocol members are left. Generation = the consumer group's epoch,
+    /// protocol = the one every member supports that most members prefer, each member's
+    /// assignment its target in the consumer group; then a rebalance starts, so every
+    /// member rejoins under the classic protocol's rules.
+    pub fn from_consumer(
+        id: &str,
+        generation: i32,
+        members: Vec<MigratedMember>,
+        now: Instant,
+        cfg: &ClassicConfig,
+    ) -> ClassicGroup {
+        let mut g = ClassicGroup::new(id, now);
+        g.protocol_type = Some("consumer".into());
+        let supported = |name: &str| {
+            members
+                .iter()
+                .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+        };
+        let mut votes: BTreeMap<String, usize> = BTreeMap::new();
+        for m in &members {
+            if let Some((n, _)) = m.protocols.iter().find(|(n, _)| supported(n)) {
+                *votes.entry(n.clone()).or_default() += 1;
+            }
+        }
+        let selected = votes
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default();
+        for m in members {
+            let metadata = m
+                .protocols
+                .iter()
+                .find(|(n, _)| *n == selected)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_default();
+            let assignment = super::protocol::encode_assignment(
+                super::protocol::version_of(&metadata),
+                &m.assignment,
+            );
+            if g.leader.is_none() {
+                g.leader = Some(m.member_id.clone());
+            }
+            if let Some(i) = &m.group_instance_id {
+                g.static_members.insert(i.clone(), m.member_id.clone());
+            }
+            g.members.insert(
+                m.member_id.clone(),
+                Member {
+                    member_id: m.member_id,
+                    group_instance_id: m.group_instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    protocol_type: "consumer".into(),
+                    protocols: m.protocols,
+                    assignment,
+                    last_heartbeat: now,
+                    join_waiter: None,
+                    sync_waiter: None,
+                },
+            );
+        }
+        g.generation = generation;
+        g.protocol_name = Some(selected);
+        g.set_state(ClassicState::Stable, now);
+        g.prepare_rebalance(now, cfg);
+        g
     }
 
     /// Restores a member from the stored group state (after a coordinator change).

@@ -9,9 +9,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use kafka_protocol::error::ResponseError as E;
 use tokio::time::Instant;
 use uuid::Uuid;
+
+use super::classic::ClassicGroup;
+use super::protocol;
 
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
@@ -69,6 +74,63 @@ pub struct ConsumerMember {
     revocation_deadline: Option<Instant>,
     /// A static member that left with epoch -2 and whose instance may come back.
     pub static_left: bool,
+    /// Set for a member that speaks the classic protocol (KIP-848's online migration).
+    pub classic: Option<ClassicMeta>,
+}
+
+/// What the coordinator keeps of a classic-protocol member inside a consumer group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassicMeta {
+    /// From its JoinGroup: its session ends this long after its last JoinGroup,
+    /// SyncGroup or Heartbeat.
+    pub session_timeout_ms: i32,
+    /// Its JoinGroup protocols (name, subscription bytes), kept for a downgrade.
+    pub protocols: Vec<(String, Bytes)>,
+    /// It was told to rejoin, or joined and must sync: fenced if not done by then
+    /// (its rebalance timeout, Kafka's join and sync timers).
+    pub deadline: Option<Instant>,
+}
+
+impl ClassicMeta {
+    /// The protocol the member prefers (its first), which Kafka echoes back.
+    pub fn protocol_name(&self) -> String {
+        self.protocols
+            .first()
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default()
+    }
+
+    /// The embedded protocol version of its subscription (its assignment is written at
+    /// the same version).
+    pub fn version(&self) -> i16 {
+        self.protocols
+            .first()
+            .map_or(0, |(_, m)| protocol::version_of(m))
+    }
+}
+
+/// A classic JoinGroup for a consumer group.
+#[derive(Clone, Debug)]
+pub struct ClassicJoin {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    /// v4+: a new dynamic member must come back with the id it is given.
+    pub require_known_member_id: bool,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+}
+
+/// What a classic member is told after joining a consumer group: no leader, no member
+/// list (the coordinator assigns), its generation is its member epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassicJoinAnswer {
+    pub member_id: String,
+    pub generation: i32,
+    pub protocol_name: String,
 }
 
 /// A heartbeat as the state machine needs it (absent fields: unchanged).
@@ -149,6 +211,18 @@ fn union(a: &Assignment, b: &Assignment) -> Assignment {
     for (t, ps) in b {
         out.entry(*t).or_default().extend(ps.iter().copied());
     }
+    out
+}
+
+/// Partitions by topic name as partitions by topic id (topics not in `topics` dropped).
+fn to_ids(parts: &[(String, Vec<i32>)], topics: &TopicView) -> Assignment {
+    let mut out = Assignment::new();
+    for (t, ps) in parts {
+        if let Some((id, _)) = topics.get(t) {
+            out.entry(*id).or_default().extend(ps.iter().copied());
+        }
+    }
+    out.retain(|_, ps| !ps.is_empty());
     out
 }
 
@@ -348,6 +422,7 @@ impl ConsumerGroup {
                         last_heartbeat: now,
                         revocation_deadline: None,
                         static_left: false,
+                        classic: None,
                     },
                 );
                 self.bump(now);
@@ -473,6 +548,7 @@ impl ConsumerGroup {
                 },
                 static_left: false,
                 last_heartbeat: now,
+                classic: None,
                 ..old
             },
         );
@@ -547,14 +623,24 @@ impl ConsumerGroup {
             m.state = MemberState::Stable;
         }
         let revoking = sub(&m.assigned, &target);
-        if !revoking.is_empty() {
+        // A classic member gives up partitions by rejoining: an eager one owns nothing
+        // when it rejoins, a cooperative one lists what it still owns and is told to
+        // rejoin until it no longer owns what it must give up.
+        let must_wait = match &m.classic {
+            Some(_) => owned.is_some_and(|o| !inter(o, &revoking).is_empty()),
+            None => !revoking.is_empty(),
+        };
+        if must_wait {
             m.assigned = inter(&m.assigned, &target);
             m.pending_revocation = revoking;
             m.state = MemberState::UnrevokedPartitions;
-            m.revocation_deadline =
-                Some(now + Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64));
+            if m.classic.is_none() {
+                m.revocation_deadline =
+                    Some(now + Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64));
+            }
             return;
         }
+        m.assigned = inter(&m.assigned, &target);
         let wanted = sub(&target, &m.assigned);
         let free = sub(&wanted, &held_by_others);
         m.assigned = union(&m.assigned, &free);
@@ -577,8 +663,15 @@ impl ConsumerGroup {
             .members
             .values()
             .filter(|m| {
+                let session = m.classic.as_ref().map_or(session, |c| {
+                    Duration::from_millis(c.session_timeout_ms.max(0) as u64)
+                });
                 now.saturating_duration_since(m.last_heartbeat) > session
                     || m.revocation_deadline.is_some_and(|d| now >= d)
+                    || m.classic
+                        .as_ref()
+                        .and_then(|c| c.deadline)
+                        .is_some_and(|d| now >= d)
             })
             .map(|m| m.member_id.clone())
             .collect();
@@ -602,6 +695,14 @@ impl ConsumerGroup {
         let Some(m) = self.members.get(member_id) else {
             return Err(E::UnknownMemberId.code());
         };
+        if m.classic.is_some() {
+            // A classic member commits with its generation, which is its member epoch.
+            return if epoch == m.member_epoch {
+                Ok(())
+            } else {
+                Err(E::IllegalGeneration.code())
+            };
+        }
         if epoch > m.member_epoch {
             return Err(E::FencedMemberEpoch.code());
         }
@@ -609,6 +710,345 @@ impl ConsumerGroup {
             return Err(E::StaleMemberEpoch.code());
         }
         Ok(())
+    }
+
+    /// KIP-848's online upgrade: the consumer group a non-empty classic group becomes
+    /// when a member using the consumer protocol joins it. Every classic member stays,
+    /// at member epoch = the classic generation, with the subscription and assignment
+    /// its JoinGroup and SyncGroup carried (topics gone are dropped); the group epoch is
+    /// the generation. Err (a reason) when the embedded protocol cannot be read.
+    pub fn from_classic(
+        c: &ClassicGroup,
+        topics: &TopicView,
+        now: Instant,
+    ) -> Result<ConsumerGroup, String> {
+        let mut g = ConsumerGroup::new(&c.id, now);
+        g.group_epoch = c.generation;
+        g.assignment_epoch = c.generation;
+        let selected = c.protocol_name.clone().unwrap_or_default();
+        for m in c.members.values() {
+            let meta = match m.protocols.iter().find(|(n, _)| *n == selected) {
+                Some((_, b)) => b.clone(),
+                None => m
+                    .protocols
+                    .first()
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default(),
+            };
+            let sub = protocol::decode_subscription(&meta).ok_or_else(|| {
+                format!(
+                    "the embedded consumer protocol of member {} is malformed",
+                    m.member_id
+                )
+            })?;
+            let parts = protocol::decode_assignment(&m.assignment).map_err(str::to_string)?;
+            let assigned = to_ids(&parts, topics);
+            g.members.insert(
+                m.member_id.clone(),
+                ConsumerMember {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.group_instance_id.clone(),
+                    rack_id: sub.rack.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    subscribed_topic_names: sub.topics.clone(),
+                    subscribed_topic_regex: None,
+                    server_assignor: None,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    member_epoch: c.generation,
+                    previous_member_epoch: c.generation,
+                    state: MemberState::Stable,
+                    assigned: assigned.clone(),
+                    pending_revocation: Assignment::new(),
+                    last_heartbeat: now,
+                    revocation_deadline: None,
+                    static_left: false,
+                    classic: Some(ClassicMeta {
+                        session_timeout_ms: m.session_timeout_ms,
+                        protocols: m.protocols.clone(),
+                        deadline: None,
+                    }),
+                },
+            );
+            g.target.insert(m.member_id.clone(), assigned);
+            if let Some(i) = &m.group_instance_id {
+                g.static_members.insert(i.clone(), m.member_id.clone());
+            }
+        }
+        g.subscription_view = g.subscribed(topics);
+        Ok(g)
+    }
+
+    /// JoinGroup from a classic-protocol member (Kafka's
+    /// `classicGroupJoinToConsumerGroup`): the member is created or updated from its
+    /// subscription, the target is recomputed when the group changed, and the member
+    /// moves toward its target at once. Err: (error code, member id to answer with).
+    pub fn classic_join(
+        &mut self,
+        j: ClassicJoin,
+        topics: &TopicView,
+        now: Instant,
+        cfg: &ConsumerConfig,
+    ) -> Result<ClassicJoinAnswer, (i16, String)> {
+        let fail = |code: i16| Err((code, j.member_id.clone()));
+        if self.dead {
+            return fail(E::CoordinatorNotAvailable.code());
+        }
+        let supported_by_all = |name: &str| {
+            self.members
+                .values()
+                .filter_map(|m| m.classic.as_ref())
+                .all(|c| c.protocols.iter().any(|(n, _)| n == name))
+        };
+        if j.protocol_type != "consumer" || !j.protocols.iter().any(|(n, _)| supported_by_all(n)) {
+            return fail(E::InconsistentGroupProtocol.code());
+        }
+        let Some(sub) = protocol::decode_subscription(&j.protocols[0].1) else {
+            return fail(E::InconsistentGroupProtocol.code());
+        };
+        let new_id = j.member_id.is_empty();
+        let id = if new_id {
+            uuid::Builder::from_random_bytes(strom_common::clock::random_u128().to_be_bytes())
+                .into_uuid()
+                .to_string()
+        } else {
+            j.member_id.clone()
+        };
+        let mut replaced: Option<ConsumerMember> = None;
+        match &j.instance_id {
+            Some(instance) if new_id => {
+                // A static instance (re)joining with a new member id takes the place of
+                // the member it was, whichever protocol that member used.
+                if let Some(old_id) = self.static_members.get(instance).cloned() {
+                    replaced = self.members.remove(&old_id);
+                    if let Some(t) = self.target.remove(&old_id) {
+                        self.target.insert(id.clone(), t);
+                    }
+                }
+            }
+            Some(instance) => match self.static_members.get(instance) {
+                None => return fail(E::UnknownMemberId.code()),
+                Some(x) if *x != id => return fail(E::FencedInstanceId.code()),
+                Some(_) => {}
+            },
+            None if new_id && j.require_known_member_id => {
+                return Err((E::MemberIdRequired.code(), id));
+            }
+            None => {}
+        }
+        if replaced.is_none()
+            && !self.members.contains_key(&id)
+            && self.members.len() >= cfg.max_size
+        {
+            return fail(E::GroupMaxSizeReached.code());
+        }
+        let is_new = replaced.is_none() && !self.members.contains_key(&id);
+        let base = replaced.clone().or_else(|| self.members.get(&id).cloned());
+        let changed_subscription = base.as_ref().is_none_or(|m| {
+            m.subscribed_topic_names != sub.topics || m.subscribed_topic_regex.is_some()
+        });
+        let mut m = base.unwrap_or_else(|| ConsumerMember {
+            member_id: id.clone(),
+            instance_id: j.instance_id.clone(),
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            subscribed_topic_names: Vec::new(),
+            subscribed_topic_regex: None,
+            server_assignor: None,
+            rebalance_timeout_ms: j.rebalance_timeout_ms,
+            member_epoch: 0,
+            previous_member_epoch: -1,
+            state: MemberState::Stable,
+            assigned: Assignment::new(),
+            pending_revocation: Assignment::new(),
+            last_heartbeat: now,
+            revocation_deadline: None,
+            static_left: false,
+            classic: None,
+        });
+        m.member_id = id.clone();
+        m.instance_id = j.instance_id.clone();
+        m.rack_id = sub.rack.clone();
+        m.client_id = j.client_id.clone();
+        m.client_host = j.client_host.clone();
+        m.subscribed_topic_names = sub.topics.clone();
+        m.subscribed_topic_regex = None;
+        m.server_assignor = None;
+        if j.rebalance_timeout_ms > 0 {
+            m.rebalance_timeout_ms = j.rebalance_timeout_ms;
+        }
+        m.revocation_deadline = None;
+        m.static_left = false;
+        m.last_heartbeat = now;
+        m.classic = Some(ClassicMeta {
+            session_timeout_ms: j.session_timeout_ms,
+            protocols: j.protocols.clone(),
+            deadline: None,
+        });
+        if let Some(i) = &j.instance_id {
+            self.static_members.insert(i.clone(), id.clone());
+        }
+        self.members.insert(id.clone(), m);
+        if is_new || changed_subscription {
+            self.bump(now);
+        }
+        if self.group_epoch <= self.assignment_epoch
+            && self.subscribed(topics) != self.subscription_view
+        {
+            self.bump(now);
+        }
+        if self.group_epoch > self.assignment_epoch {
+            self.compute_target(topics);
+        }
+        let owned = to_ids(&sub.owned, topics);
+        self.reconcile(&id, Some(&owned), now);
+        let m = self.members.get_mut(&id).expect("just inserted");
+        let rebalance = Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64);
+        let classic = m.classic.as_mut().expect("classic");
+        // Kafka's sync timer: the member must now SyncGroup within its rebalance timeout.
+        classic.deadline = Some(now + rebalance);
+        Ok(ClassicJoinAnswer {
+            member_id: id,
+            generation: m.member_epoch,
+            protocol_name: classic.protocol_name(),
+        })
+    }
+
+    /// Finds the classic member a SyncGroup, Heartbeat or LeaveGroup names.
+    fn classic_member(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<&ConsumerMember, i16> {
+        if let Some(i) = instance_id {
+            match self.static_members.get(i) {
+                None => return Err(E::UnknownMemberId.code()),
+                Some(x) if x != member_id => return Err(E::FencedInstanceId.code()),
+                Some(_) => {}
+            }
+        }
+        match self.members.get(member_id) {
+            Some(m) if m.classic.is_some() => Ok(m),
+            _ => Err(E::UnknownMemberId.code()),
+        }
+    }
+
+    /// SyncGroup from a classic member: its current assignment (partitions by topic
+    /// id) and the embedded protocol version to write it at, or REBALANCE_IN_PROGRESS
+    /// when the group moved on since its JoinGroup.
+    #[allow(clippy::too_many_arguments)]
+    pub fn classic_sync(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        now: Instant,
+    ) -> Result<(Assignment, i16, String), i16> {
+        let m = self.classic_member(member_id, instance_id)?;
+        if generation != m.member_epoch {
+            return Err(E::IllegalGeneration.code());
+        }
+        let c = m.classic.as_ref().expect("classic");
+        if protocol_type.is_some_and(|t| t != "consumer")
+            || protocol_name.is_some_and(|n| n != c.protocol_name())
+        {
+            return Err(E::InconsistentGroupProtocol.code());
+        }
+        let rebalancing =
+            self.group_epoch > m.member_epoch && m.state != MemberState::UnrevokedPartitions;
+        let m = self.members.get_mut(member_id).expect("found");
+        let rebalance = Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64);
+        let c = m.classic.as_mut().expect("classic");
+        if rebalancing {
+            c.deadline.get_or_insert(now + rebalance);
+            return Err(E::RebalanceInProgress.code());
+        }
+        c.deadline = None;
+        m.last_heartbeat = now;
+        let (version, name) = (c.version(), c.protocol_name());
+        Ok((m.assigned.clone(), version, name))
+    }
+
+    /// Heartbeat from a classic member: NONE, or REBALANCE_IN_PROGRESS when it must
+    /// rejoin to move toward its target (a newer group epoch, partitions to give up, or
+    /// partitions it waited for now free).
+    pub fn classic_heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: Instant,
+    ) -> i16 {
+        let m = match self.classic_member(member_id, instance_id) {
+            Ok(m) => m,
+            Err(code) => return code,
+        };
+        if generation != m.member_epoch {
+            return E::IllegalGeneration.code();
+        }
+        let must_rejoin = m.member_epoch < self.group_epoch
+            || m.state == MemberState::UnrevokedPartitions
+            || m.state == MemberState::UnreleasedPartitions && !self.waiting_on_unreleased(m);
+        let m = self.members.get_mut(member_id).expect("found");
+        m.last_heartbeat = now;
+        if must_rejoin {
+            let rebalance = Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64);
+            let c = m.classic.as_mut().expect("classic");
+            c.deadline.get_or_insert(now + rebalance);
+            return E::RebalanceInProgress.code();
+        }
+        0
+    }
+
+    /// Whether some partition `m` is waiting for is still held by another member.
+    fn waiting_on_unreleased(&self, m: &ConsumerMember) -> bool {
+        let target = self.target.get(&m.member_id).cloned().unwrap_or_default();
+        let wanted = sub(&target, &m.assigned);
+        self.members
+            .values()
+            .filter(|o| o.member_id != m.member_id)
+            .any(|o| {
+                !inter(&wanted, &o.assigned).is_empty()
+                    || !inter(&wanted, &o.pending_revocation).is_empty()
+            })
+    }
+
+    /// LeaveGroup for one member (by member id, or by instance id for static members),
+    /// of either protocol, as Kafka 4.x allows.
+    pub fn leave_member(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        now: Instant,
+    ) -> i16 {
+        let id = match instance_id {
+            Some(i) => match self.static_members.get(i) {
+                None => return E::UnknownMemberId.code(),
+                Some(x) if !member_id.is_empty() && x != member_id => {
+                    return E::FencedInstanceId.code()
+                }
+                Some(x) => x.clone(),
+            },
+            None if self.members.contains_key(member_id) => member_id.to_string(),
+            None => return E::UnknownMemberId.code(),
+        };
+        if let Some(m) = self.members.remove(&id) {
+            if let Some(i) = m.instance_id {
+                self.static_members.remove(&i);
+            }
+            self.target.remove(&id);
+            self.bump(now);
+        }
+        0
+    }
+
+    /// Whether only classic-protocol members are left (KIP-848's online downgrade turns
+    /// such a group back into a classic group).
+    pub fn only_classic_members(&self) -> bool {
+        !self.members.is_empty() && self.members.values().all(|m| m.classic.is_some())
     }
 
     /// Restores a stored group (after a coordinator change).
@@ -673,6 +1113,7 @@ impl ConsumerMember {
             last_heartbeat: now,
             revocation_deadline: None,
             static_left: false,
+            classic: None,
         }
     }
 }
@@ -814,6 +1255,246 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A classic subscription (v1) to `topics`, owning `owned`.
+    fn classic_sub(topics: &[&str], owned: &[(&str, Vec<i32>)]) -> Bytes {
+        use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition;
+        use kafka_protocol::messages::{ConsumerProtocolSubscription, TopicName};
+        use kafka_protocol::protocol::{Encodable, StrBytes};
+        let mut b = bytes::BytesMut::new();
+        b.extend_from_slice(&1i16.to_be_bytes());
+        ConsumerProtocolSubscription::default()
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| StrBytes::from_string(t.to_string()))
+                    .collect(),
+            )
+            .with_owned_partitions(
+                owned
+                    .iter()
+                    .map(|(t, ps)| {
+                        TopicPartition::default()
+                            .with_topic(TopicName(StrBytes::from_string(t.to_string())))
+                            .with_partitions(ps.clone())
+                    })
+                    .collect(),
+            )
+            .encode(&mut b, 1)
+            .unwrap();
+        b.freeze()
+    }
+
+    fn classic_join(member: &str, owned: &[(&str, Vec<i32>)]) -> ClassicJoin {
+        ClassicJoin {
+            member_id: member.into(),
+            instance_id: None,
+            require_known_member_id: true,
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![
+                ("range".into(), classic_sub(&["orders"], owned)),
+                ("roundrobin".into(), classic_sub(&["orders"], owned)),
+            ],
+        }
+    }
+
+    /// KIP-848's online migration, both ways: a stable classic group (one member, all
+    /// six partitions, generation 3) becomes a consumer group when a consumer-protocol
+    /// member joins; the classic member is told to rejoin, gets half, and no partition
+    /// is ever held twice; when the consumer member leaves only classic members are
+    /// left, and the classic group they become keeps the generation and assignment.
+    #[tokio::test]
+    async fn a_classic_group_upgrades_and_downgrades_online() {
+        let t = Instant::now();
+        let cfg = ConsumerConfig::default();
+        let topics = view(&[("orders", 6)]);
+        let orders = topics["orders"].0;
+        let mut classic = ClassicGroup::new("g", t);
+        classic.protocol_type = Some("consumer".into());
+        classic.restore_member(
+            "c1".into(),
+            None,
+            "c".into(),
+            "/h".into(),
+            10_000,
+            30_000,
+            Some(("range".into(), classic_sub(&["orders"], &[]))),
+            protocol::encode_assignment(1, &[("orders".into(), (0..6).collect())]),
+            t,
+        );
+        classic.restore(
+            Some("consumer".into()),
+            Some("range".into()),
+            3,
+            Some("c1".into()),
+            t,
+        );
+        let mut g = ConsumerGroup::from_classic(&classic, &topics, t).unwrap();
+        assert_eq!((g.group_epoch, g.assignment_epoch), (3, 3));
+        let c1 = &g.members["c1"];
+        assert_eq!((c1.member_epoch, count(&c1.assigned)), (3, 6));
+        assert!(c1.classic.is_some());
+        assert_eq!(
+            g.classic_heartbeat("c1", None, 3, t),
+            0,
+            "nothing changed yet"
+        );
+
+        // A consumer-protocol member joins: target 3/3, it waits for c1.
+        let k = g
+            .heartbeat(hb("k", 0, &["orders"], None), &topics, t, &cfg)
+            .unwrap();
+        assert_eq!(k.member_epoch, 4);
+        assert_eq!(count(k.assignment.as_ref().unwrap()), 0);
+        assert_eq!(
+            g.classic_heartbeat("c1", None, 3, t),
+            E::RebalanceInProgress.code()
+        );
+        check_exclusive(&g);
+
+        // A cooperative rejoin that still owns all six: kept at generation 3 until it
+        // gives up the three that move.
+        let all = [("orders", (0..6).collect::<Vec<_>>())];
+        let j = g
+            .classic_join(classic_join("c1", &all), &topics, t, &cfg)
+            .unwrap();
+        assert_eq!((j.generation, j.protocol_name.as_str()), (3, "range"));
+        assert_eq!(g.members["c1"].state, MemberState::UnrevokedPartitions);
+        let (kept, version, _) = g
+            .classic_sync("c1", None, 3, Some("consumer"), Some("range"), t)
+            .unwrap();
+        assert_eq!((count(&kept), version), (3, 1));
+        assert_eq!(
+            g.classic_heartbeat("c1", None, 3, t),
+            E::RebalanceInProgress.code()
+        );
+        let mine: Vec<i32> = kept[&orders].iter().copied().collect();
+        let j = g
+            .classic_join(
+                classic_join("c1", &[("orders", mine.clone())]),
+                &topics,
+                t,
+                &cfg,
+            )
+            .unwrap();
+        assert_eq!(j.generation, 4);
+        assert_eq!(
+            g.classic_sync("c1", None, 3, None, None, t),
+            Err(E::IllegalGeneration.code())
+        );
+        let (kept, _, _) = g.classic_sync("c1", None, 4, None, None, t).unwrap();
+        assert_eq!(kept[&orders].iter().copied().collect::<Vec<_>>(), mine);
+        assert_eq!(g.classic_heartbeat("c1", None, 4, t), 0);
+        assert_eq!(g.check_commit("c1", 4), Ok(()));
+        assert_eq!(g.check_commit("c1", 3), Err(E::IllegalGeneration.code()));
+        check_exclusive(&g);
+        let k2 = g
+            .heartbeat(
+                hb("k", 4, &["orders"], Some(Assignment::new())),
+                &topics,
+                t,
+                &cfg,
+            )
+            .unwrap();
+        assert_eq!(count(k2.assignment.as_ref().unwrap()), 3);
+        check_exclusive(&g);
+        assert_eq!(g.state_name(), "Stable");
+
+        // The consumer member leaves: only the classic member is left.
+        assert!(!g.only_classic_members());
+        g.heartbeat(hb("k", -1, &["orders"], None), &topics, t, &cfg)
+            .unwrap();
+        assert!(g.only_classic_members());
+        let names: BTreeMap<Uuid, String> = [(orders, "orders".to_string())].into();
+        let migrated = g
+            .members
+            .values()
+            .map(|m| super::super::classic::MigratedMember {
+                member_id: m.member_id.clone(),
+                group_instance_id: None,
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                session_timeout_ms: m.classic.as_ref().unwrap().session_timeout_ms,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                protocols: m.classic.as_ref().unwrap().protocols.clone(),
+                assignment: g.target[&m.member_id]
+                    .iter()
+                    .map(|(id, ps)| (names[id].clone(), ps.iter().copied().collect()))
+                    .collect(),
+            })
+            .collect();
+        let back = ClassicGroup::from_consumer(
+            "g",
+            g.group_epoch,
+            migrated,
+            t,
+            &super::super::classic::ClassicConfig::default(),
+        );
+        assert_eq!(back.generation, g.group_epoch);
+        assert_eq!(back.protocol_name.as_deref(), Some("range"));
+        assert_eq!(
+            back.state,
+            super::super::classic::ClassicState::PreparingRebalance
+        );
+        let a = protocol::decode_assignment(&back.members["c1"].assignment).unwrap();
+        assert_eq!(
+            a,
+            vec![("orders".to_string(), mine)],
+            "the target of the consumer group"
+        );
+    }
+
+    #[tokio::test]
+    async fn classic_joins_to_a_consumer_group_follow_kafkas_rules() {
+        let t = Instant::now();
+        let cfg = ConsumerConfig::default();
+        let topics = view(&[("orders", 4)]);
+        let mut g = ConsumerGroup::new("g", t);
+        g.heartbeat(hb("k", 0, &["orders"], None), &topics, t, &cfg)
+            .unwrap();
+        // v4+: a new dynamic member gets an id to come back with, and nothing is kept.
+        let (code, id) = g
+            .classic_join(classic_join("", &[]), &topics, t, &cfg)
+            .unwrap_err();
+        assert_eq!(code, E::MemberIdRequired.code());
+        assert!(!id.is_empty() && !g.members.contains_key(&id));
+        let mut wrong = classic_join(&id, &[]);
+        wrong.protocol_type = "connect".into();
+        assert_eq!(
+            g.classic_join(wrong, &topics, t, &cfg).unwrap_err().0,
+            E::InconsistentGroupProtocol.code()
+        );
+        let j = g
+            .classic_join(classic_join(&id, &[]), &topics, t, &cfg)
+            .unwrap();
+        assert_eq!(j.member_id, id);
+        // The consumer member still holds everything: the eager classic member gets
+        // nothing yet, and is told to rejoin once it is free.
+        assert_eq!(count(&g.members[&id].assigned), 0);
+        let mut only_b = classic_join("", &[]);
+        only_b.protocols = vec![("sticky".into(), classic_sub(&["orders"], &[]))];
+        only_b.require_known_member_id = false;
+        assert_eq!(
+            g.classic_join(only_b, &topics, t, &cfg).unwrap_err().0,
+            E::InconsistentGroupProtocol.code(),
+            "a protocol the classic members share is needed"
+        );
+        // A classic member that never syncs within its rebalance timeout is fenced.
+        let later = t + Duration::from_millis(30_001);
+        assert!(g.tick(later, &cfg));
+        assert!(!g.members.contains_key(&id));
+        assert_eq!(
+            g.classic_heartbeat(&id, None, 0, later),
+            E::UnknownMemberId.code()
+        );
+        assert_eq!(g.leave_member(&id, None, later), E::UnknownMemberId.code());
+        assert_eq!(g.leave_member("k", None, later), 0);
+        assert!(g.members.is_empty());
     }
 
     #[tokio::test]

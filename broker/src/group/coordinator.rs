@@ -21,8 +21,8 @@ use tokio::sync::Mutex as AsyncMutex;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::classic::{ClassicConfig, ClassicGroup, ClassicState};
-use super::consumer::{Assignment, ConsumerConfig, ConsumerGroup, ConsumerMember};
+use super::classic::{ClassicConfig, ClassicGroup, ClassicState, MigratedMember};
+use super::consumer::{Assignment, ClassicMeta, ConsumerConfig, ConsumerGroup, ConsumerMember};
 use super::store::{self, Loaded};
 use crate::replication::{Partition, ReplicaManager};
 
@@ -41,6 +41,46 @@ pub struct CoordinatorConfig {
     pub retention_check_interval_ms: u64,
     /// `offset.metadata.max.bytes`
     pub offset_metadata_max_bytes: usize,
+    /// `group.consumer.migration.policy`
+    pub migration_policy: MigrationPolicy,
+}
+
+/// `group.consumer.migration.policy` (KIP-848): whether a non-empty classic group may
+/// become a consumer group when a consumer-protocol member joins (upgrade), and a
+/// consumer group go back to classic when only classic members are left (downgrade).
+/// Empty groups change protocol whatever the policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrationPolicy {
+    Bidirectional,
+    Upgrade,
+    Downgrade,
+    Disabled,
+}
+
+impl MigrationPolicy {
+    /// Kafka's parse: case-insensitive, anything unknown is `disabled`.
+    pub fn parse(s: &str) -> MigrationPolicy {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bidirectional" => MigrationPolicy::Bidirectional,
+            "upgrade" => MigrationPolicy::Upgrade,
+            "downgrade" => MigrationPolicy::Downgrade,
+            _ => MigrationPolicy::Disabled,
+        }
+    }
+
+    pub fn upgrade(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Upgrade
+        )
+    }
+
+    pub fn downgrade(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Downgrade
+        )
+    }
 }
 
 impl Default for CoordinatorConfig {
@@ -51,6 +91,7 @@ impl Default for CoordinatorConfig {
             offsets_partitions: 50,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             retention_check_interval_ms: 600_000,
+            migration_policy: MigrationPolicy::Bidirectional,
             offset_metadata_max_bytes: 4096,
         }
     }
@@ -125,6 +166,8 @@ pub struct GroupCoordinator {
     groups: Mutex<BTreeMap<String, GroupHandle>>,
     /// Dynamic group configs (KIP-848) from the metadata, by group id.
     group_configs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Topic names by id, from the metadata (for groups changing protocol).
+    topic_names: Mutex<BTreeMap<uuid::Uuid, String>>,
 }
 
 /// Why a group cannot be served here.
@@ -148,6 +191,7 @@ impl GroupCoordinator {
             partitions: Mutex::new(BTreeMap::new()),
             groups: Mutex::new(BTreeMap::new()),
             group_configs: Mutex::new(BTreeMap::new()),
+            topic_names: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -237,6 +281,51 @@ impl GroupCoordinator {
 
     /// Acts on leadership of `__consumer_offsets` partitions: loads the ones this broker
     /// now leads and forgets the ones it no longer does.
+    /// KIP-848's online downgrade: a consumer group whose members all use the classic
+    /// protocol becomes a classic group (policy and `group.max.size` permitting), which
+    /// then rebalances. Returns whether it did; the caller writes
+    /// `kind_change_records`.
+    pub fn maybe_downgrade(&self, e: &mut GroupEntry, now: Instant) -> bool {
+        let GroupKind::Consumer(c) = &e.kind else {
+            return false;
+        };
+        if !c.only_classic_members()
+            || !self.cfg.migration_policy.downgrade()
+            || c.members.len() > self.cfg.classic.max_size
+        {
+            return false;
+        }
+        let names = self.topic_names.lock().clone();
+        let members = c
+            .members
+            .values()
+            .map(|m| {
+                let meta = m.classic.clone().expect("only classic members");
+                let target = c.target.get(&m.member_id).cloned().unwrap_or_default();
+                MigratedMember {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout_ms: meta.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    protocols: meta.protocols,
+                    assignment: target
+                        .iter()
+                        .filter_map(|(id, ps)| {
+                            Some((names.get(id)?.clone(), ps.iter().copied().collect()))
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        tracing::info!(group = %e.id, members = c.members.len(), epoch = c.group_epoch,
+            "only classic members are left: the consumer group becomes a classic group (KIP-848 downgrade)");
+        let g = ClassicGroup::from_consumer(&e.id, c.group_epoch, members, now, &self.cfg.classic);
+        e.kind = GroupKind::Classic(g);
+        true
+    }
+
     /// The consumer-protocol settings of `group`: the broker's, with the group's own
     /// `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms` (KIP-848 group
     /// configs) where it has them.
@@ -256,6 +345,11 @@ impl GroupCoordinator {
 
     pub fn on_metadata(self: &Arc<Self>, img: &MetadataImage) {
         *self.group_configs.lock() = img.all_group_configs();
+        *self.topic_names.lock() = img
+            .topics
+            .values()
+            .map(|t| (t.id, t.name.clone()))
+            .collect();
         let led: BTreeSet<i32> = img
             .topic_by_name(OFFSETS_TOPIC)
             .map(|t| {
@@ -408,9 +502,13 @@ impl GroupCoordinator {
                         GroupKind::Consumer(c) => c.tick(now, &me.consumer_config(&c.id)),
                     };
                     if persist {
-                        let rec = group_record(&e);
+                        let recs = if me.maybe_downgrade(&mut e, now) {
+                            kind_change_records(&e)
+                        } else {
+                            vec![group_record(&e)]
+                        };
                         let partition = e.partition;
-                        if let Err(code) = me.write(partition, vec![rec]).await {
+                        if let Err(code) = me.write(partition, recs).await {
                             tracing::debug!(group = %e.id, code, "writing group state after a timeout");
                         }
                     }
@@ -501,7 +599,16 @@ fn restore_consumer(id: &str, v: ConsumerGroupValue, now: Instant) -> ConsumerGr
         .members
         .into_iter()
         .map(|m| {
-            ConsumerMember::restored(
+            let classic = m.classic.as_ref().map(|c| ClassicMeta {
+                session_timeout_ms: c.session_timeout_ms,
+                protocols: c
+                    .protocols
+                    .iter()
+                    .map(|p| (p.name.clone(), p.metadata.clone()))
+                    .collect(),
+                deadline: None,
+            });
+            let mut member = ConsumerMember::restored(
                 m.member_id,
                 m.instance_id,
                 if m.rack_id.is_empty() {
@@ -524,7 +631,9 @@ fn restore_consumer(id: &str, v: ConsumerGroupValue, now: Instant) -> ConsumerGr
                 to_assignment(&m.assigned),
                 to_assignment(&m.pending_revocation),
                 now,
-            )
+            );
+            member.classic = classic;
+            member
         })
         .collect();
     let target = v
@@ -585,6 +694,19 @@ pub fn group_record(e: &GroupEntry) -> (Bytes, Option<Bytes>) {
                         previous_member_epoch: m.previous_member_epoch,
                         assigned: from_assignment(&m.assigned),
                         pending_revocation: from_assignment(&m.pending_revocation),
+                        classic: m.classic.as_ref().map(|c| {
+                            strom_proto::group::ClassicMemberMeta {
+                                session_timeout_ms: c.session_timeout_ms,
+                                protocols: c
+                                    .protocols
+                                    .iter()
+                                    .map(|(name, metadata)| strom_proto::group::ClassicProtocol {
+                                        name: name.clone(),
+                                        metadata: metadata.clone(),
+                                    })
+                                    .collect(),
+                            }
+                        }),
                     })
                     .collect(),
                 target: g
@@ -603,6 +725,16 @@ pub fn group_record(e: &GroupEntry) -> (Bytes, Option<Bytes>) {
             (store::consumer_key(&e.id), Some(v.encode_to_vec().into()))
         }
     }
+}
+
+/// The records of a group that just changed protocol: a tombstone for its state under
+/// the other protocol's key, then its state under its own.
+pub fn kind_change_records(e: &GroupEntry) -> Vec<(Bytes, Option<Bytes>)> {
+    let old = match &e.kind {
+        GroupKind::Classic(_) => store::consumer_key(&e.id),
+        GroupKind::Consumer(_) => store::classic_key(&e.id),
+    };
+    vec![(old, None), group_record(e)]
 }
 
 /// Whether a classic group is past its members (for deletion and retention).

@@ -5,6 +5,7 @@
 pub mod classic;
 pub mod consumer;
 pub mod coordinator;
+pub mod protocol;
 pub mod store;
 
 pub use coordinator::{GroupCoordinator, GroupEntry, GroupKind, OFFSETS_TOPIC};

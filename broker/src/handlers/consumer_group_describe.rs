@@ -88,6 +88,8 @@ pub async fn handle(
                                     )
                                     .with_rack_id(m.rack_id.clone().map(StrBytes::from_string))
                                     .with_member_epoch(m.member_epoch)
+                                    // KIP-1099 (v1): 0 = classic protocol, 1 = consumer.
+                                    .with_member_type(if m.classic.is_some() { 0 } else { 1 })
                                     .with_client_id(StrBytes::from_string(m.client_id.clone()))
                                     .with_client_host(StrBytes::from_string(m.client_host.clone()))
                                     .with_subscribed_topic_names(

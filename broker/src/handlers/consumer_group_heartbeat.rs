@@ -18,7 +18,7 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::group::classic::ClassicState;
 use crate::group::consumer::{Assignment, ConsumerGroup, Heartbeat, TopicView};
-use crate::group::coordinator::group_record;
+use crate::group::coordinator::{group_record, kind_change_records};
 use crate::group::GroupKind;
 
 fn error(code: i16, msg: Option<&str>) -> ConsumerGroupHeartbeatResponse {
@@ -62,14 +62,57 @@ pub async fn handle(
         .collect();
     let mut e = g.lock().await;
     let now = Instant::now();
-    if let GroupKind::Classic(c) = &e.kind {
-        if !c.is_empty() || c.state == ClassicState::Dead {
+    let mut kind_changed = false;
+    if let GroupKind::Classic(c) = &mut e.kind {
+        if c.state == ClassicState::Dead {
             return Some(error(
                 E::GroupIdNotFound.code(),
                 Some(&format!("Group {group_id} is not a consumer group.")),
             ));
         }
-        e.kind = GroupKind::Consumer(ConsumerGroup::new(&group_id, now));
+        if c.is_empty() {
+            e.kind = GroupKind::Consumer(ConsumerGroup::new(&group_id, now));
+        } else {
+            // KIP-848's online upgrade of a live classic group.
+            let refusal = if req.member_epoch != 0 {
+                Some(format!("Group {group_id} is not a consumer group."))
+            } else if !b.groups.cfg.migration_policy.upgrade() {
+                Some(format!(
+                    "Cannot upgrade classic group {group_id} to consumer group because the online upgrade is disabled."
+                ))
+            } else if c.protocol_type.as_deref() != Some("consumer") {
+                Some(format!(
+                    "Cannot upgrade classic group {group_id} to consumer group because it is not a consumer group (protocol type {:?}).",
+                    c.protocol_type.as_deref().unwrap_or("")
+                ))
+            } else if c.members.len() > b.groups.cfg.consumer.max_size {
+                Some(format!(
+                    "Cannot upgrade classic group {group_id} to consumer group because its size exceeds the consumer group maximum size."
+                ))
+            } else {
+                None
+            };
+            if let Some(msg) = refusal {
+                return Some(error(E::GroupIdNotFound.code(), Some(&msg)));
+            }
+            match ConsumerGroup::from_classic(c, &topics, now) {
+                Err(why) => {
+                    return Some(error(
+                        E::GroupIdNotFound.code(),
+                        Some(&format!(
+                            "Cannot upgrade classic group {group_id} to consumer group: {why}."
+                        )),
+                    ))
+                }
+                Ok(g) => {
+                    tracing::info!(group = %group_id, members = g.members.len(), generation = g.group_epoch,
+                        "a consumer-protocol member joins: the classic group becomes a consumer group (KIP-848 upgrade)");
+                    c.fail_waiters(E::RebalanceInProgress.code());
+                    e.kind = GroupKind::Consumer(g);
+                    kind_changed = true;
+                }
+            }
+        }
     }
     let before = group_record(&e).1;
     let GroupKind::Consumer(cg) = &mut e.kind else {
@@ -102,8 +145,15 @@ pub async fn handle(
         Ok(a) => a,
         Err(code) => return Some(error(code, None)),
     };
+    if b.groups.maybe_downgrade(&mut e, now) {
+        kind_changed = true;
+    }
     let after = group_record(&e);
-    if Some(&after.1) != Some(&before) {
+    if kind_changed {
+        if let Err(code) = b.groups.write(e.partition, kind_change_records(&e)).await {
+            return Some(error(code, None));
+        }
+    } else if Some(&after.1) != Some(&before) {
         if let Err(code) = b.groups.write(e.partition, vec![after]).await {
             return Some(error(code, None));
         }

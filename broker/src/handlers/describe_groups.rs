@@ -5,57 +5,33 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, ConsumerProtocolSubscription, DescribeGroupsRequest,
-    DescribeGroupsResponse, TopicName,
-};
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
 use strom_controller::metadata::MetadataImage;
 
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::group::classic::ClassicState;
 use crate::group::consumer::Assignment;
+use crate::group::protocol;
 use crate::group::GroupKind;
 
-/// A KIP-848 assignment as a classic ConsumerProtocolAssignment (v0 layout with the
-/// 2-byte version prefix).
+/// A KIP-848 assignment as a classic ConsumerProtocolAssignment (v0).
 pub fn classic_assignment(img: &MetadataImage, a: &Assignment) -> Bytes {
-    let topics = a
-        .iter()
-        .filter_map(|(id, ps)| {
-            let name = img.topics.get(id)?.name.clone();
-            Some(
-                AssignedTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(name)))
-                    .with_partitions(ps.iter().copied().collect()),
-            )
-        })
-        .collect();
-    let mut b = BytesMut::new();
-    b.extend_from_slice(&0i16.to_be_bytes());
-    let _ = ConsumerProtocolAssignment::default()
-        .with_assigned_partitions(topics)
-        .encode(&mut b, 0);
-    b.freeze()
+    protocol::encode_assignment(0, &by_name(img, a))
 }
 
-fn classic_subscription(topics: &[String]) -> Bytes {
-    let mut b = BytesMut::new();
-    b.extend_from_slice(&0i16.to_be_bytes());
-    let _ = ConsumerProtocolSubscription::default()
-        .with_topics(
-            topics
-                .iter()
-                .map(|t| StrBytes::from_string(t.clone()))
-                .collect(),
-        )
-        .encode(&mut b, 0);
-    b.freeze()
+/// An assignment by topic id as partitions by topic name (topics gone are left out).
+pub fn by_name(img: &MetadataImage, a: &Assignment) -> Vec<(String, Vec<i32>)> {
+    a.iter()
+        .filter_map(|(id, ps)| {
+            let name = img.topics.get(id)?.name.clone();
+            Some((name, ps.iter().copied().collect()))
+        })
+        .collect()
 }
 
 /// Every group operation allowed (no ACLs): READ, DELETE, DESCRIBE.
@@ -149,7 +125,7 @@ pub async fn handle(
                                     .with_member_id(StrBytes::from_string(m.member_id.clone()))
                                     .with_client_id(StrBytes::from_string(m.client_id.clone()))
                                     .with_client_host(StrBytes::from_string(m.client_host.clone()))
-                                    .with_member_metadata(classic_subscription(
+                                    .with_member_metadata(protocol::encode_subscription(
                                         &m.subscribed_topic_names,
                                     ))
                                     .with_member_assignment(classic_assignment(&img, &m.assigned));

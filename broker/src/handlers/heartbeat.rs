@@ -27,7 +27,13 @@ pub async fn handle(
                     req.generation_id,
                     Instant::now(),
                 ),
-                GroupKind::Consumer(_) => ResponseError::UnknownMemberId.code(),
+                // A classic member of a KIP-848 group.
+                GroupKind::Consumer(c) => c.classic_heartbeat(
+                    &req.member_id,
+                    req.group_instance_id.as_deref(),
+                    req.generation_id,
+                    Instant::now(),
+                ),
             }
         }
     };

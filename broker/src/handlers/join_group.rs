@@ -12,7 +12,10 @@ use tokio::time::Instant;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::group::classic::{ClassicGroup, JoinRequest, JoinResult, Reply};
+use crate::group::consumer::{ClassicJoin, TopicView};
 use crate::group::coordinator::group_record;
+use crate::group::store;
+use crate::group::GroupEntry;
 use crate::group::GroupKind;
 
 /// The client host as Kafka shows it ("/127.0.0.1").
@@ -47,14 +50,15 @@ pub async fn handle(
             Ok(Some(g)) => {
                 let reply = {
                     let mut e = g.lock().await;
+                    let mut kind_changed = false;
                     if let GroupKind::Consumer(c) = &e.kind {
                         if !c.members.is_empty() {
-                            return Some(respond(
-                                v,
-                                error(ResponseError::InconsistentGroupProtocol.code(), &member_id),
-                            ));
+                            // A classic member joins a KIP-848 group (online migration).
+                            let r = join_consumer_group(&b, &ctx, &req, &mut e).await;
+                            return Some(respond(v, r));
                         }
                         e.kind = GroupKind::Classic(ClassicGroup::new(&group_id, Instant::now()));
+                        kind_changed = true;
                     }
                     let GroupKind::Classic(c) = &mut e.kind else {
                         unreachable!("classic just ensured")
@@ -80,12 +84,18 @@ pub async fn handle(
                         reason: req.reason.as_ref().map(|r| r.to_string()),
                     };
                     let reply = c.join(jr, Instant::now(), &b.groups.cfg.classic);
-                    if c.take_dirty() {
+                    if c.take_dirty() || kind_changed {
                         // A static member was replaced in place: store the new member id
-                        // before answering, as Kafka does.
+                        // before answering, as Kafka does. A group that was an empty
+                        // consumer group drops its consumer-group state (the classic
+                        // state is written once the rebalance completes).
                         let partition = e.partition;
-                        let rec = group_record(&e);
-                        if let Err(err) = b.groups.write(partition, vec![rec]).await {
+                        let recs = if kind_changed {
+                            vec![(store::consumer_key(&group_id), None)]
+                        } else {
+                            vec![group_record(&e)]
+                        };
+                        if let Err(err) = b.groups.write(partition, recs).await {
                             tracing::warn!(group = %group_id, error = %err,
                                 "could not store the group after a static member rejoined");
                         }
@@ -102,6 +112,74 @@ pub async fn handle(
         }
     };
     Some(respond(v, result))
+}
+
+/// JoinGroup of a classic-protocol member into a KIP-848 group: the coordinator assigns
+/// (no leader, no member list); the answer waits only for the group's write.
+async fn join_consumer_group(
+    b: &Broker,
+    ctx: &RequestContext,
+    req: &JoinGroupRequest,
+    e: &mut GroupEntry,
+) -> JoinResult {
+    let v = ctx.api_version;
+    let member_id = req.member_id.to_string();
+    let cfg = &b.groups.cfg.classic;
+    if req.session_timeout_ms < cfg.min_session_timeout_ms
+        || req.session_timeout_ms > cfg.max_session_timeout_ms
+    {
+        return error(ResponseError::InvalidSessionTimeout.code(), &member_id);
+    }
+    let img = b.cache.image();
+    let topics: TopicView = img
+        .topics
+        .values()
+        .map(|t| (t.name.clone(), (t.id, t.partitions.len() as i32)))
+        .collect();
+    let consumer_cfg = b.groups.consumer_config(&e.id);
+    let before = group_record(e).1;
+    let GroupKind::Consumer(c) = &mut e.kind else {
+        return error(ResponseError::InconsistentGroupProtocol.code(), &member_id);
+    };
+    let j = ClassicJoin {
+        member_id: member_id.clone(),
+        instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        require_known_member_id: v >= 4,
+        client_id: ctx.client_id.clone().unwrap_or_default(),
+        client_host: client_host(&ctx.peer),
+        session_timeout_ms: req.session_timeout_ms,
+        rebalance_timeout_ms: if v >= 1 {
+            req.rebalance_timeout_ms
+        } else {
+            req.session_timeout_ms
+        },
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+    };
+    let answer = match c.classic_join(j, &topics, Instant::now(), &consumer_cfg) {
+        Ok(a) => a,
+        Err((code, id)) => return error(code, &id),
+    };
+    let after = group_record(e);
+    if after.1 != before {
+        if let Err(code) = b.groups.write(e.partition, vec![after]).await {
+            return error(code, &member_id);
+        }
+    }
+    JoinResult {
+        error: 0,
+        generation: answer.generation,
+        protocol_type: Some("consumer".into()),
+        protocol_name: Some(answer.protocol_name),
+        leader: String::new(),
+        member_id: answer.member_id,
+        members: vec![],
+        skip_assignment: false,
+    }
 }
 
 fn respond(v: i16, r: JoinResult) -> JoinGroupResponse {

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::group::classic::ClassicState;
-use crate::group::coordinator::group_record;
+use crate::group::coordinator::{group_record, kind_change_records};
 use crate::group::GroupKind;
 
 pub async fn handle(
@@ -38,13 +38,31 @@ pub async fn handle(
         Ok(Some(g)) => {
             let mut e = g.lock().await;
             let partition = e.partition;
-            let GroupKind::Classic(c) = &mut e.kind else {
-                return Some(
-                    LeaveGroupResponse::default()
-                        .with_error_code(ResponseError::UnknownMemberId.code()),
-                );
-            };
             let now = Instant::now();
+            if let GroupKind::Consumer(c) = &mut e.kind {
+                // Members of a KIP-848 group (either protocol, as Kafka 4.x allows).
+                let codes: Vec<i16> = leaving
+                    .iter()
+                    .map(|(m, i)| c.leave_member(m, i.as_deref(), now))
+                    .collect();
+                if codes.iter().any(|c| *c == 0) {
+                    let recs = if b.groups.maybe_downgrade(&mut e, now) {
+                        kind_change_records(&e)
+                    } else {
+                        vec![group_record(&e)]
+                    };
+                    let _ = b.groups.write(partition, recs).await;
+                }
+                let top = if v < 3 {
+                    codes.first().copied().unwrap_or(0)
+                } else {
+                    0
+                };
+                return Some(leave_response(v, top, leaving, codes));
+            }
+            let GroupKind::Classic(c) = &mut e.kind else {
+                unreachable!("a group is classic or consumer")
+            };
             let codes: Vec<i16> = leaving
                 .iter()
                 .map(|(m, i)| c.leave(m, i.as_deref(), now, &b.groups.cfg.classic))
@@ -61,6 +79,15 @@ pub async fn handle(
             (top, codes)
         }
     };
+    Some(leave_response(v, top, leaving, per_member))
+}
+
+fn leave_response(
+    v: i16,
+    top: i16,
+    leaving: Vec<(String, Option<String>)>,
+    per_member: Vec<i16>,
+) -> LeaveGroupResponse {
     let mut resp = LeaveGroupResponse::default().with_error_code(top);
     if v >= 3 {
         let members = leaving
@@ -75,5 +102,5 @@ pub async fn handle(
             .collect();
         resp = resp.with_members(members);
     }
-    Some(resp)
+    resp
 }

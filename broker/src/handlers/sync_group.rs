@@ -8,10 +8,12 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
+use super::describe_groups::by_name;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::group::classic::{Reply, SyncResult};
 use crate::group::coordinator::group_record;
+use crate::group::protocol;
 use crate::group::GroupKind;
 
 fn error(code: i16) -> SyncResult {
@@ -35,11 +37,46 @@ pub async fn handle(
             let reply = {
                 let mut e = g.lock().await;
                 let partition = e.partition;
+                if let GroupKind::Consumer(c) = &mut e.kind {
+                    // A classic member of a KIP-848 group: its assignment is the
+                    // coordinator's, written in the member's embedded protocol version.
+                    let r = match c.classic_sync(
+                        &req.member_id,
+                        req.group_instance_id.as_deref(),
+                        req.generation_id,
+                        if v >= 5 {
+                            req.protocol_type.as_deref()
+                        } else {
+                            None
+                        },
+                        if v >= 5 {
+                            req.protocol_name.as_deref()
+                        } else {
+                            None
+                        },
+                        Instant::now(),
+                    ) {
+                        Err(code) => error(code),
+                        Ok((assigned, version, name)) => {
+                            let img = b.cache.image();
+                            SyncResult {
+                                error: 0,
+                                protocol_type: req
+                                    .protocol_type
+                                    .as_ref()
+                                    .map(|_| "consumer".to_string()),
+                                protocol_name: req.protocol_name.as_ref().map(|_| name),
+                                assignment: protocol::encode_assignment(
+                                    version,
+                                    &by_name(&img, &assigned),
+                                ),
+                            }
+                        }
+                    };
+                    return Some(respond(v, r));
+                }
                 let GroupKind::Classic(c) = &mut e.kind else {
-                    return Some(respond(
-                        v,
-                        error(ResponseError::InconsistentGroupProtocol.code()),
-                    ));
+                    unreachable!("a group is classic or consumer")
                 };
                 let (reply, effects) = c.sync(
                     &req.member_id,

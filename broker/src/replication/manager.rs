@@ -16,6 +16,7 @@ use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use parking_lot::RwLock;
 use strom_common::clock::now_ms;
 use strom_common::topic_config::BrokerLayers;
@@ -38,6 +39,9 @@ const RECOVERY_POINTS: &str = "recovery-point-offset-checkpoint";
 const LOG_STARTS: &str = "log-start-offset-checkpoint";
 const HIGH_WATERMARKS: &str = "replication-offset-checkpoint";
 const PARTITION_METADATA: &str = "partition.metadata";
+
+/// How many new partition logs `reconcile` creates at once.
+const LOG_CREATIONS_AT_ONCE: usize = 16;
 
 /// Partitions by topic name and index.
 type TopicMap = BTreeMap<String, BTreeMap<i32, Arc<Partition>>>;
@@ -247,6 +251,33 @@ impl ReplicaManager {
             cluster: &cluster,
             static_settings: &self.broker_settings,
         };
+        // New partition logs are created several at a time: each is a few files and
+        // fsyncs, and a CreateTopics of many partitions is answered once they exist.
+        let mut wanted = Vec::new();
+        for t in img.topics.values() {
+            let config = LogConfig::resolve_layers(&img.topic_configs(&t.name), &layers);
+            for (&index, p) in &t.partitions {
+                let exists = current
+                    .get(&t.name)
+                    .and_then(|m| m.get(&index))
+                    .is_some_and(|x| x.topic_id == t.id);
+                if p.replicas.contains(&self.node_id) && !exists {
+                    wanted.push((t.name.clone(), index, t.id, config.clone()));
+                }
+            }
+        }
+        let mut created: BTreeMap<(String, i32), Arc<PartitionLog>> = BTreeMap::new();
+        let mut creations = futures::stream::iter(wanted.into_iter().map(
+            |(name, index, id, config)| async move {
+                let log = self.claim_or_create(&name, index, id, config).await;
+                ((name, index), log)
+            },
+        ))
+        .buffer_unordered(LOG_CREATIONS_AT_ONCE);
+        while let Some((key, log)) = creations.next().await {
+            created.insert(key, log?);
+        }
+        drop(creations);
         for t in img.topics.values() {
             let overrides = img.topic_configs(&t.name);
             let config = LogConfig::resolve_layers(&overrides, &layers);
@@ -265,15 +296,23 @@ impl ReplicaManager {
                         }
                         x.clone()
                     }
-                    None => Arc::new(Partition::new(
-                        &t.name,
-                        index,
-                        t.id,
-                        self.claim_or_create(&t.name, index, t.id, config.clone())
-                            .await?,
-                        self.node_id,
-                        settings,
-                    )),
+                    None => {
+                        let log = match created.remove(&(t.name.clone(), index)) {
+                            Some(log) => log,
+                            None => {
+                                self.claim_or_create(&t.name, index, t.id, config.clone())
+                                    .await?
+                            }
+                        };
+                        Arc::new(Partition::new(
+                            &t.name,
+                            index,
+                            t.id,
+                            log,
+                            self.node_id,
+                            settings,
+                        ))
+                    }
                 };
                 match part.apply_metadata(p, img, now).await? {
                     Transition::Leader { .. } => self.fetchers.remove(part.topic_id, index),

@@ -172,6 +172,11 @@ pub struct ConsumerGroup {
     pub static_members: BTreeMap<String, String>,
     /// The subscribed topics' ids and partition counts the target was computed for.
     subscription_view: TopicView,
+    /// Regular expressions the group has resolved. As in Kafka, a member's new regex is
+    /// resolved after the heartbeat that brings it (Kafka does it asynchronously): that
+    /// heartbeat's target has the literal topics only, and the matched topics come with
+    /// a new group epoch on the next one.
+    resolved_regexes: BTreeSet<String>,
     pub state_since: Instant,
     pub dead: bool,
 }
@@ -240,6 +245,7 @@ impl ConsumerGroup {
             target: BTreeMap::new(),
             static_members: BTreeMap::new(),
             subscription_view: TopicView::new(),
+            resolved_regexes: BTreeSet::new(),
             state_since: now,
             dead: false,
         }
@@ -264,31 +270,24 @@ impl ConsumerGroup {
         }
     }
 
-    /// Topics some member subscribes to (by name, regex matched against `topics`).
+    /// Topics some member subscribes to (by name, resolved regex matched against `topics`).
     fn subscribed(&self, topics: &TopicView) -> TopicView {
         let mut out = TopicView::new();
         for m in self.members.values() {
-            for t in &m.subscribed_topic_names {
-                if let Some(v) = topics.get(t) {
-                    out.insert(t.clone(), *v);
-                }
-            }
-            if let Some(re) = m
-                .subscribed_topic_regex
-                .as_ref()
-                .and_then(|r| regex::Regex::new(&format!("^(?:{r})$")).ok())
-            {
-                for (t, v) in topics {
-                    if re.is_match(t) && !t.starts_with("__") {
-                        out.insert(t.clone(), *v);
-                    }
+            for t in Self::member_topics(m, topics, &self.resolved_regexes) {
+                if let Some(v) = topics.get(&t) {
+                    out.insert(t, *v);
                 }
             }
         }
         out
     }
 
-    fn member_topics(m: &ConsumerMember, topics: &TopicView) -> BTreeSet<String> {
+    fn member_topics(
+        m: &ConsumerMember,
+        topics: &TopicView,
+        resolved: &BTreeSet<String>,
+    ) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = m
             .subscribed_topic_names
             .iter()
@@ -298,6 +297,7 @@ impl ConsumerGroup {
         if let Some(re) = m
             .subscribed_topic_regex
             .as_ref()
+            .filter(|r| resolved.contains(*r))
             .and_then(|r| regex::Regex::new(&format!("^(?:{r})$")).ok())
         {
             out.extend(
@@ -308,6 +308,28 @@ impl ConsumerGroup {
             );
         }
         out
+    }
+
+    /// Resolves the members' regexes the group has not resolved yet; a new group epoch
+    /// when there were any, so the next heartbeat's target includes what they match.
+    fn resolve_new_regexes(&mut self, now: Instant) {
+        let new: Vec<String> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.clone())
+            .filter(|r| !r.is_empty() && !self.resolved_regexes.contains(r))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        self.resolved_regexes.extend(new);
+        let in_use: BTreeSet<String> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.clone())
+            .collect();
+        self.resolved_regexes.retain(|r| in_use.contains(r));
+        self.bump(now);
     }
 
     fn bump(&mut self, now: Instant) {
@@ -384,6 +406,13 @@ impl ConsumerGroup {
                 };
                 if let Some(instance) = &hb.instance_id {
                     if let Some(old_id) = self.static_members.get(instance).cloned() {
+                        // Kafka's rule: the instance id stays with a live consumer-protocol
+                        // member until it leaves (epoch -2) or its session ends.
+                        if self.members.get(&old_id).is_some_and(|old| {
+                            old_id != id && !old.static_left && old.classic.is_none()
+                        }) {
+                            return Err(E::UnreleasedInstanceId.code());
+                        }
                         if let Some(old) = self.members.remove(&old_id) {
                             // The instance came back (KIP-345/848): the new member id takes
                             // over the old member's epoch and partitions, and the group
@@ -433,6 +462,10 @@ impl ConsumerGroup {
                 let Some(m) = self.members.get_mut(&hb.member_id) else {
                     return Err(E::UnknownMemberId.code());
                 };
+                if m.classic.is_some() {
+                    // A classic member's id: it speaks JoinGroup and Heartbeat, not this.
+                    return Err(E::UnknownMemberId.code());
+                }
                 if let Some(instance) = &hb.instance_id {
                     if self
                         .static_members
@@ -486,6 +519,7 @@ impl ConsumerGroup {
         let before = self.members[&member_id].assigned.clone();
         let epoch_before = self.members[&member_id].member_epoch;
         self.reconcile(&member_id, hb.owned.as_ref(), now);
+        self.resolve_new_regexes(now);
         let m = &self.members[&member_id];
         let send = joined
             || m.assigned != before
@@ -587,7 +621,12 @@ impl ConsumerGroup {
         let subs: BTreeMap<String, BTreeSet<String>> = self
             .members
             .values()
-            .map(|m| (m.member_id.clone(), Self::member_topics(m, topics)))
+            .map(|m| {
+                (
+                    m.member_id.clone(),
+                    Self::member_topics(m, topics, &self.resolved_regexes),
+                )
+            })
             .collect();
         self.target = match assignor.as_str() {
             "range" => assign_range(&subs, topics),
@@ -1068,6 +1107,12 @@ impl ConsumerGroup {
             self.members.insert(m.member_id.clone(), m);
         }
         self.target = target;
+        // Regexes were resolved before the group was stored.
+        self.resolved_regexes = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.clone())
+            .collect();
     }
 }
 
@@ -1447,6 +1492,65 @@ mod tests {
             vec![("orders".to_string(), mine)],
             "the target of the consumer group"
         );
+    }
+
+    /// Kafka resolves a new regex after the heartbeat that brings it: that heartbeat is
+    /// assigned the literal topics, the next the matched ones too (librdkafka's
+    /// 0045_subscribe_update expects exactly this of a KIP-848 broker).
+    #[tokio::test]
+    async fn a_new_regex_is_resolved_after_the_heartbeat_that_brings_it() {
+        let t = Instant::now();
+        let cfg = ConsumerConfig::default();
+        let topics = view(&[("regex_1", 4), ("regex_2", 4), ("plain", 2)]);
+        let mut g = ConsumerGroup::new("g", t);
+        let mut first = hb("a", 0, &["plain"], None);
+        first.subscribed_topic_regex = Some("^.*regex_.*".into());
+        let a = g.heartbeat(first, &topics, t, &cfg).unwrap();
+        let got = a.assignment.unwrap();
+        assert_eq!(count(&got), 2, "only the literal topic at first: {got:?}");
+        let a2 = g
+            .heartbeat(
+                hb("a", a.member_epoch, &["plain"], Some(got)),
+                &topics,
+                t,
+                &cfg,
+            )
+            .unwrap();
+        assert!(a2.member_epoch > a.member_epoch);
+        assert_eq!(count(&a2.assignment.unwrap()), 10);
+        // A second member with the same regex needs no wait: the group knows it.
+        let mut second = hb("b", 0, &[], None);
+        second.subscribed_topic_regex = Some("^.*regex_.*".into());
+        let b = g.heartbeat(second, &topics, t, &cfg).unwrap();
+        assert_eq!(g.target["b"].values().map(|p| p.len()).sum::<usize>(), 4);
+        assert_eq!(b.member_epoch, g.group_epoch);
+    }
+
+    /// KIP-848 static membership: an instance id stays with its live member until that
+    /// member leaves with epoch -2 (or its session ends): a second instance with the same
+    /// id gets UNRELEASED_INSTANCE_ID (librdkafka's 0102 fenced-member test).
+    #[tokio::test]
+    async fn an_instance_id_in_use_is_unreleased() {
+        let t = Instant::now();
+        let cfg = ConsumerConfig::default();
+        let topics = view(&[("orders", 3)]);
+        let mut g = ConsumerGroup::new("g", t);
+        let mut a = hb("a", 0, &["orders"], None);
+        a.instance_id = Some("i1".into());
+        let first = g.heartbeat(a.clone(), &topics, t, &cfg).unwrap();
+        let mut b = a.clone();
+        b.member_id = "b".into();
+        assert_eq!(
+            g.heartbeat(b.clone(), &topics, t, &cfg).unwrap_err(),
+            E::UnreleasedInstanceId.code()
+        );
+        // a leaves for a while (epoch -2): now b takes the instance's place.
+        let mut leave = a.clone();
+        leave.member_epoch = -2;
+        g.heartbeat(leave, &topics, t, &cfg).unwrap();
+        let took = g.heartbeat(b, &topics, t, &cfg).unwrap();
+        assert_eq!(took.member_epoch, first.member_epoch);
+        assert!(g.members.contains_key("b") && !g.members.contains_key("a"));
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! topics with partitions, leaders, epochs, replicas and ISR; topics named by id (v10+);
 //! auto-creation when `auto.create.topics.enable` and the client allow it.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +42,8 @@ pub async fn handle(
             wanted.push((t.name.as_ref().map(|n| n.0.to_string()), t.topic_id));
         }
     }
-    // Auto-create missing topics, then answer from an image that has them.
+    // Auto-create missing topics.
+    let mut just_created: BTreeSet<String> = BTreeSet::new();
     if auto_create {
         let missing: Vec<CreatableTopic> = wanted
             .iter()
@@ -62,6 +64,16 @@ pub async fn handle(
             {
                 tracing::info!(topic = %r.name, code = r.error_code, "auto-creation refused");
             }
+            // As Kafka does, a topic this request created is answered LEADER_NOT_AVAILABLE:
+            // the client asks again a moment later, by when its leaders (other brokers
+            // that apply the metadata log on their own) know they lead it. Answering with
+            // the leaders at once let a producer's first batch reach a leader that did
+            // not know the topic yet, and its retry overtake the next batch.
+            just_created = results
+                .iter()
+                .filter(|r| r.error_code == 0 || r.error_code == 36)
+                .map(|r| r.name.clone())
+                .collect();
             img = b.cache.image();
         }
     }
@@ -78,12 +90,16 @@ pub async fn handle(
                 None => img.topics.get(&id),
             };
             match found {
-                Some(t) => topics.push(describe_topic(&img, t, &req, v)),
-                None => {
+                Some(t) if !just_created.contains(&t.name) => {
+                    topics.push(describe_topic(&img, t, &req, v))
+                }
+                _ => {
                     let code = match &name {
                         None => ResponseError::UnknownTopicId.code(),
                         Some(n) if !valid_name(n) => ResponseError::InvalidTopicException.code(),
-                        Some(_) if auto_create => ResponseError::LeaderNotAvailable.code(),
+                        Some(n) if auto_create || just_created.contains(n) => {
+                            ResponseError::LeaderNotAvailable.code()
+                        }
                         Some(_) => ResponseError::UnknownTopicOrPartition.code(),
                     };
                     let t = MetadataResponseTopic::default()

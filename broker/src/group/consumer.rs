@@ -323,13 +323,19 @@ impl ConsumerGroup {
             return;
         }
         self.resolved_regexes.extend(new);
+        self.bump(now);
+    }
+
+    /// Forgets regexes no member subscribes with any more (Kafka deletes a resolved
+    /// regex with its last subscriber), so subscribing with one again waits for its
+    /// resolution like any new regex.
+    fn forget_unused_regexes(&mut self) {
         let in_use: BTreeSet<String> = self
             .members
             .values()
             .filter_map(|m| m.subscribed_topic_regex.clone())
             .collect();
         self.resolved_regexes.retain(|r| in_use.contains(r));
-        self.bump(now);
     }
 
     fn bump(&mut self, now: Instant) {
@@ -348,6 +354,7 @@ impl ConsumerGroup {
         if self.dead {
             return Err(E::CoordinatorNotAvailable.code());
         }
+        self.forget_unused_regexes();
         if let Some(a) = &hb.server_assignor {
             if !ASSIGNORS.contains(&a.as_str()) {
                 return Err(E::UnsupportedAssignor.code());
@@ -1524,6 +1531,15 @@ mod tests {
         let b = g.heartbeat(second, &topics, t, &cfg).unwrap();
         assert_eq!(g.target["b"].values().map(|p| p.len()).sum::<usize>(), 4);
         assert_eq!(b.member_epoch, g.group_epoch);
+        // Both leave; the regex is forgotten with its last subscriber, so subscribing
+        // with it again waits for its resolution once more.
+        for m in ["a", "b"] {
+            g.heartbeat(hb(m, -1, &[], None), &topics, t, &cfg).unwrap();
+        }
+        let mut again = hb("c", 0, &["plain"], None);
+        again.subscribed_topic_regex = Some("^.*regex_.*".into());
+        let c = g.heartbeat(again, &topics, t, &cfg).unwrap();
+        assert_eq!(count(&c.assignment.unwrap()), 2);
     }
 
     /// KIP-848 static membership: an instance id stays with its live member until that

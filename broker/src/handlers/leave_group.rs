@@ -45,7 +45,7 @@ pub async fn handle(
                     .iter()
                     .map(|(m, i)| c.leave_member(m, i.as_deref(), now))
                     .collect();
-                if codes.iter().any(|c| *c == 0) {
+                if codes.contains(&0) {
                     let recs = if b.groups.maybe_downgrade(&mut e, now) {
                         kind_change_records(&e)
                     } else {

@@ -438,8 +438,6 @@ impl ConsumerGroup {
                 self.members.insert(
                     id.clone(),
                     ConsumerMember {
-                        member_id: id.clone(),
-                        instance_id: hb.instance_id.clone(),
                         rack_id: hb.rack_id.clone(),
                         client_id: hb.client_id.clone(),
                         client_host: hb.client_host.clone(),
@@ -449,16 +447,12 @@ impl ConsumerGroup {
                             .unwrap_or_default(),
                         subscribed_topic_regex: hb.subscribed_topic_regex.clone(),
                         server_assignor: hb.server_assignor.clone(),
-                        rebalance_timeout_ms: hb.rebalance_timeout_ms,
-                        member_epoch: 0,
-                        previous_member_epoch: -1,
-                        state: MemberState::Stable,
-                        assigned: Assignment::new(),
-                        pending_revocation: Assignment::new(),
-                        last_heartbeat: now,
-                        revocation_deadline: None,
-                        static_left: false,
-                        classic: None,
+                        ..ConsumerMember::joining(
+                            &id,
+                            hb.instance_id.clone(),
+                            hb.rebalance_timeout_ms,
+                            now,
+                        )
                     },
                 );
                 self.bump(now);
@@ -893,25 +887,8 @@ impl ConsumerGroup {
         let changed_subscription = base.as_ref().is_none_or(|m| {
             m.subscribed_topic_names != sub.topics || m.subscribed_topic_regex.is_some()
         });
-        let mut m = base.unwrap_or_else(|| ConsumerMember {
-            member_id: id.clone(),
-            instance_id: j.instance_id.clone(),
-            rack_id: None,
-            client_id: String::new(),
-            client_host: String::new(),
-            subscribed_topic_names: Vec::new(),
-            subscribed_topic_regex: None,
-            server_assignor: None,
-            rebalance_timeout_ms: j.rebalance_timeout_ms,
-            member_epoch: 0,
-            previous_member_epoch: -1,
-            state: MemberState::Stable,
-            assigned: Assignment::new(),
-            pending_revocation: Assignment::new(),
-            last_heartbeat: now,
-            revocation_deadline: None,
-            static_left: false,
-            classic: None,
+        let mut m = base.unwrap_or_else(|| {
+            ConsumerMember::joining(&id, j.instance_id.clone(), j.rebalance_timeout_ms, now)
         });
         m.member_id = id.clone();
         m.instance_id = j.instance_id.clone();
@@ -1124,6 +1101,35 @@ impl ConsumerGroup {
 }
 
 impl ConsumerMember {
+    /// A member joining now: epoch 0, nothing assigned, no subscription yet.
+    fn joining(
+        id: &str,
+        instance_id: Option<String>,
+        rebalance_timeout_ms: i32,
+        now: Instant,
+    ) -> ConsumerMember {
+        ConsumerMember {
+            member_id: id.to_string(),
+            instance_id,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            subscribed_topic_names: Vec::new(),
+            subscribed_topic_regex: None,
+            server_assignor: None,
+            rebalance_timeout_ms,
+            member_epoch: 0,
+            previous_member_epoch: -1,
+            state: MemberState::Stable,
+            assigned: Assignment::new(),
+            pending_revocation: Assignment::new(),
+            last_heartbeat: now,
+            revocation_deadline: None,
+            static_left: false,
+            classic: None,
+        }
+    }
+
     /// A member restored from storage, heartbeat clock starting now.
     #[allow(clippy::too_many_arguments)]
     pub fn restored(

@@ -2,6 +2,7 @@
 
 use kafka_protocol::error::ResponseError as E;
 
+use crate::coordinator::CoordinatorError;
 use crate::log::batch::BatchError;
 use crate::log::producer_state::ProducerError;
 use crate::log::LogError;
@@ -42,6 +43,25 @@ pub fn controller_status_code(s: &tonic::Status) -> i16 {
         tonic::Code::DeadlineExceeded => E::RequestTimedOut.code(),
         tonic::Code::Unavailable => E::NotController.code(),
         _ => E::UnknownServerError.code(),
+    }
+}
+
+impl CoordinatorError {
+    /// Kafka's code: what a client retries after finding the coordinator again
+    /// (NOT_COORDINATOR), after a pause (COORDINATOR_LOAD_IN_PROGRESS), or both
+    /// (COORDINATOR_NOT_AVAILABLE).
+    pub fn code(self) -> i16 {
+        match self {
+            CoordinatorError::NotCoordinator => E::NotCoordinator.code(),
+            CoordinatorError::LoadInProgress => E::CoordinatorLoadInProgress.code(),
+            CoordinatorError::NotAvailable => E::CoordinatorNotAvailable.code(),
+        }
+    }
+}
+
+impl From<CoordinatorError> for E {
+    fn from(e: CoordinatorError) -> E {
+        E::try_from_code(e.code()).expect("a coordinator error is an error")
     }
 }
 

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod broker;
 pub mod config;
 pub mod controller_client;
+pub mod coordinator;
 pub mod error;
 pub mod fetch_session;
 pub mod group;

@@ -81,7 +81,8 @@ pub struct JoinRequest {
 /// The JoinGroup answer.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct JoinResult {
-    pub error: i16,
+    /// None: success.
+    pub error: Option<E>,
     pub generation: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
@@ -93,9 +94,9 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    fn error(code: i16, member_id: &str) -> JoinResult {
+    pub fn error(e: E, member_id: &str) -> JoinResult {
         JoinResult {
-            error: code,
+            error: Some(e),
             generation: -1,
             member_id: member_id.to_string(),
             ..Default::default()
@@ -106,16 +107,17 @@ impl JoinResult {
 /// The SyncGroup answer.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SyncResult {
-    pub error: i16,
+    /// None: success.
+    pub error: Option<E>,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
 }
 
 impl SyncResult {
-    fn error(code: i16) -> SyncResult {
+    pub fn error(e: E) -> SyncResult {
         SyncResult {
-            error: code,
+            error: Some(e),
             ..Default::default()
         }
     }
@@ -294,16 +296,16 @@ impl ClassicGroup {
     ) -> Reply<JoinResult> {
         let me = req.member_id.clone();
         if self.state == ClassicState::Dead {
-            return Reply::Now(JoinResult::error(E::CoordinatorNotAvailable.code(), &me));
+            return Reply::Now(JoinResult::error(E::CoordinatorNotAvailable, &me));
         }
         if req.session_timeout_ms < cfg.min_session_timeout_ms
             || req.session_timeout_ms > cfg.max_session_timeout_ms
         {
-            return Reply::Now(JoinResult::error(E::InvalidSessionTimeout.code(), &me));
+            return Reply::Now(JoinResult::error(E::InvalidSessionTimeout, &me));
         }
         let known = self.members.contains_key(&me);
         if !known && !self.supports(&req.protocol_type, &req.protocols) {
-            return Reply::Now(JoinResult::error(E::InconsistentGroupProtocol.code(), &me));
+            return Reply::Now(JoinResult::error(E::InconsistentGroupProtocol, &me));
         }
         if me.is_empty() {
             let new_id = new_member_id(&req.client_id);
@@ -320,11 +322,11 @@ impl ClassicGroup {
             }
             if req.require_known_member_id {
                 if self.members.len() + self.pending.len() >= cfg.max_size {
-                    return Reply::Now(JoinResult::error(E::GroupMaxSizeReached.code(), ""));
+                    return Reply::Now(JoinResult::error(E::GroupMaxSizeReached, ""));
                 }
                 let deadline = now + Duration::from_millis(req.session_timeout_ms.max(0) as u64);
                 self.pending.insert(new_id.clone(), deadline);
-                return Reply::Now(JoinResult::error(E::MemberIdRequired.code(), &new_id));
+                return Reply::Now(JoinResult::error(E::MemberIdRequired, &new_id));
             }
             return self.add_and_join(new_id, req, now, cfg);
         }
@@ -333,11 +335,11 @@ impl ClassicGroup {
         }
         if let Some(instance) = &req.group_instance_id {
             if self.static_members.get(instance).is_some_and(|m| *m != me) {
-                return Reply::Now(JoinResult::error(E::FencedInstanceId.code(), &me));
+                return Reply::Now(JoinResult::error(E::FencedInstanceId, &me));
             }
         }
         if !known {
-            return Reply::Now(JoinResult::error(E::UnknownMemberId.code(), &me));
+            return Reply::Now(JoinResult::error(E::UnknownMemberId, &me));
         }
         // A known member rejoins.
         let is_leader = self.leader.as_deref() == Some(me.as_str());
@@ -372,7 +374,7 @@ impl ClassicGroup {
             .join_waiter
             .replace(tx)
         {
-            let _ = old.send(JoinResult::error(E::UnknownMemberId.code(), &me));
+            let _ = old.send(JoinResult::error(E::UnknownMemberId, &me));
         }
         self.try_complete_join(now, false);
         Reply::Later(rx)
@@ -393,10 +395,10 @@ impl ClassicGroup {
     ) -> Reply<JoinResult> {
         let mut m = self.members.remove(old).expect("checked");
         if let Some(w) = m.join_waiter.take() {
-            let _ = w.send(JoinResult::error(E::FencedInstanceId.code(), old));
+            let _ = w.send(JoinResult::error(E::FencedInstanceId, old));
         }
         if let Some(w) = m.sync_waiter.take() {
-            let _ = w.send(SyncResult::error(E::FencedInstanceId.code()));
+            let _ = w.send(SyncResult::error(E::FencedInstanceId));
         }
         let was_leader = self.leader.as_deref() == Some(old);
         if was_leader {
@@ -445,7 +447,7 @@ impl ClassicGroup {
         cfg: &ClassicConfig,
     ) -> Reply<JoinResult> {
         if self.members.len() >= cfg.max_size {
-            return Reply::Now(JoinResult::error(E::GroupMaxSizeReached.code(), &member_id));
+            return Reply::Now(JoinResult::error(E::GroupMaxSizeReached, &member_id));
         }
         let (tx, rx) = oneshot::channel();
         if self.members.is_empty() {
@@ -490,7 +492,7 @@ impl ClassicGroup {
         // Pending SyncGroups of the old generation must rejoin.
         for m in self.members.values_mut() {
             if let Some(w) = m.sync_waiter.take() {
-                let _ = w.send(SyncResult::error(E::RebalanceInProgress.code()));
+                let _ = w.send(SyncResult::error(E::RebalanceInProgress));
             }
         }
         let was_empty = self.state == ClassicState::Empty;
@@ -576,7 +578,7 @@ impl ClassicGroup {
             Vec::new()
         };
         JoinResult {
-            error: 0,
+            error: None,
             generation: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol_name: protocol,
@@ -590,10 +592,10 @@ impl ClassicGroup {
     fn remove_member(&mut self, id: &str) {
         if let Some(mut m) = self.members.remove(id) {
             if let Some(w) = m.join_waiter.take() {
-                let _ = w.send(JoinResult::error(E::UnknownMemberId.code(), id));
+                let _ = w.send(JoinResult::error(E::UnknownMemberId, id));
             }
             if let Some(w) = m.sync_waiter.take() {
-                let _ = w.send(SyncResult::error(E::UnknownMemberId.code()));
+                let _ = w.send(SyncResult::error(E::UnknownMemberId));
             }
             if let Some(i) = &m.group_instance_id {
                 if self.static_members.get(i).is_some_and(|x| x == id) {
@@ -611,19 +613,19 @@ impl ClassicGroup {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
-    ) -> Result<(), i16> {
+    ) -> Result<(), E> {
         if let Some(i) = instance_id {
             if let Some(current) = self.static_members.get(i) {
                 if current != member_id {
-                    return Err(E::FencedInstanceId.code());
+                    return Err(E::FencedInstanceId);
                 }
             }
         }
         if !self.members.contains_key(member_id) {
-            return Err(E::UnknownMemberId.code());
+            return Err(E::UnknownMemberId);
         }
         if generation != self.generation {
-            return Err(E::IllegalGeneration.code());
+            return Err(E::IllegalGeneration);
         }
         Ok(())
     }
@@ -643,26 +645,25 @@ impl ClassicGroup {
         let none = Effects::default();
         if self.state == ClassicState::Dead {
             return (
-                Reply::Now(SyncResult::error(E::CoordinatorNotAvailable.code())),
+                Reply::Now(SyncResult::error(E::CoordinatorNotAvailable)),
                 none,
             );
         }
-        if let Err(code) = self.check_member(member_id, instance_id, generation) {
-            return (Reply::Now(SyncResult::error(code)), none);
+        if let Err(e) = self.check_member(member_id, instance_id, generation) {
+            return (Reply::Now(SyncResult::error(e)), none);
         }
         if protocol_type.is_some_and(|t| Some(t) != self.protocol_type.as_deref())
             || protocol_name.is_some_and(|n| Some(n) != self.protocol_name.as_deref())
         {
             return (
-                Reply::Now(SyncResult::error(E::InconsistentGroupProtocol.code())),
+                Reply::Now(SyncResult::error(E::InconsistentGroupProtocol)),
                 none,
             );
         }
         match self.state {
-            ClassicState::PreparingRebalance => (
-                Reply::Now(SyncResult::error(E::RebalanceInProgress.code())),
-                none,
-            ),
+            ClassicState::PreparingRebalance => {
+                (Reply::Now(SyncResult::error(E::RebalanceInProgress)), none)
+            }
             ClassicState::Stable => {
                 let m = &self.members[member_id];
                 (Reply::Now(self.sync_result(m.assignment.clone())), none)
@@ -673,7 +674,7 @@ impl ClassicGroup {
                     let m = self.members.get_mut(member_id).expect("checked");
                     m.last_heartbeat = now;
                     if let Some(old) = m.sync_waiter.replace(tx) {
-                        let _ = old.send(SyncResult::error(E::RebalanceInProgress.code()));
+                        let _ = old.send(SyncResult::error(E::RebalanceInProgress));
                     }
                 }
                 if self.leader.as_deref() == Some(member_id) && self.persisting.is_none() {
@@ -686,16 +687,15 @@ impl ClassicGroup {
                 }
                 (Reply::Later(rx), none)
             }
-            ClassicState::Empty | ClassicState::Dead => (
-                Reply::Now(SyncResult::error(E::UnknownMemberId.code())),
-                none,
-            ),
+            ClassicState::Empty | ClassicState::Dead => {
+                (Reply::Now(SyncResult::error(E::UnknownMemberId)), none)
+            }
         }
     }
 
     fn sync_result(&self, assignment: Bytes) -> SyncResult {
         SyncResult {
-            error: 0,
+            error: None,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol_name.clone(),
             assignment,
@@ -711,7 +711,7 @@ impl ClassicGroup {
         if !ok {
             for m in self.members.values_mut() {
                 if let Some(w) = m.sync_waiter.take() {
-                    let _ = w.send(SyncResult::error(E::CoordinatorNotAvailable.code()));
+                    let _ = w.send(SyncResult::error(E::CoordinatorNotAvailable));
                 }
             }
             return;
@@ -738,20 +738,18 @@ impl ClassicGroup {
         instance_id: Option<&str>,
         generation: i32,
         now: Instant,
-    ) -> i16 {
+    ) -> Result<(), E> {
         if self.state == ClassicState::Dead {
-            return E::CoordinatorNotAvailable.code();
+            return Err(E::CoordinatorNotAvailable);
         }
-        if let Err(code) = self.check_member(member_id, instance_id, generation) {
-            return code;
-        }
+        self.check_member(member_id, instance_id, generation)?;
         self.members
             .get_mut(member_id)
             .expect("checked")
             .last_heartbeat = now;
         match self.state {
-            ClassicState::PreparingRebalance => E::RebalanceInProgress.code(),
-            _ => 0,
+            ClassicState::PreparingRebalance => Err(E::RebalanceInProgress),
+            _ => Ok(()),
         }
     }
 
@@ -762,24 +760,24 @@ impl ClassicGroup {
         instance_id: Option<&str>,
         now: Instant,
         cfg: &ClassicConfig,
-    ) -> i16 {
+    ) -> Result<(), E> {
         let id = match instance_id {
             Some(i) => match self.static_members.get(i) {
                 Some(current) if member_id.is_empty() || current == member_id => current.clone(),
-                Some(_) => return E::FencedInstanceId.code(),
-                None => return E::UnknownMemberId.code(),
+                Some(_) => return Err(E::FencedInstanceId),
+                None => return Err(E::UnknownMemberId),
             },
             None => member_id.to_string(),
         };
         if self.pending.remove(&id).is_some() {
-            return 0;
+            return Ok(());
         }
         if !self.members.contains_key(&id) {
-            return E::UnknownMemberId.code();
+            return Err(E::UnknownMemberId);
         }
         self.remove_member(&id);
         self.member_left(now, cfg);
-        0
+        Ok(())
     }
 
     fn member_left(&mut self, now: Instant, cfg: &ClassicConfig) {
@@ -857,13 +855,10 @@ impl ClassicGroup {
     pub fn mark_dead(&mut self, now: Instant) {
         for m in self.members.values_mut() {
             if let Some(w) = m.join_waiter.take() {
-                let _ = w.send(JoinResult::error(
-                    E::CoordinatorNotAvailable.code(),
-                    &m.member_id,
-                ));
+                let _ = w.send(JoinResult::error(E::CoordinatorNotAvailable, &m.member_id));
             }
             if let Some(w) = m.sync_waiter.take() {
-                let _ = w.send(SyncResult::error(E::CoordinatorNotAvailable.code()));
+                let _ = w.send(SyncResult::error(E::CoordinatorNotAvailable));
             }
         }
         self.set_state(ClassicState::Dead, now);
@@ -873,15 +868,15 @@ impl ClassicGroup {
         self.members.is_empty()
     }
 
-    /// Answers every waiting JoinGroup and SyncGroup with `code` (the group is becoming
-    /// a consumer group: its members rejoin through the new protocol's rules).
-    pub fn fail_waiters(&mut self, code: i16) {
+    /// Answers every waiting JoinGroup and SyncGroup with `e` (the group is becoming a
+    /// consumer group: its members rejoin through the new protocol's rules).
+    pub fn fail_waiters(&mut self, e: E) {
         for m in self.members.values_mut() {
             if let Some(w) = m.join_waiter.take() {
-                let _ = w.send(JoinResult::error(code, &m.member_id));
+                let _ = w.send(JoinResult::error(e, &m.member_id));
             }
             if let Some(w) = m.sync_waiter.take() {
-                let _ = w.send(SyncResult::error(code));
+                let _ = w.send(SyncResult::error(e));
             }
         }
     }
@@ -1067,7 +1062,7 @@ mod tests {
         protocols: &[&str],
     ) -> (String, oneshot::Receiver<JoinResult>) {
         let first = now_result(g.join(req("", protocols), now, &cfg()));
-        assert_eq!(first.error, E::MemberIdRequired.code());
+        assert_eq!(first.error, Some(E::MemberIdRequired));
         let id = first.member_id.clone();
         let rx = later(g.join(req(&id, protocols), now, &cfg()));
         (id, rx)
@@ -1082,7 +1077,7 @@ mod tests {
         let r = ja.try_recv().unwrap();
         assert_eq!(
             (r.error, r.generation, r.leader.as_str()),
-            (0, 1, a.as_str())
+            (None, 1, a.as_str())
         );
         assert_eq!(g.state, ClassicState::CompletingRebalance);
         // A second member joins: generation 2, both must rejoin.
@@ -1120,12 +1115,9 @@ mod tests {
         assert_eq!(sa.try_recv().unwrap().assignment, Bytes::from("A"));
         assert_eq!(sb.try_recv().unwrap().assignment, Bytes::from("B"));
         assert_eq!(g.state, ClassicState::Stable);
-        assert_eq!(g.heartbeat(&a, None, 2, t0), 0);
-        assert_eq!(g.heartbeat(&a, None, 1, t0), E::IllegalGeneration.code());
-        assert_eq!(
-            g.heartbeat("nobody", None, 2, t0),
-            E::UnknownMemberId.code()
-        );
+        assert_eq!(g.heartbeat(&a, None, 2, t0), Ok(()));
+        assert_eq!(g.heartbeat(&a, None, 1, t0), Err(E::IllegalGeneration));
+        assert_eq!(g.heartbeat("nobody", None, 2, t0), Err(E::UnknownMemberId));
     }
 
     #[tokio::test]
@@ -1140,9 +1132,9 @@ mod tests {
         g.persisted(2, true, t0);
         assert_eq!(g.state, ClassicState::Stable);
         // b leaves: a must rejoin (heartbeat says so).
-        assert_eq!(g.leave(&b, None, t0, &cfg()), 0);
+        assert_eq!(g.leave(&b, None, t0, &cfg()), Ok(()));
         assert_eq!(g.state, ClassicState::PreparingRebalance);
-        assert_eq!(g.heartbeat(&a, None, 2, t0), E::RebalanceInProgress.code());
+        assert_eq!(g.heartbeat(&a, None, 2, t0), Err(E::RebalanceInProgress));
         let mut ja = later(g.join(req(&a, &["range"]), t0, &cfg()));
         assert_eq!(ja.try_recv().unwrap().generation, 3);
         let (_s, _) = g.sync(&a, None, 3, None, None, vec![], t0);
@@ -1166,10 +1158,13 @@ mod tests {
         // b rejoins (leader election or new subscription); a never does.
         let mut jb = later(g.join(req(&b, &["range", "x"]), t0, &cfg()));
         assert!(jb.try_recv().is_err());
-        g.heartbeat(&a, None, 2, t0 + Duration::from_secs(5));
+        assert_eq!(
+            g.heartbeat(&a, None, 2, t0 + Duration::from_secs(5)),
+            Err(E::RebalanceInProgress)
+        );
         g.tick(t0 + Duration::from_secs(31), &cfg());
         let r = jb.try_recv().unwrap();
-        assert_eq!((r.error, r.generation), (0, 3));
+        assert_eq!((r.error, r.generation), (None, 3));
         assert!(!g.members.contains_key(&a));
     }
 
@@ -1205,23 +1200,23 @@ mod tests {
         r.session_timeout_ms = 10;
         assert_eq!(
             now_result(g.join(r, t0, &cfg())).error,
-            E::InvalidSessionTimeout.code()
+            Some(E::InvalidSessionTimeout)
         );
         assert_eq!(
             now_result(g.join(req("ghost", &["range"]), t0, &cfg())).error,
-            E::UnknownMemberId.code()
+            Some(E::UnknownMemberId)
         );
         let (_a, _) = join_new(&mut g, t0, &["range"]);
         let mut other = req("", &["sticky"]);
         assert_eq!(
             now_result(g.join(other.clone(), t0, &cfg())).error,
-            E::InconsistentGroupProtocol.code()
+            Some(E::InconsistentGroupProtocol)
         );
         other.protocol_type = "connect".into();
         other.protocols = vec![("range".into(), Bytes::new())];
         assert_eq!(
             now_result(g.join(other, t0, &cfg())).error,
-            E::InconsistentGroupProtocol.code()
+            Some(E::InconsistentGroupProtocol)
         );
     }
 
@@ -1236,16 +1231,16 @@ mod tests {
         let mut waiting = Vec::new();
         for _ in 0..2 {
             let first = now_result(g.join(req("", &["range"]), t0, &small));
-            assert_eq!(first.error, E::MemberIdRequired.code());
+            assert_eq!(first.error, Some(E::MemberIdRequired));
             waiting.push(later(g.join(req(&first.member_id, &["range"]), t0, &small)));
         }
         let third = now_result(g.join(req("", &["range"]), t0, &small));
-        let third = if third.error == E::MemberIdRequired.code() {
+        let third = if third.error == Some(E::MemberIdRequired) {
             now_result(g.join(req(&third.member_id, &["range"]), t0, &small))
         } else {
             third
         };
-        assert_eq!(third.error, E::GroupMaxSizeReached.code());
+        assert_eq!(third.error, Some(E::GroupMaxSizeReached));
     }
 
     #[tokio::test]
@@ -1261,10 +1256,10 @@ mod tests {
         g.persisted(1, true, t0);
         // The same instance restarts and joins without a member id.
         let j2 = now_result(g.join(r, t0, &cfg()));
-        assert_eq!((j2.error, j2.generation), (0, 1));
+        assert_eq!((j2.error, j2.generation), (None, 1));
         assert_eq!(
             g.heartbeat(&old, Some("host-1"), 1, t0),
-            E::FencedInstanceId.code()
+            Err(E::FencedInstanceId)
         );
         assert_eq!(g.members.len(), 1);
     }
@@ -1306,7 +1301,7 @@ mod tests {
         assert_eq!(g.state, ClassicState::Stable);
         // a's process restarts (a static member sends no LeaveGroup) and joins again.
         let r = now_result(g.join(static_req("a"), t0, &cfg()));
-        assert_eq!((r.error, r.generation), (0, 2));
+        assert_eq!((r.error, r.generation), (None, 2));
         assert_ne!(r.member_id, a);
         assert!(g.take_dirty());
         assert_eq!(g.state, ClassicState::Stable);
@@ -1314,10 +1309,7 @@ mod tests {
         // Its SyncGroup gets its old assignment back; b's heartbeat sees no rebalance.
         let (s, _) = g.sync(&r.member_id, Some("a"), 2, None, None, vec![], t0);
         assert_eq!(now_result(s).assignment, Bytes::from_static(b"for-a"));
-        assert_eq!(g.heartbeat(&b, Some("b"), 2, t0), 0);
-        assert_eq!(
-            g.heartbeat(&a, Some("a"), 2, t0),
-            E::FencedInstanceId.code()
-        );
+        assert_eq!(g.heartbeat(&b, Some("b"), 2, t0), Ok(()));
+        assert_eq!(g.heartbeat(&a, Some("a"), 2, t0), Err(E::FencedInstanceId));
     }
 }

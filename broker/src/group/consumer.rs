@@ -343,21 +343,21 @@ impl ConsumerGroup {
         self.state_since = now;
     }
 
-    /// ConsumerGroupHeartbeat. Err is a Kafka error code.
+    /// ConsumerGroupHeartbeat.
     pub fn heartbeat(
         &mut self,
         hb: Heartbeat,
         topics: &TopicView,
         now: Instant,
         cfg: &ConsumerConfig,
-    ) -> Result<HeartbeatAnswer, i16> {
+    ) -> Result<HeartbeatAnswer, E> {
         if self.dead {
-            return Err(E::CoordinatorNotAvailable.code());
+            return Err(E::CoordinatorNotAvailable);
         }
         self.forget_unused_regexes();
         if let Some(a) = &hb.server_assignor {
             if !ASSIGNORS.contains(&a.as_str()) {
-                return Err(E::UnsupportedAssignor.code());
+                return Err(E::UnsupportedAssignor);
             }
         }
         let mut joined = false;
@@ -399,7 +399,7 @@ impl ConsumerGroup {
             0 => {
                 let id = if hb.client_makes_member_id {
                     if hb.member_id.is_empty() {
-                        return Err(E::InvalidRequest.code());
+                        return Err(E::InvalidRequest);
                     }
                     hb.member_id.clone()
                 } else if hb.member_id.is_empty() {
@@ -418,7 +418,7 @@ impl ConsumerGroup {
                         if self.members.get(&old_id).is_some_and(|old| {
                             old_id != id && !old.static_left && old.classic.is_none()
                         }) {
-                            return Err(E::UnreleasedInstanceId.code());
+                            return Err(E::UnreleasedInstanceId);
                         }
                         if let Some(old) = self.members.remove(&old_id) {
                             // The instance came back (KIP-345/848): the new member id takes
@@ -432,7 +432,7 @@ impl ConsumerGroup {
                     self.static_members.insert(instance.clone(), id.clone());
                 }
                 if self.members.len() >= cfg.max_size && !self.members.contains_key(&id) {
-                    return Err(E::GroupMaxSizeReached.code());
+                    return Err(E::GroupMaxSizeReached);
                 }
                 // A (re)joining member starts over with nothing.
                 self.members.insert(
@@ -461,11 +461,11 @@ impl ConsumerGroup {
             }
             epoch => {
                 let Some(m) = self.members.get_mut(&hb.member_id) else {
-                    return Err(E::UnknownMemberId.code());
+                    return Err(E::UnknownMemberId);
                 };
                 if m.classic.is_some() {
                     // A classic member's id: it speaks JoinGroup and Heartbeat, not this.
-                    return Err(E::UnknownMemberId.code());
+                    return Err(E::UnknownMemberId);
                 }
                 if let Some(instance) = &hb.instance_id {
                     if self
@@ -473,11 +473,11 @@ impl ConsumerGroup {
                         .get(instance)
                         .is_some_and(|x| *x != hb.member_id)
                     {
-                        return Err(E::FencedInstanceId.code());
+                        return Err(E::FencedInstanceId);
                     }
                 }
                 if m.static_left || epoch != m.member_epoch && epoch != m.previous_member_epoch {
-                    return Err(E::FencedMemberEpoch.code());
+                    return Err(E::FencedMemberEpoch);
                 }
                 m.last_heartbeat = now;
                 m.client_id = hb.client_id.clone();
@@ -731,23 +731,23 @@ impl ConsumerGroup {
     }
 
     /// The epoch an OffsetCommit must carry for `member_id`.
-    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), i16> {
+    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), E> {
         let Some(m) = self.members.get(member_id) else {
-            return Err(E::UnknownMemberId.code());
+            return Err(E::UnknownMemberId);
         };
         if m.classic.is_some() {
             // A classic member commits with its generation, which is its member epoch.
             return if epoch == m.member_epoch {
                 Ok(())
             } else {
-                Err(E::IllegalGeneration.code())
+                Err(E::IllegalGeneration)
             };
         }
         if epoch > m.member_epoch {
-            return Err(E::FencedMemberEpoch.code());
+            return Err(E::FencedMemberEpoch);
         }
         if epoch < m.member_epoch && epoch != m.previous_member_epoch {
-            return Err(E::StaleMemberEpoch.code());
+            return Err(E::StaleMemberEpoch);
         }
         Ok(())
     }
@@ -822,17 +822,17 @@ impl ConsumerGroup {
     /// JoinGroup from a classic-protocol member (Kafka's
     /// `classicGroupJoinToConsumerGroup`): the member is created or updated from its
     /// subscription, the target is recomputed when the group changed, and the member
-    /// moves toward its target at once. Err: (error code, member id to answer with).
+    /// moves toward its target at once. Err: (the error, member id to answer with).
     pub fn classic_join(
         &mut self,
         j: ClassicJoin,
         topics: &TopicView,
         now: Instant,
         cfg: &ConsumerConfig,
-    ) -> Result<ClassicJoinAnswer, (i16, String)> {
-        let fail = |code: i16| Err((code, j.member_id.clone()));
+    ) -> Result<ClassicJoinAnswer, (E, String)> {
+        let fail = |e: E| Err((e, j.member_id.clone()));
         if self.dead {
-            return fail(E::CoordinatorNotAvailable.code());
+            return fail(E::CoordinatorNotAvailable);
         }
         let supported_by_all = |name: &str| {
             self.members
@@ -841,10 +841,10 @@ impl ConsumerGroup {
                 .all(|c| c.protocols.iter().any(|(n, _)| n == name))
         };
         if j.protocol_type != "consumer" || !j.protocols.iter().any(|(n, _)| supported_by_all(n)) {
-            return fail(E::InconsistentGroupProtocol.code());
+            return fail(E::InconsistentGroupProtocol);
         }
         let Some(sub) = protocol::decode_subscription(&j.protocols[0].1) else {
-            return fail(E::InconsistentGroupProtocol.code());
+            return fail(E::InconsistentGroupProtocol);
         };
         let new_id = j.member_id.is_empty();
         let id = if new_id {
@@ -867,12 +867,12 @@ impl ConsumerGroup {
                 }
             }
             Some(instance) => match self.static_members.get(instance) {
-                None => return fail(E::UnknownMemberId.code()),
-                Some(x) if *x != id => return fail(E::FencedInstanceId.code()),
+                None => return fail(E::UnknownMemberId),
+                Some(x) if *x != id => return fail(E::FencedInstanceId),
                 Some(_) => {}
             },
             None if new_id && j.require_known_member_id => {
-                return Err((E::MemberIdRequired.code(), id));
+                return Err((E::MemberIdRequired, id));
             }
             None => {}
         }
@@ -880,7 +880,7 @@ impl ConsumerGroup {
             && !self.members.contains_key(&id)
             && self.members.len() >= cfg.max_size
         {
-            return fail(E::GroupMaxSizeReached.code());
+            return fail(E::GroupMaxSizeReached);
         }
         let is_new = replaced.is_none() && !self.members.contains_key(&id);
         let base = replaced.clone().or_else(|| self.members.get(&id).cloned());
@@ -943,17 +943,17 @@ impl ConsumerGroup {
         &self,
         member_id: &str,
         instance_id: Option<&str>,
-    ) -> Result<&ConsumerMember, i16> {
+    ) -> Result<&ConsumerMember, E> {
         if let Some(i) = instance_id {
             match self.static_members.get(i) {
-                None => return Err(E::UnknownMemberId.code()),
-                Some(x) if x != member_id => return Err(E::FencedInstanceId.code()),
+                None => return Err(E::UnknownMemberId),
+                Some(x) if x != member_id => return Err(E::FencedInstanceId),
                 Some(_) => {}
             }
         }
         match self.members.get(member_id) {
             Some(m) if m.classic.is_some() => Ok(m),
-            _ => Err(E::UnknownMemberId.code()),
+            _ => Err(E::UnknownMemberId),
         }
     }
 
@@ -969,16 +969,16 @@ impl ConsumerGroup {
         protocol_type: Option<&str>,
         protocol_name: Option<&str>,
         now: Instant,
-    ) -> Result<(Assignment, i16, String), i16> {
+    ) -> Result<(Assignment, i16, String), E> {
         let m = self.classic_member(member_id, instance_id)?;
         if generation != m.member_epoch {
-            return Err(E::IllegalGeneration.code());
+            return Err(E::IllegalGeneration);
         }
         let c = m.classic.as_ref().expect("classic");
         if protocol_type.is_some_and(|t| t != "consumer")
             || protocol_name.is_some_and(|n| n != c.protocol_name())
         {
-            return Err(E::InconsistentGroupProtocol.code());
+            return Err(E::InconsistentGroupProtocol);
         }
         let rebalancing =
             self.group_epoch > m.member_epoch && m.state != MemberState::UnrevokedPartitions;
@@ -987,7 +987,7 @@ impl ConsumerGroup {
         let c = m.classic.as_mut().expect("classic");
         if rebalancing {
             c.deadline.get_or_insert(now + rebalance);
-            return Err(E::RebalanceInProgress.code());
+            return Err(E::RebalanceInProgress);
         }
         c.deadline = None;
         m.last_heartbeat = now;
@@ -1004,13 +1004,10 @@ impl ConsumerGroup {
         instance_id: Option<&str>,
         generation: i32,
         now: Instant,
-    ) -> i16 {
-        let m = match self.classic_member(member_id, instance_id) {
-            Ok(m) => m,
-            Err(code) => return code,
-        };
+    ) -> Result<(), E> {
+        let m = self.classic_member(member_id, instance_id)?;
         if generation != m.member_epoch {
-            return E::IllegalGeneration.code();
+            return Err(E::IllegalGeneration);
         }
         let must_rejoin = m.member_epoch < self.group_epoch
             || m.state == MemberState::UnrevokedPartitions
@@ -1021,9 +1018,9 @@ impl ConsumerGroup {
             let rebalance = Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64);
             let c = m.classic.as_mut().expect("classic");
             c.deadline.get_or_insert(now + rebalance);
-            return E::RebalanceInProgress.code();
+            return Err(E::RebalanceInProgress);
         }
-        0
+        Ok(())
     }
 
     /// Whether some partition `m` is waiting for is still held by another member.
@@ -1046,17 +1043,17 @@ impl ConsumerGroup {
         member_id: &str,
         instance_id: Option<&str>,
         now: Instant,
-    ) -> i16 {
+    ) -> Result<(), E> {
         let id = match instance_id {
             Some(i) => match self.static_members.get(i) {
-                None => return E::UnknownMemberId.code(),
+                None => return Err(E::UnknownMemberId),
                 Some(x) if !member_id.is_empty() && x != member_id => {
-                    return E::FencedInstanceId.code()
+                    return Err(E::FencedInstanceId)
                 }
                 Some(x) => x.clone(),
             },
             None if self.members.contains_key(member_id) => member_id.to_string(),
-            None => return E::UnknownMemberId.code(),
+            None => return Err(E::UnknownMemberId),
         };
         if let Some(m) = self.members.remove(&id) {
             if let Some(i) = m.instance_id {
@@ -1065,7 +1062,7 @@ impl ConsumerGroup {
             self.target.remove(&id);
             self.bump(now);
         }
-        0
+        Ok(())
     }
 
     /// Whether only classic-protocol members are left (KIP-848's online downgrade turns
@@ -1399,7 +1396,7 @@ mod tests {
         assert!(c1.classic.is_some());
         assert_eq!(
             g.classic_heartbeat("c1", None, 3, t),
-            0,
+            Ok(()),
             "nothing changed yet"
         );
 
@@ -1411,7 +1408,7 @@ mod tests {
         assert_eq!(count(k.assignment.as_ref().unwrap()), 0);
         assert_eq!(
             g.classic_heartbeat("c1", None, 3, t),
-            E::RebalanceInProgress.code()
+            Err(E::RebalanceInProgress)
         );
         check_exclusive(&g);
 
@@ -1429,7 +1426,7 @@ mod tests {
         assert_eq!((count(&kept), version), (3, 1));
         assert_eq!(
             g.classic_heartbeat("c1", None, 3, t),
-            E::RebalanceInProgress.code()
+            Err(E::RebalanceInProgress)
         );
         let mine: Vec<i32> = kept[&orders].iter().copied().collect();
         let j = g
@@ -1443,13 +1440,13 @@ mod tests {
         assert_eq!(j.generation, 4);
         assert_eq!(
             g.classic_sync("c1", None, 3, None, None, t),
-            Err(E::IllegalGeneration.code())
+            Err(E::IllegalGeneration)
         );
         let (kept, _, _) = g.classic_sync("c1", None, 4, None, None, t).unwrap();
         assert_eq!(kept[&orders].iter().copied().collect::<Vec<_>>(), mine);
-        assert_eq!(g.classic_heartbeat("c1", None, 4, t), 0);
+        assert_eq!(g.classic_heartbeat("c1", None, 4, t), Ok(()));
         assert_eq!(g.check_commit("c1", 4), Ok(()));
-        assert_eq!(g.check_commit("c1", 3), Err(E::IllegalGeneration.code()));
+        assert_eq!(g.check_commit("c1", 3), Err(E::IllegalGeneration));
         check_exclusive(&g);
         let k2 = g
             .heartbeat(
@@ -1564,7 +1561,7 @@ mod tests {
         b.member_id = "b".into();
         assert_eq!(
             g.heartbeat(b.clone(), &topics, t, &cfg).unwrap_err(),
-            E::UnreleasedInstanceId.code()
+            E::UnreleasedInstanceId
         );
         // a leaves for a while (epoch -2): now b takes the instance's place.
         let mut leave = a.clone();
@@ -1584,16 +1581,16 @@ mod tests {
         g.heartbeat(hb("k", 0, &["orders"], None), &topics, t, &cfg)
             .unwrap();
         // v4+: a new dynamic member gets an id to come back with, and nothing is kept.
-        let (code, id) = g
+        let (err, id) = g
             .classic_join(classic_join("", &[]), &topics, t, &cfg)
             .unwrap_err();
-        assert_eq!(code, E::MemberIdRequired.code());
+        assert_eq!(err, E::MemberIdRequired);
         assert!(!id.is_empty() && !g.members.contains_key(&id));
         let mut wrong = classic_join(&id, &[]);
         wrong.protocol_type = "connect".into();
         assert_eq!(
             g.classic_join(wrong, &topics, t, &cfg).unwrap_err().0,
-            E::InconsistentGroupProtocol.code()
+            E::InconsistentGroupProtocol
         );
         let j = g
             .classic_join(classic_join(&id, &[]), &topics, t, &cfg)
@@ -1607,7 +1604,7 @@ mod tests {
         only_b.require_known_member_id = false;
         assert_eq!(
             g.classic_join(only_b, &topics, t, &cfg).unwrap_err().0,
-            E::InconsistentGroupProtocol.code(),
+            E::InconsistentGroupProtocol,
             "a protocol the classic members share is needed"
         );
         // A classic member that never syncs within its rebalance timeout is fenced.
@@ -1616,10 +1613,10 @@ mod tests {
         assert!(!g.members.contains_key(&id));
         assert_eq!(
             g.classic_heartbeat(&id, None, 0, later),
-            E::UnknownMemberId.code()
+            Err(E::UnknownMemberId)
         );
-        assert_eq!(g.leave_member(&id, None, later), E::UnknownMemberId.code());
-        assert_eq!(g.leave_member("k", None, later), 0);
+        assert_eq!(g.leave_member(&id, None, later), Err(E::UnknownMemberId));
+        assert_eq!(g.leave_member("k", None, later), Ok(()));
         assert!(g.members.is_empty());
     }
 
@@ -1728,7 +1725,7 @@ mod tests {
         // Its old id is fenced from now on.
         assert_eq!(
             g.heartbeat(static_hb("a", a_epoch, None), &topics, t, &cfg),
-            Err(E::FencedMemberEpoch.code())
+            Err(E::FencedMemberEpoch)
         );
         // The instance returns under a new id: same partitions, same epoch, no rebalance.
         let back = Heartbeat {
@@ -1810,7 +1807,7 @@ mod tests {
         assert_eq!(
             g.heartbeat(hb("a", 3, &["t"], None), &topics, t, &cfg)
                 .unwrap_err(),
-            E::UnknownMemberId.code()
+            E::UnknownMemberId
         );
     }
 
@@ -1826,18 +1823,18 @@ mod tests {
         assert_eq!(
             g.heartbeat(hb("a", a.member_epoch + 5, &["t"], None), &topics, t, &cfg)
                 .unwrap_err(),
-            E::FencedMemberEpoch.code()
+            E::FencedMemberEpoch
         );
         assert_eq!(g.check_commit("a", a.member_epoch), Ok(()));
         assert_eq!(
             g.check_commit("a", a.member_epoch + 1),
-            Err(E::FencedMemberEpoch.code())
+            Err(E::FencedMemberEpoch)
         );
-        assert_eq!(g.check_commit("x", 1), Err(E::UnknownMemberId.code()));
+        assert_eq!(g.check_commit("x", 1), Err(E::UnknownMemberId));
         let mut bad = hb("", 0, &["t"], None);
         assert_eq!(
             g.heartbeat(bad.clone(), &topics, t, &cfg).unwrap_err(),
-            E::InvalidRequest.code()
+            E::InvalidRequest
         );
         bad.client_makes_member_id = false;
         let made = g.heartbeat(bad, &topics, t, &cfg).unwrap();
@@ -1849,7 +1846,7 @@ mod tests {
         odd.server_assignor = Some("sticky".into());
         assert_eq!(
             g.heartbeat(odd, &topics, t, &cfg).unwrap_err(),
-            E::UnsupportedAssignor.code()
+            E::UnsupportedAssignor
         );
     }
 

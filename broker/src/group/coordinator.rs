@@ -1,15 +1,15 @@
 //! The group coordinator of one broker. A group lives in the `__consumer_offsets`
-//! partition `partition_for(group)`; the broker leading that partition coordinates it:
-//! it loads the partition when it becomes leader (answering COORDINATOR_LOAD_IN_PROGRESS
-//! meanwhile), writes every change as records to it (acks=all), and forgets the groups
-//! when leadership moves (NOT_COORDINATOR), so group state follows the partition.
+//! partition `partition_for(group)`; the broker leading that partition coordinates it.
+//! Loading, writing (acks=all) and forgetting on leadership moves are the coordinator
+//! runtime's (`crate::coordinator`); this file holds the groups' settings, the timers,
+//! the records of a group's state and rebuilding groups from them. The operations
+//! clients call are in `api.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::error::ResponseError as E;
 use parking_lot::Mutex;
 use prost::Message;
 use strom_controller::metadata::MetadataImage;
@@ -17,14 +17,16 @@ use strom_proto::group::{
     ClassicGroupValue, ClassicMember, ConsumerGroupValue, OffsetValue, TargetAssignment,
     TopicPartitions,
 };
-use tokio::sync::Mutex as AsyncMutex;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::classic::{ClassicConfig, ClassicGroup, ClassicState, MigratedMember};
-use super::consumer::{Assignment, ClassicMeta, ConsumerConfig, ConsumerGroup, ConsumerMember};
+use super::consumer::{
+    Assignment, ClassicMeta, ConsumerConfig, ConsumerGroup, ConsumerMember, TopicView,
+};
 use super::store::{self, Loaded};
-use crate::replication::{Partition, ReplicaManager};
+use crate::coordinator::{partition_for, CoordinatorError, CoordinatorRuntime, Handle, Loader};
+use crate::replication::ReplicaManager;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -149,33 +151,17 @@ impl GroupEntry {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Load {
-    Loading,
-    Loaded,
-}
-
-pub type GroupHandle = Arc<AsyncMutex<GroupEntry>>;
+pub type GroupHandle = Handle<GroupEntry>;
 
 pub struct GroupCoordinator {
-    node_id: i32,
     pub cfg: CoordinatorConfig,
-    replicas: Arc<ReplicaManager>,
-    /// `__consumer_offsets` partitions this broker leads, by load state.
-    partitions: Mutex<BTreeMap<i32, Load>>,
-    groups: Mutex<BTreeMap<String, GroupHandle>>,
+    /// The groups of the `__consumer_offsets` partitions this broker leads.
+    rt: Arc<CoordinatorRuntime<GroupEntry>>,
     /// Dynamic group configs (KIP-848) from the metadata, by group id.
     group_configs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
-    /// Topic names by id, from the metadata (for groups changing protocol).
-    topic_names: Mutex<BTreeMap<uuid::Uuid, String>>,
-}
-
-/// Why a group cannot be served here.
-pub fn not_here(load: Option<bool>) -> i16 {
-    match load {
-        Some(true) => E::CoordinatorLoadInProgress.code(),
-        _ => E::NotCoordinator.code(),
-    }
+    /// Topic names by id, and ids and partition counts by name, from the metadata.
+    pub(super) topic_names: Mutex<BTreeMap<uuid::Uuid, String>>,
+    topics: Mutex<Arc<TopicView>>,
 }
 
 impl GroupCoordinator {
@@ -184,103 +170,56 @@ impl GroupCoordinator {
         cfg: CoordinatorConfig,
         replicas: Arc<ReplicaManager>,
     ) -> Arc<GroupCoordinator> {
+        let rt = CoordinatorRuntime::new(OFFSETS_TOPIC, node_id, cfg.offsets_partitions, replicas);
         Arc::new(GroupCoordinator {
-            node_id,
             cfg,
-            replicas,
-            partitions: Mutex::new(BTreeMap::new()),
-            groups: Mutex::new(BTreeMap::new()),
+            rt,
             group_configs: Mutex::new(BTreeMap::new()),
             topic_names: Mutex::new(BTreeMap::new()),
+            topics: Mutex::new(Arc::new(TopicView::new())),
         })
     }
 
     pub fn partition_for(&self, group: &str) -> i32 {
-        store::partition_for(group, self.cfg.offsets_partitions)
+        self.rt.partition_for(group)
     }
 
-    /// The group's entry if this broker coordinates it (Err: the Kafka error to answer).
-    /// With `create`, a missing group is made (classic and empty).
-    pub fn group(&self, id: &str, create: bool) -> Result<Option<GroupHandle>, i16> {
-        let p = self.partition_for(id);
-        match self.partitions.lock().get(&p) {
-            Some(Load::Loaded) => {}
-            Some(Load::Loading) => return Err(E::CoordinatorLoadInProgress.code()),
-            None => return Err(E::NotCoordinator.code()),
-        }
-        let mut groups = self.groups.lock();
-        if let Some(g) = groups.get(id) {
-            return Ok(Some(g.clone()));
-        }
-        if !create {
-            return Ok(None);
-        }
-        let entry = Arc::new(AsyncMutex::new(GroupEntry {
+    /// The group's entry if this broker coordinates it. With `create`, a missing group
+    /// is made (classic and empty).
+    pub fn group(&self, id: &str, create: bool) -> Result<Option<GroupHandle>, CoordinatorError> {
+        let make = |partition: i32| GroupEntry {
             id: id.to_string(),
-            partition: p,
+            partition,
             kind: GroupKind::Classic(ClassicGroup::new(id, Instant::now())),
             offsets: BTreeMap::new(),
-        }));
-        groups.insert(id.to_string(), entry.clone());
-        Ok(Some(entry))
+        };
+        self.rt.entry(id, if create { Some(&make) } else { None })
+    }
+
+    /// The topics as of the latest metadata: id and partition count by name.
+    pub fn topics(&self) -> Arc<TopicView> {
+        self.topics.lock().clone()
     }
 
     /// Every group this broker coordinates.
     pub fn all_groups(&self) -> Vec<GroupHandle> {
-        self.groups.lock().values().cloned().collect()
+        self.rt.all()
     }
 
     pub fn remove_group(&self, id: &str) {
-        self.groups.lock().remove(id);
+        self.rt.remove(id);
     }
 
-    fn offsets_partition(&self, p: i32) -> Option<Arc<Partition>> {
-        self.replicas
-            .get(OFFSETS_TOPIC, p)
-            .filter(|x| x.is_leader())
-    }
-
-    /// Appends records to a group's partition and waits until they are committed.
+    /// Appends records to a group's partition and waits until they are committed
+    /// (acks=all); the caller applies the change only after this succeeds.
     pub async fn write(
         &self,
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
-    ) -> Result<(), i16> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let Some(p) = self.offsets_partition(partition) else {
-            return Err(E::NotCoordinator.code());
-        };
-        let batch = store::encode_batch(records, strom_common::clock::now_ms());
-        // Written like acks=all: the change counts only once every in-sync replica has
-        // it; if leadership moves meanwhile the write fails and is not applied.
-        match p
-            .append_and_wait(
-                &batch,
-                Duration::from_secs(30),
-                strom_common::clock::now_ms(),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err((c, _)) if c == E::NotLeaderOrFollower.code() => Err(E::NotCoordinator.code()),
-            Err((c, _))
-                if c == E::RequestTimedOut.code()
-                    || c == E::NotEnoughReplicas.code()
-                    || c == E::NotEnoughReplicasAfterAppend.code() =>
-            {
-                Err(E::CoordinatorNotAvailable.code())
-            }
-            Err((c, msg)) => {
-                tracing::warn!(code = c, %msg, "writing to __consumer_offsets failed");
-                Err(E::CoordinatorNotAvailable.code())
-            }
-        }
+    ) -> Result<(), CoordinatorError> {
+        self.rt.write(partition, records).await
     }
 
-    /// Acts on leadership of `__consumer_offsets` partitions: loads the ones this broker
-    /// now leads and forgets the ones it no longer does.
     /// KIP-848's online downgrade: a consumer group whose members all use the classic
     /// protocol becomes a classic group (policy and `group.max.size` permitting), which
     /// then rebalances. Returns whether it did; the caller writes
@@ -343,6 +282,8 @@ impl GroupCoordinator {
         c
     }
 
+    /// Follows the metadata: group configs, topic names, and leadership of the
+    /// `__consumer_offsets` partitions (loading the ones this broker now leads).
     pub fn on_metadata(self: &Arc<Self>, img: &MetadataImage) {
         *self.group_configs.lock() = img.all_group_configs();
         *self.topic_names.lock() = img
@@ -350,138 +291,17 @@ impl GroupCoordinator {
             .values()
             .map(|t| (t.id, t.name.clone()))
             .collect();
-        let led: BTreeSet<i32> = img
-            .topic_by_name(OFFSETS_TOPIC)
-            .map(|t| {
-                t.partitions
-                    .iter()
-                    .filter(|(_, p)| p.leader == self.node_id)
-                    .map(|(i, _)| *i)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let (to_load, to_drop) = {
-            let mut parts = self.partitions.lock();
-            let to_drop: Vec<i32> = parts.keys().filter(|p| !led.contains(p)).copied().collect();
-            for p in &to_drop {
-                parts.remove(p);
-            }
-            let to_load: Vec<i32> = led
-                .iter()
-                .filter(|p| !parts.contains_key(p))
-                .copied()
-                .collect();
-            for p in &to_load {
-                parts.insert(*p, Load::Loading);
-            }
-            (to_load, to_drop)
-        };
-        if !to_drop.is_empty() {
-            let mut groups = self.groups.lock();
-            groups.retain(|id, _| {
-                !to_drop.contains(&store::partition_for(id, self.cfg.offsets_partitions))
-            });
-            tracing::info!(partitions = ?to_drop, "no longer coordinating groups of these __consumer_offsets partitions");
-        }
-        for p in to_load {
-            let me = self.clone();
-            tokio::spawn(async move { me.load(p).await });
-        }
-    }
-
-    async fn load(self: Arc<Self>, p: i32) {
-        let t0 = Instant::now();
-        let mut loaded = Loaded::default();
-        let mut tries = 0;
-        let part = loop {
-            match self.offsets_partition(p) {
-                Some(x) => break x,
-                None if tries < 50 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                None => {
-                    self.partitions.lock().remove(&p);
-                    return;
-                }
-            }
-        };
-        let mut next = part.log.offsets().log_start;
-        loop {
-            // To the log end, not the high watermark: a new leader's log is the truth
-            // its followers will converge on, and its HW may lag until they fetch.
-            match part.log.read(next, 4 << 20, true, true).await {
-                Ok(r) if r.records.is_empty() => break,
-                Ok(r) => {
-                    let mut last = None;
-                    for (h, _) in crate::log::batch::walk(&r.records) {
-                        last = Some(h.last_offset());
-                    }
-                    loaded.apply_batches(r.records.clone());
-                    match last {
-                        Some(l) => next = l + 1,
-                        None => break,
-                    }
-                }
-                Err(crate::log::LogError::OffsetOutOfRange { log_start, .. })
-                    if log_start > next =>
-                {
-                    next = log_start
-                }
-                Err(e) => {
-                    tracing::error!(partition = p, error = %e, "loading __consumer_offsets");
-                    self.partitions.lock().remove(&p);
-                    return;
-                }
-            }
-        }
-        let now = Instant::now();
-        let mut entries: BTreeMap<String, GroupEntry> = BTreeMap::new();
-        let ids: BTreeSet<String> = loaded
-            .offsets
-            .keys()
-            .chain(loaded.classic.keys())
-            .chain(loaded.consumer.keys())
-            .filter(|g| store::partition_for(g, self.cfg.offsets_partitions) == p)
-            .cloned()
-            .collect();
-        for id in ids {
-            let kind = if let Some(v) = loaded.consumer.remove(&id) {
-                GroupKind::Consumer(restore_consumer(&id, v, now))
-            } else if let Some(v) = loaded.classic.remove(&id) {
-                GroupKind::Classic(restore_classic(&id, v, now))
-            } else {
-                GroupKind::Classic(ClassicGroup::new(&id, now))
-            };
-            let offsets = loaded.offsets.remove(&id).unwrap_or_default();
-            entries.insert(
-                id.clone(),
-                GroupEntry {
-                    id,
-                    partition: p,
-                    kind,
-                    offsets,
-                },
-            );
-        }
-        let n = entries.len();
-        {
-            let mut parts = self.partitions.lock();
-            if parts.get(&p) != Some(&Load::Loading) {
-                return; // leadership moved on meanwhile
-            }
-            let mut groups = self.groups.lock();
-            for (id, e) in entries {
-                groups.insert(id, Arc::new(AsyncMutex::new(e)));
-            }
-            parts.insert(p, Load::Loaded);
-        }
-        tracing::info!(
-            partition = p,
-            groups = n,
-            elapsed_ms = t0.elapsed().as_millis() as u64,
-            "loaded __consumer_offsets partition"
+        *self.topics.lock() = Arc::new(
+            img.topics
+                .values()
+                .map(|t| (t.name.clone(), (t.id, t.partitions.len() as i32)))
+                .collect(),
         );
+        let partitions = self.cfg.offsets_partitions;
+        self.rt.on_metadata(img, || GroupLoader {
+            loaded: Loaded::default(),
+            partitions,
+        });
     }
 
     /// Expires sessions and rebalance deadlines, writing group state where needed; and,
@@ -508,8 +328,8 @@ impl GroupCoordinator {
                             vec![group_record(&e)]
                         };
                         let partition = e.partition;
-                        if let Err(code) = me.write(partition, recs).await {
-                            tracing::debug!(group = %e.id, code, "writing group state after a timeout");
+                        if let Err(err) = me.write(partition, recs).await {
+                            tracing::debug!(group = %e.id, error = %err, "writing group state after a timeout");
                         }
                     }
                 }
@@ -544,6 +364,51 @@ impl GroupCoordinator {
                 tracing::info!(group = %e.id, offsets = n, "expired the offsets of a group empty for longer than offsets.retention.minutes");
             }
         }
+    }
+}
+
+/// Rebuilds the groups of one `__consumer_offsets` partition.
+struct GroupLoader {
+    loaded: Loaded,
+    partitions: i32,
+}
+
+impl Loader for GroupLoader {
+    type Entry = GroupEntry;
+
+    fn replay(&mut self, batches: Bytes) {
+        self.loaded.apply_batches(batches);
+    }
+
+    fn finish(mut self, p: i32, now: Instant) -> Vec<(String, GroupEntry)> {
+        let loaded = &mut self.loaded;
+        let ids: BTreeSet<String> = loaded
+            .offsets
+            .keys()
+            .chain(loaded.classic.keys())
+            .chain(loaded.consumer.keys())
+            .filter(|g| partition_for(g, self.partitions) == p)
+            .cloned()
+            .collect();
+        ids.into_iter()
+            .map(|id| {
+                let kind = if let Some(v) = loaded.consumer.remove(&id) {
+                    GroupKind::Consumer(restore_consumer(&id, v, now))
+                } else if let Some(v) = loaded.classic.remove(&id) {
+                    GroupKind::Classic(restore_classic(&id, v, now))
+                } else {
+                    GroupKind::Classic(ClassicGroup::new(&id, now))
+                };
+                let offsets = loaded.offsets.remove(&id).unwrap_or_default();
+                let e = GroupEntry {
+                    id: id.clone(),
+                    partition: p,
+                    kind,
+                    offsets,
+                };
+                (id, e)
+            })
+            .collect()
     }
 }
 

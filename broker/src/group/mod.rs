@@ -2,6 +2,7 @@
 //! of `__consumer_offsets` (`store`), and the coordinator that owns the groups of the
 //! `__consumer_offsets` partitions this broker leads (`coordinator`).
 
+pub mod api;
 pub mod classic;
 pub mod consumer;
 pub mod coordinator;

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+
+pub use crate::coordinator::{encode_batch, partition_for};
+use kafka_protocol::records::RecordBatchDecoder;
 use prost::Message;
 use strom_proto::group::{
     ClassicGroupValue, ConsumerGroupValue, GroupRecordKey, KeyKind, OffsetValue,
@@ -95,40 +95,6 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<GroupRecord> {
     }
 }
 
-/// One record batch holding `records` (key, value or tombstone).
-pub fn encode_batch(records: Vec<(Bytes, Option<Bytes>)>, now_ms: i64) -> Bytes {
-    let recs: Vec<Record> = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: now_ms,
-            key: Some(k),
-            value: v,
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &recs,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encoding group records cannot fail");
-    buf.freeze()
-}
-
 /// Everything a partition holds, latest value per key: offsets and group states.
 #[derive(Default, Debug)]
 pub struct Loaded {
@@ -196,37 +162,10 @@ impl Loaded {
     }
 }
 
-/// Kafka's `String.hashCode()` of a group id (over UTF-16 code units).
-pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
-}
-
-/// The `__consumer_offsets` partition of a group: `abs(hashCode) % partitions`, with
-/// Kafka's `Utils.abs` (MIN_VALUE maps to 0).
-pub fn partition_for(group: &str, partitions: i32) -> i32 {
-    let h = java_string_hash(group);
-    let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % partitions.max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partition_matches_kafka() {
-        // Java String.hashCode values.
-        assert_eq!(java_string_hash(""), 0);
-        assert_eq!(java_string_hash("abc"), 96354);
-        assert_eq!(java_string_hash("hello"), 99162322);
-        assert_eq!(partition_for("abc", 50), 96354 % 50);
-        // The famous string whose hashCode is Integer.MIN_VALUE: Utils.abs maps it to 0.
-        assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
-        assert_eq!(partition_for("polygenelubricants", 50), 0);
-        // Non-ASCII goes by UTF-16 code units ("é" is 233).
-        assert_eq!(java_string_hash("é"), 233);
-    }
+    use bytes::BytesMut;
 
     #[test]
     fn batches_round_trip_with_tombstones() {

@@ -19,26 +19,23 @@ pub async fn handle(
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let mut groups = Vec::new();
-    for g in b.groups.all_groups() {
-        let e = g.lock().await;
-        let state = e.state_name();
-        if v >= 4 && !states.is_empty() && !states.contains(&state.to_lowercase()) {
+    for g in b.groups.list().await {
+        if v >= 4 && !states.is_empty() && !states.contains(&g.state.to_lowercase()) {
             continue;
         }
-        if v >= 5 && !types.is_empty() && !types.contains(&e.type_name().to_string()) {
+        if v >= 5 && !types.is_empty() && !types.contains(&g.kind.to_string()) {
             continue;
         }
         let mut l = ListedGroup::default()
-            .with_group_id(GroupId(StrBytes::from_string(e.id.clone())))
-            .with_protocol_type(StrBytes::from_string(e.protocol_type()));
+            .with_group_id(GroupId(StrBytes::from_string(g.id)))
+            .with_protocol_type(StrBytes::from_string(g.protocol_type));
         if v >= 4 {
-            l = l.with_group_state(StrBytes::from_static_str(state));
+            l = l.with_group_state(StrBytes::from_static_str(g.state));
         }
         if v >= 5 {
-            l = l.with_group_type(StrBytes::from_static_str(e.type_name()));
+            l = l.with_group_type(StrBytes::from_static_str(g.kind));
         }
         groups.push(l);
     }
-    groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
     Some(ListGroupsResponse::default().with_groups(groups))
 }

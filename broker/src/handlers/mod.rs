@@ -255,6 +255,15 @@ impl Router {
 
 /// The advertised endpoint (host, port, rack) of a live broker on `listener`, for
 /// KIP-951 leader hints.
+/// The code a response carries for an outcome: 0, or the error's (the one place
+/// handlers turn typed errors into wire codes).
+pub fn code<T, E: Into<kafka_protocol::error::ResponseError>>(r: Result<T, E>) -> i16 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => e.into().code(),
+    }
+}
+
 pub fn leader_endpoint(
     img: &strom_controller::metadata::MetadataImage,
     broker: i32,

@@ -1,7 +1,6 @@
 //! OffsetFetch: committed offsets of one group (v1–v7) or several (v8+), all or the
 //! partitions asked for; -1 where nothing was committed.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::offset_fetch_response::{
@@ -13,63 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::group::GroupKind;
-
-/// (topic, partition) -> (offset, leader epoch, metadata), or a group-level error.
-type Fetched = Result<BTreeMap<String, Vec<(i32, i64, i32, String)>>, i16>;
-
-async fn fetch(
-    b: &Broker,
-    group: &str,
-    wanted: Option<Vec<(String, Vec<i32>)>>,
-    member: Option<(&str, i32)>,
-) -> Fetched {
-    let g = match b.groups.group(group, false) {
-        Err(code) => return Err(code),
-        Ok(g) => g,
-    };
-    let mut out: BTreeMap<String, Vec<(i32, i64, i32, String)>> = BTreeMap::new();
-    let Some(g) = g else {
-        for (t, ps) in wanted.unwrap_or_default() {
-            out.insert(
-                t,
-                ps.into_iter().map(|p| (p, -1, -1, String::new())).collect(),
-            );
-        }
-        return Ok(out);
-    };
-    let e = g.lock().await;
-    if let (Some((member_id, epoch)), GroupKind::Consumer(c)) = (member, &e.kind) {
-        if !member_id.is_empty() {
-            c.check_commit(member_id, epoch)?;
-        }
-    }
-    match wanted {
-        Some(topics) => {
-            for (t, ps) in topics {
-                let v = ps
-                    .into_iter()
-                    .map(|p| match e.offsets.get(&(t.clone(), p)) {
-                        Some(o) => (p, o.offset, o.leader_epoch, o.metadata.clone()),
-                        None => (p, -1, -1, String::new()),
-                    })
-                    .collect();
-                out.insert(t, v);
-            }
-        }
-        None => {
-            for ((t, p), o) in &e.offsets {
-                out.entry(t.clone()).or_default().push((
-                    *p,
-                    o.offset,
-                    o.leader_epoch,
-                    o.metadata.clone(),
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
+use crate::group::api::Committed;
 
 pub async fn handle(
     b: Arc<Broker>,
@@ -87,10 +30,10 @@ pub async fn handle(
                     .collect()
             });
             let member = gr.member_id.as_deref().map(|m| (m, gr.member_epoch));
-            let res = fetch(&b, &gr.group_id.0, wanted, member).await;
+            let res = b.groups.fetch_offsets(&gr.group_id.0, wanted, member).await;
             let g = OffsetFetchResponseGroup::default().with_group_id(gr.group_id.clone());
             groups.push(match res {
-                Err(code) => g.with_error_code(code),
+                Err(e) => g.with_error_code(e.code()),
                 Ok(topics) => g.with_topics(
                     topics
                         .into_iter()
@@ -99,12 +42,14 @@ pub async fn handle(
                                 .with_name(TopicName(StrBytes::from_string(t)))
                                 .with_partitions(
                                     ps.into_iter()
-                                        .map(|(p, o, le, m)| {
+                                        .map(|c| {
                                             OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(p)
-                                                .with_committed_offset(o)
-                                                .with_committed_leader_epoch(le)
-                                                .with_metadata(Some(StrBytes::from_string(m)))
+                                                .with_partition_index(c.partition)
+                                                .with_committed_offset(c.offset)
+                                                .with_committed_leader_epoch(c.leader_epoch)
+                                                .with_metadata(Some(StrBytes::from_string(
+                                                    c.metadata,
+                                                )))
                                         })
                                         .collect(),
                                 )
@@ -120,22 +65,20 @@ pub async fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect::<Vec<_>>()
     });
-    let res = fetch(&b, &req.group_id.0, wanted.clone(), None).await;
+    let res = b
+        .groups
+        .fetch_offsets(&req.group_id.0, wanted.clone(), None)
+        .await;
     let (code, topics) = match res {
         Ok(t) => (0, t),
-        Err(code) => {
+        Err(e) => {
             // v1 has no group error: every asked partition carries it.
             let t = wanted
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(t, ps)| {
-                    (
-                        t,
-                        ps.into_iter().map(|p| (p, -1, -1, String::new())).collect(),
-                    )
-                })
+                .map(|(t, ps)| (t, ps.into_iter().map(Committed::none).collect()))
                 .collect();
-            (code, t)
+            (e.code(), t)
         }
     };
     let part_code = if v < 2 { code } else { 0 };
@@ -146,12 +89,12 @@ pub async fn handle(
                 .with_name(TopicName(StrBytes::from_string(t)))
                 .with_partitions(
                     ps.into_iter()
-                        .map(|(p, o, le, m)| {
+                        .map(|c| {
                             OffsetFetchResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_committed_offset(o)
-                                .with_committed_leader_epoch(epoch_field(le))
-                                .with_metadata(Some(StrBytes::from_string(m)))
+                                .with_partition_index(c.partition)
+                                .with_committed_offset(c.offset)
+                                .with_committed_leader_epoch(epoch_field(c.leader_epoch))
+                                .with_metadata(Some(StrBytes::from_string(c.metadata)))
                                 .with_error_code(part_code)
                         })
                         .collect(),

@@ -19,6 +19,7 @@ pub mod producer_ids;
 pub mod replication;
 pub mod runtime;
 pub mod server;
+pub mod txn;
 
 pub use config::NodeConfig;
 pub use node::{start, Node, NodeEnv};

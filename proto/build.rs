@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/controller.proto",
         "proto/raft.proto",
         "proto/group.proto",
+        "proto/txn.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
@@ -17,12 +18,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds_path = out.join("strom_descriptor.bin");
     std::fs::write(&fds_path, prost::Message::encode_to_vec(&fds))?;
     // Files without services (and not imported by one) are skipped by tonic-build's
-    // generator: compile the __consumer_offsets records with prost-build directly.
+    // generator: compile the records of __consumer_offsets and __transaction_state with
+    // prost-build directly.
     prost_build::Config::new()
         .file_descriptor_set_path(&fds_path)
         .skip_protoc_run()
         .bytes(["."])
-        .compile_protos(&["proto/group.proto"], &["proto"])?;
+        .compile_protos(&["proto/group.proto", "proto/txn.proto"], &["proto"])?;
     tonic_build::configure()
         .file_descriptor_set_path(&fds_path)
         .skip_protoc_run()
@@ -32,7 +34,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("CARGO_CFG_MADSIM").is_some() {
         let sim = out.join("sim");
         std::fs::create_dir_all(&sim)?;
-        std::fs::copy(out.join("strom.group.v1.rs"), sim.join("strom.group.v1.rs"))?;
+        for f in ["strom.group.v1.rs", "strom.txn.v1.rs"] {
+            std::fs::copy(out.join(f), sim.join(f))?;
+        }
     }
     Ok(())
 }

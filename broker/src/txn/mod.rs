@@ -1,4 +1,5 @@
 //! Transactions (KIP-98): the transaction coordinator's state per transactional id
-//! (`metadata`).
+//! (`metadata`) and its records in `__transaction_state` (`store`).
 
 pub mod metadata;
+pub mod store;

@@ -1,6 +1,7 @@
-//! The partition log: storage seam, segments, indexes, record batch checks, idempotent
-//! producer state, and the per-partition log built from them. Nothing here speaks the
-//! Kafka wire protocol or knows about other brokers.
+//! The partition log: storage seam, segments, indexes, record batch checks, producer
+//! state (idempotence, open transactions), transaction markers, and the per-partition
+//! log built from them. Nothing here speaks the Kafka wire protocol or knows about
+//! other brokers.
 
 pub mod batch;
 pub mod checkpoint;
@@ -10,6 +11,7 @@ pub mod dir_guard;
 pub mod epoch_cache;
 pub mod index;
 pub mod inflate;
+pub mod marker;
 pub mod partition;
 pub mod producer_state;
 pub mod records;

@@ -1,8 +1,11 @@
-//! Idempotent producer state of one partition: for each producer id, its epoch and the
-//! last five batches it wrote (sequence range and offsets), as Kafka keeps it. `check`
-//! decides whether a batch is new, a duplicate (answered with its original offsets), or
-//! out of order; `record` notes an appended batch. Snapshots (`<offset>.snapshot`) let a
-//! restart rebuild the state from the snapshot plus the log tail after it.
+//! Producer state of one partition: for each producer id, its epoch, the last five
+//! batches it wrote (sequence range and offsets), and its open transaction, as Kafka
+//! keeps it. `check` decides whether a batch is new, a duplicate (answered with its
+//! original offsets), or out of order; `record` notes an appended batch; `check_marker`
+//! and `end_txn` do the same for a transaction marker (KIP-98). The first offset of the
+//! earliest open transaction bounds what read_committed consumers may see (the last
+//! stable offset). Snapshots (`<offset>.snapshot`) let a restart rebuild the state from
+//! the snapshot plus the log tail after it.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -23,11 +26,38 @@ pub struct BatchMeta {
     pub timestamp: i64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMeta>,
     pub last_timestamp: i64,
+    /// The offset of the first batch of the producer's open transaction (None: none).
+    pub txn_first_offset: Option<i64>,
+    /// The epoch of the transaction coordinator that wrote its last marker (-1: none).
+    pub coordinator_epoch: i32,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            last_timestamp: 0,
+            txn_first_offset: None,
+            coordinator_epoch: -1,
+        }
+    }
+}
+
+/// A transaction ended by a marker (Kafka's `CompletedTxn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    /// Its first batch's offset (the marker's own when it had no batch here).
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    pub aborted: bool,
 }
 
 /// The verdict on an incoming batch.
@@ -43,6 +73,12 @@ pub enum ProducerError {
     InvalidEpoch { got: i16, current: i16 },
     #[error("out of order sequence number: expected {expected}, got {got}")]
     OutOfOrder { expected: i32, got: i32 },
+    /// A non-transactional batch from a producer with an open transaction.
+    #[error("expected a transactional write from producer {0}: its transaction is open")]
+    NotTransactional(i64),
+    /// A marker from a transaction coordinator older than the last one seen.
+    #[error("coordinator epoch {got} is older than {current}")]
+    CoordinatorFenced { got: i32, current: i32 },
 }
 
 fn next_seq(s: i32) -> i32 {
@@ -57,6 +93,8 @@ fn next_seq(s: i32) -> i32 {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
     producers: BTreeMap<i64, ProducerEntry>,
+    /// Open transactions: first offset -> producer id.
+    open_txns: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateManager {
@@ -83,6 +121,9 @@ impl ProducerStateManager {
         let mut out = ProducerStateManager::default();
         for id in ids {
             if let Some(e) = self.producers.get(&id) {
+                if let Some(first) = e.txn_first_offset {
+                    out.open_txns.insert(first, id);
+                }
                 out.producers.insert(id, e.clone());
             }
         }
@@ -108,6 +149,9 @@ impl ProducerStateManager {
                 got: h.producer_epoch,
                 current: e.epoch,
             });
+        }
+        if !h.is_transactional() && e.txn_first_offset.is_some() {
+            return Err(ProducerError::NotTransactional(h.producer_id));
         }
         if h.producer_epoch > e.epoch {
             if h.base_sequence != 0 && h.base_sequence != -1 {
@@ -152,6 +196,10 @@ impl ProducerStateManager {
             e.epoch = h.producer_epoch;
         }
         e.last_timestamp = h.max_timestamp;
+        if h.is_transactional() && e.txn_first_offset.is_none() {
+            e.txn_first_offset = Some(h.base_offset);
+            self.open_txns.insert(h.base_offset, h.producer_id);
+        }
         if h.base_sequence >= 0 {
             e.batches.push_back(BatchMeta {
                 first_seq: h.base_sequence,
@@ -166,29 +214,112 @@ impl ProducerStateManager {
         }
     }
 
-    /// Forgets producers whose last write is older than `max_age_ms` before `now_ms`.
+    /// Whether a transaction marker may be written for `producer_id`: its epoch is not
+    /// older than the producer's, and its coordinator not older than the last marker's.
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), ProducerError> {
+        let Some(e) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if producer_epoch < e.epoch {
+            return Err(ProducerError::InvalidEpoch {
+                got: producer_epoch,
+                current: e.epoch,
+            });
+        }
+        if coordinator_epoch < e.coordinator_epoch {
+            return Err(ProducerError::CoordinatorFenced {
+                got: coordinator_epoch,
+                current: e.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Notes a marker appended at `offset`: the producer's open transaction (if any)
+    /// ends; the marker's epoch becomes the producer's (a bumped epoch fences it here).
+    pub fn end_txn(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        offset: i64,
+        commit: bool,
+        timestamp: i64,
+    ) -> CompletedTxn {
+        let e = self.producers.entry(producer_id).or_default();
+        if producer_epoch != e.epoch {
+            e.batches.clear();
+            e.epoch = producer_epoch;
+        }
+        e.coordinator_epoch = coordinator_epoch;
+        e.last_timestamp = timestamp;
+        let first_offset = match e.txn_first_offset.take() {
+            Some(first) => {
+                self.open_txns.remove(&first);
+                first
+            }
+            None => offset,
+        };
+        CompletedTxn {
+            producer_id,
+            first_offset,
+            last_offset: offset,
+            aborted: !commit,
+        }
+    }
+
+    /// The first offset of the earliest open transaction: read_committed consumers see
+    /// nothing from here on until it ends.
+    pub fn first_open_txn_offset(&self) -> Option<i64> {
+        self.open_txns.keys().next().copied()
+    }
+
+    /// Open transactions other than `producer_id`'s, earliest first offset (for an
+    /// aborted transaction's last stable offset in the transaction index).
+    pub fn first_open_txn_offset_except(&self, producer_id: i64) -> Option<i64> {
+        self.open_txns
+            .iter()
+            .find(|(_, pid)| **pid != producer_id)
+            .map(|(first, _)| *first)
+    }
+
+    /// Forgets producers whose last write is older than `max_age_ms` before `now_ms`;
+    /// never one with an open transaction (as Kafka).
     pub fn expire(&mut self, now_ms: i64, max_age_ms: i64) {
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) <= max_age_ms);
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp) <= max_age_ms
+        });
     }
 
     /// Forgets batches at or beyond `offset` (the log was truncated there).
     pub fn truncate_from(&mut self, offset: i64) {
         for e in self.producers.values_mut() {
             e.batches.retain(|b| b.last_offset < offset);
+            if e.txn_first_offset.is_some_and(|f| f >= offset) {
+                e.txn_first_offset = None;
+            }
         }
-        self.producers.retain(|_, e| !e.batches.is_empty());
+        self.producers
+            .retain(|_, e| !e.batches.is_empty() || e.txn_first_offset.is_some());
+        self.open_txns.retain(|first, _| *first < offset);
     }
 
     /// The snapshot file content: version, entries, CRC-32C of everything before it.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = BytesMut::new();
-        b.put_u16(1);
+        b.put_u16(2);
         b.put_u32(self.producers.len() as u32);
         for (pid, e) in &self.producers {
             b.put_i64(*pid);
             b.put_i16(e.epoch);
             b.put_i64(e.last_timestamp);
+            b.put_i64(e.txn_first_offset.unwrap_or(-1));
+            b.put_i32(e.coordinator_epoch);
             b.put_u8(e.batches.len() as u8);
             for m in &e.batches {
                 b.put_i32(m.first_seq);
@@ -203,7 +334,8 @@ impl ProducerStateManager {
         b.to_vec()
     }
 
-    /// Reads a snapshot; `None` when it is damaged (the caller rebuilds from the log).
+    /// Reads a snapshot (version 1, before transactions, or 2); `None` when it is damaged
+    /// (the caller rebuilds from the log).
     pub fn decode(raw: &[u8]) -> Option<ProducerStateManager> {
         if raw.len() < 10 {
             return None;
@@ -213,18 +345,29 @@ impl ProducerStateManager {
             return None;
         }
         let mut c = body;
-        if c.get_u16() != 1 {
+        let version = c.get_u16();
+        if version != 1 && version != 2 {
             return None;
         }
         let n = c.get_u32() as usize;
         let mut producers = BTreeMap::new();
+        let mut open_txns = BTreeMap::new();
         for _ in 0..n {
-            if c.remaining() < 19 {
+            if c.remaining() < if version == 1 { 19 } else { 31 } {
                 return None;
             }
             let pid = c.get_i64();
             let epoch = c.get_i16();
             let last_timestamp = c.get_i64();
+            let (txn_first_offset, coordinator_epoch) = if version == 1 {
+                (None, -1)
+            } else {
+                let first = c.get_i64();
+                (if first >= 0 { Some(first) } else { None }, c.get_i32())
+            };
+            if let Some(first) = txn_first_offset {
+                open_txns.insert(first, pid);
+            }
             let nb = c.get_u8() as usize;
             if c.remaining() < nb * 32 {
                 return None;
@@ -245,10 +388,15 @@ impl ProducerStateManager {
                     epoch,
                     batches,
                     last_timestamp,
+                    txn_first_offset,
+                    coordinator_epoch,
                 },
             );
         }
-        Some(ProducerStateManager { producers })
+        Some(ProducerStateManager {
+            producers,
+            open_txns,
+        })
     }
 }
 
@@ -326,6 +474,116 @@ mod tests {
             s.check(&h(1, 0, 0, 1, 9)),
             Err(ProducerError::OutOfOrder { .. })
         ));
+    }
+
+    fn txn(pid: i64, epoch: i16, seq: i32, n: i32, base: i64) -> BatchHeader {
+        let mut b = h(pid, epoch, seq, n, base);
+        b.attributes |= super::super::batch::TRANSACTIONAL;
+        b
+    }
+
+    /// Open transactions bound the stable offset; a marker ends one and reports its
+    /// range; the next open one then bounds it.
+    #[test]
+    fn markers_end_open_transactions() {
+        let mut s = ProducerStateManager::default();
+        s.record(&txn(1, 0, 0, 2, 10));
+        s.record(&txn(2, 0, 0, 1, 12));
+        s.record(&txn(1, 0, 2, 1, 13));
+        s.record(&h(3, 0, 0, 1, 14)); // idempotent only: no transaction
+        assert_eq!(s.first_open_txn_offset(), Some(10));
+        assert_eq!(s.first_open_txn_offset_except(1), Some(12));
+        assert_eq!(s.check_marker(1, 0, 0), Ok(()));
+        let done = s.end_txn(1, 0, 0, 15, false, 99);
+        assert_eq!(
+            done,
+            CompletedTxn {
+                producer_id: 1,
+                first_offset: 10,
+                last_offset: 15,
+                aborted: true
+            }
+        );
+        assert_eq!(s.first_open_txn_offset(), Some(12));
+        let done = s.end_txn(2, 0, 0, 16, true, 99);
+        assert_eq!((done.first_offset, done.aborted), (12, false));
+        assert_eq!(s.first_open_txn_offset(), None);
+        // A marker for a producer with nothing open spans just itself.
+        assert_eq!(s.end_txn(4, 0, 0, 17, false, 99).first_offset, 17);
+    }
+
+    /// Inside a transaction a producer must keep writing transactionally; markers from
+    /// an older producer epoch or an older coordinator are refused; a marker with a
+    /// bumped epoch (the coordinator aborting after a timeout) fences the producer here.
+    #[test]
+    fn markers_and_batches_are_checked_against_the_producer() {
+        let mut s = ProducerStateManager::default();
+        s.record(&txn(1, 3, 0, 1, 0));
+        assert_eq!(
+            s.check(&h(1, 3, 1, 1, 1)),
+            Err(ProducerError::NotTransactional(1))
+        );
+        assert!(matches!(
+            s.check_marker(1, 2, 0),
+            Err(ProducerError::InvalidEpoch { .. })
+        ));
+        s.end_txn(1, 4, 5, 1, false, 1);
+        assert!(matches!(
+            s.check_marker(1, 4, 4),
+            Err(ProducerError::CoordinatorFenced { got: 4, current: 5 })
+        ));
+        assert!(matches!(
+            s.check(&txn(1, 3, 1, 1, 2)),
+            Err(ProducerError::InvalidEpoch { got: 3, current: 4 })
+        ));
+        // After the marker the producer may write outside a transaction again.
+        assert_eq!(s.check(&h(1, 4, 0, 1, 2)), Ok(SeqCheck::Append));
+    }
+
+    #[test]
+    fn open_transactions_survive_snapshots_and_go_with_truncation() {
+        let mut s = ProducerStateManager::default();
+        s.record(&txn(1, 0, 0, 1, 10));
+        s.record(&txn(2, 0, 0, 1, 11));
+        s.end_txn(2, 0, 7, 12, true, 5);
+        s.record(&txn(3, 0, 0, 1, 13));
+        let back = ProducerStateManager::decode(&s.encode()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.first_open_txn_offset(), Some(10));
+        assert_eq!(back.get(2).unwrap().coordinator_epoch, 7);
+        let mut t = back.clone();
+        t.truncate_from(13);
+        assert_eq!(t.first_open_txn_offset(), Some(10));
+        assert!(t.get(3).is_none());
+        t.truncate_from(10);
+        assert_eq!(t.first_open_txn_offset(), None);
+        // Producers with an open transaction never expire.
+        let mut e = back;
+        e.expire(1_000_000, 10);
+        assert!(e.get(1).is_some() && e.get(3).is_some() && e.get(2).is_none());
+    }
+
+    #[test]
+    fn version_1_snapshots_still_load() {
+        let mut s = ProducerStateManager::default();
+        s.record(&h(1, 2, 0, 4, 10));
+        // Version 1: no transaction fields.
+        let mut b = BytesMut::new();
+        b.put_u16(1);
+        b.put_u32(1);
+        b.put_i64(1);
+        b.put_i16(2);
+        b.put_i64(1010);
+        b.put_u8(1);
+        for v in [0i32, 3] {
+            b.put_i32(v);
+        }
+        b.put_i64(10);
+        b.put_i64(13);
+        b.put_i64(1010);
+        let crc = crc32c::crc32c(&b);
+        b.put_u32(crc);
+        assert_eq!(ProducerStateManager::decode(&b).unwrap(), s);
     }
 
     #[test]

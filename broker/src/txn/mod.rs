@@ -1,5 +1,6 @@
-//! Transactions (KIP-98): the transaction coordinator's state per transactional id
-//! (`metadata`) and its records in `__transaction_state` (`store`).
+//! Transactions (KIP-98): the transaction coordinator (`coordinator`), its state per
+//! transactional id (`metadata`) and its records in `__transaction_state` (`store`).
 
+pub mod coordinator;
 pub mod metadata;
 pub mod store;

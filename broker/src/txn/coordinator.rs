@@ -1,0 +1,358 @@
+//! The transaction coordinator of one broker (KIP-98). A transactional id lives in the
+//! `__transaction_state` partition `partition_for(id)` and the broker leading it
+//! coordinates the id, through the coordinator runtime (`crate::coordinator`): loaded
+//! on leadership, every transition written (acks=all) before it takes effect and before
+//! the client hears of it, forgotten when leadership moves.
+//!
+//! Each request locks its id, asks the state machine (`metadata.rs`) for the next state,
+//! writes it, then applies it (or drops it if the write failed). Ending a transaction
+//! writes PrepareCommit/PrepareAbort, answers the client, and then has the markers
+//! written to every partition of the transaction (`TxnMarkers`) before writing
+//! CompleteCommit/CompleteAbort; a ticker aborts transactions past their timeout and
+//! finishes the markers of transactions a failed-over coordinator found prepared.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError as E;
+use parking_lot::Mutex;
+use strom_controller::metadata::MetadataImage;
+
+use super::metadata::{
+    epoch_exhausted, InitStep, ProducerIdEpoch, TxnMetadata, TxnRecord, TxnResult, TxnState,
+};
+use super::store::{self, TxnLoader, TXN_TOPIC};
+use crate::coordinator::{CoordinatorRuntime, Handle};
+use crate::replication::ReplicaManager;
+
+/// Settings of the transaction coordinator (Kafka's names and defaults).
+#[derive(Clone, Debug)]
+pub struct TxnConfig {
+    /// `transaction.state.log.num.partitions`
+    pub partitions: i32,
+    /// `transaction.max.timeout.ms`
+    pub max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`
+    pub abort_check_interval_ms: u64,
+}
+
+impl Default for TxnConfig {
+    fn default() -> Self {
+        TxnConfig {
+            partitions: 50,
+            max_timeout_ms: 900_000,
+            abort_check_interval_ms: 10_000,
+        }
+    }
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Writes a transaction's markers (commit or abort control batches) to its partitions,
+/// at their leaders (Kafka's WriteTxnMarkers), and returns once every one is written.
+pub trait TxnMarkers: Send + Sync + 'static {
+    fn write<'a>(
+        &'a self,
+        producer: ProducerIdEpoch,
+        result: TxnResult,
+        partitions: &'a BTreeSet<(String, i32)>,
+    ) -> BoxFuture<'a, Result<(), E>>;
+}
+
+pub struct TransactionCoordinator {
+    pub cfg: TxnConfig,
+    rt: Arc<CoordinatorRuntime<TxnMetadata>>,
+    markers: Arc<dyn TxnMarkers>,
+    /// Transactional ids whose markers are being written.
+    completing: Mutex<BTreeSet<String>>,
+}
+
+impl TransactionCoordinator {
+    pub fn new(
+        node_id: i32,
+        cfg: TxnConfig,
+        replicas: Arc<ReplicaManager>,
+        markers: Arc<dyn TxnMarkers>,
+    ) -> Arc<Self> {
+        let rt = CoordinatorRuntime::new(TXN_TOPIC, node_id, cfg.partitions, replicas);
+        Arc::new(TransactionCoordinator {
+            cfg,
+            rt,
+            markers,
+            completing: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    pub fn partition_for(&self, transactional_id: &str) -> i32 {
+        self.rt.partition_for(transactional_id)
+    }
+
+    /// Follows leadership of the `__transaction_state` partitions.
+    pub fn on_metadata(self: &Arc<Self>, img: &MetadataImage) {
+        let n = self.cfg.partitions;
+        self.rt.on_metadata(img, || TxnLoader::new(n));
+    }
+
+    /// Writes `next` for `m` (already marked pending) and applies it, or drops it when
+    /// the write fails.
+    async fn write(&self, m: &mut TxnMetadata, next: &TxnRecord) -> Result<(), E> {
+        let p = self.rt.partition_for(&m.transactional_id);
+        let rec = (store::key(&m.transactional_id), Some(store::value(next)));
+        match self.rt.write(p, vec![rec]).await {
+            Ok(()) => {
+                m.complete();
+                Ok(())
+            }
+            Err(e) => {
+                m.abandon();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// InitProducerId with a transactional id: a producer id and a new epoch for it,
+    /// fencing older instances. `alloc` hands out a fresh producer id (for a new id, or
+    /// when the epoch is exhausted). An ongoing transaction of an older instance is
+    /// aborted first and the caller told CONCURRENT_TRANSACTIONS (it retries).
+    pub async fn init_producer_id<F, Fut>(
+        self: &Arc<Self>,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<ProducerIdEpoch>,
+        alloc: F,
+    ) -> Result<ProducerIdEpoch, E>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<i64, E>>,
+    {
+        if transactional_id.is_empty() {
+            return Err(E::InvalidRequest);
+        }
+        if timeout_ms <= 0 || timeout_ms > self.cfg.max_timeout_ms {
+            return Err(E::InvalidTransactionTimeout);
+        }
+        let h = match self.rt.entry(transactional_id, None)? {
+            Some(h) => h,
+            None => {
+                let pid = alloc().await?;
+                let now = strom_common::clock::now_ms();
+                let make = |_: i32| TxnMetadata::new(transactional_id, pid, timeout_ms, now);
+                self.rt
+                    .entry(transactional_id, Some(&make))?
+                    .expect("created")
+            }
+        };
+        let mut m = h.lock().await;
+        let rotation = if epoch_exhausted(m.current.producer_epoch) {
+            Some(alloc().await?)
+        } else {
+            None
+        };
+        let now = strom_common::clock::now_ms();
+        let step = m.prepare_init(timeout_ms, expected, now, || {
+            rotation.ok_or(E::UnknownServerError)
+        })?;
+        match step {
+            InitStep::Write(next) => {
+                self.write(&mut m, &next).await?;
+                Ok(ProducerIdEpoch {
+                    id: next.producer_id,
+                    epoch: next.producer_epoch,
+                })
+            }
+            InitStep::FenceAndAbort(fenced) => {
+                tracing::info!(
+                    transactional_id,
+                    producer_id = fenced.id,
+                    epoch = fenced.epoch,
+                    "a new producer instance fences the ongoing transaction: aborting it"
+                );
+                self.end_locked(&mut m, fenced, TxnResult::Abort, false)
+                    .await?;
+                Err(E::ConcurrentTransactions)
+            }
+        }
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn with the group's `__consumer_offsets`
+    /// partition): the partitions join the producer's ongoing transaction, or start one.
+    pub async fn add_partitions(
+        &self,
+        transactional_id: &str,
+        producer: ProducerIdEpoch,
+        partitions: &BTreeSet<(String, i32)>,
+    ) -> Result<(), E> {
+        let h = self.existing(transactional_id)?;
+        let mut m = h.lock().await;
+        let now = strom_common::clock::now_ms();
+        match m.prepare_add_partitions(producer, partitions, now)? {
+            None => Ok(()),
+            Some(next) => self.write(&mut m, &next).await,
+        }
+    }
+
+    /// Whether `partitions` are all in the producer's ongoing transaction (KIP-890 part
+    /// 1: a partition leader asks before it accepts a transactional batch).
+    pub async fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer: ProducerIdEpoch,
+        partitions: &BTreeSet<(String, i32)>,
+    ) -> Result<bool, E> {
+        let h = self.existing(transactional_id)?;
+        let m = h.lock().await;
+        let cur = &m.current;
+        if cur.producer_id != producer.id {
+            return Err(E::InvalidProducerIdMapping);
+        }
+        if cur.producer_epoch != producer.epoch {
+            return Err(E::ProducerFenced);
+        }
+        Ok(cur.state == TxnState::Ongoing && partitions.is_subset(&cur.partitions))
+    }
+
+    /// EndTxn from a client: PrepareCommit/PrepareAbort is written before the answer;
+    /// the markers and the completion follow.
+    pub async fn end_txn(
+        self: &Arc<Self>,
+        transactional_id: &str,
+        producer: ProducerIdEpoch,
+        result: TxnResult,
+    ) -> Result<(), E> {
+        let h = self.existing(transactional_id)?;
+        let mut m = h.lock().await;
+        self.end_locked(&mut m, producer, result, true).await
+    }
+
+    fn existing(&self, transactional_id: &str) -> Result<Handle<TxnMetadata>, E> {
+        if transactional_id.is_empty() {
+            return Err(E::InvalidRequest);
+        }
+        self.rt
+            .entry(transactional_id, None)?
+            .ok_or(E::InvalidProducerIdMapping)
+    }
+
+    async fn end_locked(
+        self: &Arc<Self>,
+        m: &mut TxnMetadata,
+        producer: ProducerIdEpoch,
+        result: TxnResult,
+        from_client: bool,
+    ) -> Result<(), E> {
+        let now = strom_common::clock::now_ms();
+        let next = match m.prepare_end(producer, result, from_client, now) {
+            Ok(Some(next)) => next,
+            // A retry of a transaction already completed.
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                if !from_client {
+                    m.abandon(); // the fence that asked for this abort
+                }
+                return Err(e);
+            }
+        };
+        self.write(m, &next).await?;
+        self.spawn_completion(m.transactional_id.clone());
+        Ok(())
+    }
+
+    /// Writes the markers of a prepared transaction and then its completion, retrying
+    /// until done or until this broker no longer coordinates the id.
+    fn spawn_completion(self: &Arc<Self>, transactional_id: String) {
+        if !self.completing.lock().insert(transactional_id.clone()) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                match me.complete_once(&transactional_id).await {
+                    Ok(true) | Err(E::NotCoordinator) => break,
+                    Ok(false) | Err(_) => {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+            me.completing.lock().remove(&transactional_id);
+        });
+    }
+
+    /// One attempt: Ok(true) when the transaction is complete (or no longer prepared).
+    async fn complete_once(&self, transactional_id: &str) -> Result<bool, E> {
+        let Some(h) = self.rt.entry(transactional_id, None)? else {
+            return Ok(true);
+        };
+        let (producer, result, partitions) = {
+            let m = h.lock().await;
+            let cur = &m.current;
+            let result = match cur.state {
+                TxnState::PrepareCommit => TxnResult::Commit,
+                TxnState::PrepareAbort => TxnResult::Abort,
+                _ => return Ok(true),
+            };
+            let producer = ProducerIdEpoch {
+                id: cur.producer_id,
+                epoch: cur.producer_epoch,
+            };
+            (producer, result, cur.partitions.clone())
+        };
+        // Markers are written without holding the id: requests meanwhile see the
+        // prepared state and wait (CONCURRENT_TRANSACTIONS).
+        self.markers.write(producer, result, &partitions).await?;
+        let mut m = h.lock().await;
+        if m.current.producer_id != producer.id || m.current.producer_epoch != producer.epoch {
+            return Ok(true);
+        }
+        let next = m.prepare_complete(strom_common::clock::now_ms())?;
+        self.write(&mut m, &next).await?;
+        Ok(true)
+    }
+
+    /// Aborts transactions past their timeout (fencing their producer, as Kafka does)
+    /// and finishes prepared transactions whose markers nobody is writing (after a
+    /// coordinator failover), every `abort_check_interval_ms`.
+    pub fn spawn_ticker(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let every = Duration::from_millis(self.cfg.abort_check_interval_ms.max(10));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(me) = weak.upgrade() else { return };
+                let now = strom_common::clock::now_ms();
+                for h in me.rt.all() {
+                    let mut m = h.lock().await;
+                    let id = m.transactional_id.clone();
+                    let state = m.current.state;
+                    match state {
+                        TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                            drop(m);
+                            me.spawn_completion(id);
+                        }
+                        TxnState::Ongoing if m.timed_out(now) => {
+                            tracing::info!(transactional_id = %id, timeout_ms = m.current.timeout_ms,
+                                "aborting a transaction past its timeout");
+                            let fenced = match m.prepare_fence(now) {
+                                Ok(f) => f,
+                                Err(e) => {
+                                    tracing::warn!(transactional_id = %id, error = %e, "cannot fence a timed-out transaction");
+                                    continue;
+                                }
+                            };
+                            if let Err(e) =
+                                me.end_locked(&mut m, fenced, TxnResult::Abort, false).await
+                            {
+                                tracing::debug!(transactional_id = %id, error = %e, "aborting a timed-out transaction failed; retrying later");
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        });
+    }
+}

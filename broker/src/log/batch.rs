@@ -344,10 +344,24 @@ pub mod tests {
         compression: Compression,
         producer: Option<(i64, i16, i32)>,
     ) -> Bytes {
+        build_batch(n, compression, producer, false)
+    }
+
+    /// A transactional producer's batch of `n` records.
+    pub fn make_txn_batch(n: usize, producer: (i64, i16, i32)) -> Bytes {
+        build_batch(n, Compression::None, Some(producer), true)
+    }
+
+    fn build_batch(
+        n: usize,
+        compression: Compression,
+        producer: Option<(i64, i16, i32)>,
+        transactional: bool,
+    ) -> Bytes {
         let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
         let records: Vec<Record> = (0..n)
             .map(|i| Record {
-                transactional: false,
+                transactional,
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: 0,

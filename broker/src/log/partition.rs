@@ -22,7 +22,8 @@ use uuid::Uuid;
 use super::batch::{self, BatchHeader, ValidBatch};
 use super::config::LogConfig;
 use super::epoch_cache::LeaderEpochCache;
-use super::producer_state::{ProducerError, ProducerStateManager, SeqCheck};
+use super::marker::{self, Marker};
+use super::producer_state::{CompletedTxn, ProducerError, ProducerStateManager, SeqCheck};
 use super::segment::{file_name, Segment};
 use super::storage::Storage;
 
@@ -307,8 +308,53 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let config = self.config();
         let mut inner = self.inner.lock().await;
+        self.append_locked(&mut inner, batches, leader_epoch, now_ms)
+            .await
+    }
+
+    /// Appends a transaction marker (KIP-98) as the leader: the producer's open
+    /// transaction here ends (commit or abort). Refused when the marker's producer epoch
+    /// or coordinator epoch is older than the last seen. Returns the marker's offset and
+    /// the transaction it ended.
+    pub async fn append_marker(
+        &self,
+        m: &Marker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<CompletedTxn, LogError> {
+        let mut inner = self.inner.lock().await;
+        inner
+            .producers
+            .check_marker(m.producer_id, m.producer_epoch, m.coordinator_epoch)?;
+        let bytes = marker::encode(m, now_ms);
+        let header = batch::BatchHeader::parse(&bytes).expect("an encoded marker parses");
+        let info = self
+            .append_locked(
+                &mut inner,
+                &[ValidBatch { header, bytes }],
+                leader_epoch,
+                now_ms,
+            )
+            .await?;
+        Ok(inner.producers.end_txn(
+            m.producer_id,
+            m.producer_epoch,
+            m.coordinator_epoch,
+            info.first_offset,
+            m.commit,
+            now_ms,
+        ))
+    }
+
+    async fn append_locked(
+        &self,
+        inner: &mut Inner,
+        batches: &[ValidBatch],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let config = self.config();
         if inner.deleted {
             return Err(LogError::Deleted);
         }
@@ -345,10 +391,9 @@ impl PartitionLog {
             }
             let base = self.offsets.borrow().log_end;
             if inner.epochs.latest_epoch().is_none_or(|e| leader_epoch > e) {
-                self.assign_epoch_locked(&mut inner, leader_epoch, base)
-                    .await?;
+                self.assign_epoch_locked(inner, leader_epoch, base).await?;
             }
-            self.maybe_roll(&config, b.bytes.len() as u64, base, now_ms, &mut inner)
+            self.maybe_roll(&config, b.bytes.len() as u64, base, now_ms, inner)
                 .await?;
             let seg = self.active();
             let prefix = batch::stamped_prefix(&b.bytes, base, leader_epoch);
@@ -386,7 +431,7 @@ impl PartitionLog {
             self.offsets.send_modify(|o| o.log_end = next);
         }
         if inner.unflushed_messages >= config.flush_messages {
-            self.flush_locked(&mut inner).await?;
+            self.flush_locked(inner).await?;
         }
         let log_start = self.offsets.borrow().log_start;
         Ok(AppendInfo {
@@ -556,7 +601,7 @@ impl PartitionLog {
                 bytes.len() as u32,
                 config.index_interval_bytes,
             );
-            inner.producers.record(&h);
+            record_batch(&mut inner.producers, &h, &bytes);
             let next = h.last_offset() + 1;
             inner
                 .recent_ends
@@ -1282,11 +1327,45 @@ async fn rebuild_producer_state(
         };
         for b in seg.scan_headers(pos, seg.size()).await? {
             if b.header.base_offset >= replay_from && b.header.last_offset() < log_end {
-                producers.record(&b.header);
+                if b.header.is_control() {
+                    // A marker: its type is in the record, so read the (small) batch.
+                    let end = b.position + b.header.size() as u64;
+                    let bytes = seg
+                        .read_batches(b.position, end, b.header.size(), true)
+                        .await?;
+                    record_batch(&mut producers, &b.header, &bytes);
+                } else {
+                    producers.record(&b.header);
+                }
             }
         }
     }
     Ok(producers)
+}
+
+/// Notes a stored batch in producer state: a transaction marker ends its producer's
+/// transaction, any other batch is recorded.
+fn record_batch(producers: &mut ProducerStateManager, h: &batch::BatchHeader, bytes: &Bytes) {
+    if !h.is_control() {
+        producers.record(h);
+        return;
+    }
+    match marker::decode(bytes) {
+        Some(m) => {
+            producers.end_txn(
+                m.producer_id,
+                m.producer_epoch,
+                m.coordinator_epoch,
+                h.base_offset,
+                m.commit,
+                h.max_timestamp,
+            );
+        }
+        None => tracing::warn!(
+            offset = h.base_offset,
+            "skipping an unreadable control batch"
+        ),
+    }
 }
 
 /// The leader-epoch cache from its checkpoint, or rebuilt from the batches' epochs when

@@ -185,9 +185,10 @@ impl ProducerStateManager {
         Ok(SeqCheck::Append)
     }
 
-    /// Notes a batch appended at its (assigned) base offset.
+    /// Notes a batch appended at its (assigned) base offset. Markers (control batches)
+    /// are noted with `end_txn` instead.
     pub fn record(&mut self, h: &BatchHeader) {
-        if !h.has_producer_id() {
+        if !h.has_producer_id() || h.is_control() {
             return;
         }
         let e = self.producers.entry(h.producer_id).or_default();

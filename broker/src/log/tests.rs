@@ -1462,3 +1462,103 @@ async fn compaction_streams_the_cleaned_segment_to_disk() {
     // The second round's offsets, in order.
     assert_eq!(read_all(&log).await, (3000..6000).collect::<Vec<i64>>());
 }
+
+// --- transactions: markers and producer state ----------------------------------------
+
+async fn append_txn(log: &PartitionLog, n: usize, producer: (i64, i16, i32)) -> AppendInfo {
+    let b = super::batch::tests::make_txn_batch(n, producer);
+    let v = validate_batches(&b, 1 << 20).unwrap();
+    log.append(&v, 3, NOW).await.unwrap()
+}
+
+fn marker(pid: i64, epoch: i16, coordinator_epoch: i32, commit: bool) -> marker::Marker {
+    marker::Marker {
+        producer_id: pid,
+        producer_epoch: epoch,
+        coordinator_epoch,
+        commit,
+    }
+}
+
+/// Two producers' transactions interleave; a marker ends each; the open ones are
+/// known again after clean and unclean restarts (snapshot, then the log's markers
+/// replayed), and to a follower that copied the bytes.
+#[tokio::test]
+async fn markers_end_transactions_and_open_ones_survive_restarts_and_replication() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open_at(&s, "/data/t-0", true, LogConfig::default(), 0, 0).await;
+    append_txn(&log, 2, (1, 0, 0)).await; // offsets 0-1
+    append_txn(&log, 1, (2, 0, 0)).await; // 2
+    append(&log, 1, Some((3, 0, 0))).await; // 3: idempotent, no transaction
+    let done = log
+        .append_marker(&marker(1, 0, 5, false), 3, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.first_offset, done.last_offset, done.aborted),
+        (0, 4, true)
+    );
+    append_txn(&log, 1, (1, 0, 2)).await; // 5: producer 1's next transaction
+    let state = log.producer_state().await;
+    assert_eq!(state.first_open_txn_offset(), Some(2));
+    assert_eq!(state.get(1).unwrap().txn_first_offset, Some(5));
+    let follower = open_at(&s, "/data/f-0", true, LogConfig::default(), 0, 0).await;
+    let bytes = log.read(0, 1 << 20, true, true).await.unwrap().records;
+    follower.append_as_follower(&bytes, NOW).await.unwrap();
+    assert_eq!(follower.producer_state().await, log.producer_state().await);
+    log.close().await.unwrap();
+    let end = log.offsets().log_end;
+    for clean in [true, false] {
+        if !clean {
+            // Without snapshots the state comes from replaying the log, markers too.
+            for name in s.list_dir(Path::new("/data/t-0")).await.unwrap() {
+                if name.ends_with(".snapshot") {
+                    s.remove_file(&Path::new("/data/t-0").join(name))
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        let again = open_at(&s, "/data/t-0", clean, LogConfig::default(), 0, end).await;
+        assert_eq!(
+            again.producer_state().await,
+            log.producer_state().await,
+            "clean={clean}"
+        );
+        again.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn markers_from_older_producers_or_coordinators_are_refused() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open_at(&s, "/data/t-0", true, LogConfig::default(), 0, 0).await;
+    append_txn(&log, 1, (1, 2, 0)).await;
+    log.append_marker(&marker(1, 2, 5, true), 3, NOW)
+        .await
+        .unwrap();
+    let end = log.offsets().log_end;
+    assert!(matches!(
+        log.append_marker(&marker(1, 2, 4, true), 3, NOW).await,
+        Err(LogError::Producer(
+            producer_state::ProducerError::CoordinatorFenced { got: 4, current: 5 }
+        ))
+    ));
+    assert!(matches!(
+        log.append_marker(&marker(1, 1, 5, true), 3, NOW).await,
+        Err(LogError::Producer(
+            producer_state::ProducerError::InvalidEpoch { .. }
+        ))
+    ));
+    assert_eq!(log.offsets().log_end, end, "nothing written");
+    // Inside a transaction a plain batch from the producer is INVALID_TXN_STATE.
+    append_txn(&log, 1, (1, 2, 1)).await;
+    let b = make_batch(1, Compression::None, Some((1, 2, 2)));
+    let v = validate_batches(&b, 1 << 20).unwrap();
+    assert!(matches!(
+        log.append(&v, 3, NOW).await,
+        Err(LogError::Producer(
+            producer_state::ProducerError::NotTransactional(1)
+        ))
+    ));
+}

@@ -413,7 +413,7 @@ async fn read_once(
                                 let o = r.offsets;
                                 watchers.push(watcher);
                                 pd.with_high_watermark(o.high_watermark)
-                                    .with_last_stable_offset(o.high_watermark)
+                                    .with_last_stable_offset(o.last_stable)
                                     .with_log_start_offset(if version >= 5 {
                                         o.log_start
                                     } else {
@@ -431,7 +431,7 @@ async fn read_once(
                                 if let Some(o) = offsets {
                                     d = d
                                         .with_high_watermark(o.high_watermark)
-                                        .with_last_stable_offset(o.high_watermark)
+                                        .with_last_stable_offset(o.last_stable)
                                         .with_log_start_offset(if version >= 5 {
                                             o.log_start
                                         } else {

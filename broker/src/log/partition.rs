@@ -35,6 +35,10 @@ pub struct LogOffsets {
     pub log_end: i64,
     /// Where the high watermark sits: (segment base offset, byte position).
     pub hw_position: (i64, u64),
+    /// The last stable offset (KIP-98): the high watermark, or the first offset of the
+    /// earliest transaction below it not yet decided and replicated. read_committed
+    /// consumers read up to here.
+    pub last_stable: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,9 +220,11 @@ impl PartitionLog {
             .next_offset();
         let log_start = opts.log_start.clamp(first_base, log_end);
 
-        let producers = rebuild_producer_state(storage.as_ref(), dir, &segments, log_end).await?;
+        let mut producers =
+            rebuild_producer_state(storage.as_ref(), dir, &segments, log_end).await?;
         let epochs = load_epoch_cache(storage.as_ref(), dir, &segments, log_start, log_end).await?;
         let high_watermark = opts.high_watermark.clamp(log_start, log_end);
+        let last_stable = producers.last_stable_offset(high_watermark);
         let (recent_ends, hw_position) = scan_ends_above(&segments, high_watermark).await?;
         // Nothing past the checkpointed recovery point is known to be on disk after an
         // unclean stop: it stays there until the next flush (Kafka's rule).
@@ -232,6 +238,7 @@ impl PartitionLog {
             high_watermark,
             log_end,
             hw_position,
+            last_stable,
         };
         let (tx, _) = watch::channel(offsets);
         Ok(PartitionLog {
@@ -471,9 +478,11 @@ impl PartitionLog {
             inner.recent_ends.pop_front();
         }
         if let Some((next, seg, pos)) = best {
+            let last_stable = inner.producers.last_stable_offset(next);
             self.offsets.send_modify(|o| {
                 o.high_watermark = next;
                 o.hw_position = (seg, pos);
+                o.last_stable = last_stable;
             });
         }
     }
@@ -683,10 +692,12 @@ impl PartitionLog {
         inner.recovery_point = inner.recovery_point.min(new_end);
         self.cleaned_upto
             .fetch_min(new_end, std::sync::atomic::Ordering::AcqRel);
+        let last_stable = inner.producers.last_stable_offset(hw);
         self.offsets.send_modify(|o| {
             o.log_end = new_end;
             o.high_watermark = hw;
             o.hw_position = hw_position;
+            o.last_stable = last_stable;
         });
         tracing::info!(
             topic = %self.topic,
@@ -736,6 +747,7 @@ impl PartitionLog {
             o.log_end = offset;
             o.high_watermark = offset;
             o.hw_position = (offset, 0);
+            o.last_stable = offset;
         });
         tracing::info!(topic = %self.topic, partition = self.partition, offset, "emptied the log; it starts again at the leader's log start");
         Ok(())

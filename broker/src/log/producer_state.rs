@@ -90,12 +90,27 @@ fn next_seq(s: i32) -> i32 {
 }
 
 /// Producer state of one partition.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct ProducerStateManager {
     producers: BTreeMap<i64, ProducerEntry>,
     /// Open transactions: first offset -> producer id.
     open_txns: BTreeMap<i64, i64>,
+    /// Ended transactions whose marker is not below the high watermark yet: first offset
+    /// -> marker offset (Kafka's `unreplicatedTxns`). They stay unstable until it is:
+    /// a new leader without the marker would see the transaction open again. Kept in
+    /// snapshots too (a restart's HW drops those it made stable).
+    unreplicated: BTreeMap<i64, i64>,
 }
+
+/// Producer state compares by what it persists (the unreplicated transactions follow
+/// the high watermark of whoever holds it).
+impl PartialEq for ProducerStateManager {
+    fn eq(&self, other: &Self) -> bool {
+        self.producers == other.producers && self.open_txns == other.open_txns
+    }
+}
+
+impl Eq for ProducerStateManager {}
 
 impl ProducerStateManager {
     pub fn len(&self) -> usize {
@@ -266,6 +281,7 @@ impl ProducerStateManager {
             }
             None => offset,
         };
+        self.unreplicated.insert(first_offset, offset);
         CompletedTxn {
             producer_id,
             first_offset,
@@ -274,10 +290,34 @@ impl ProducerStateManager {
         }
     }
 
-    /// The first offset of the earliest open transaction: read_committed consumers see
-    /// nothing from here on until it ends.
+    /// The first offset of the earliest open transaction.
     pub fn first_open_txn_offset(&self) -> Option<i64> {
         self.open_txns.keys().next().copied()
+    }
+
+    /// The high watermark moved to `hw`: ended transactions whose marker is below it are
+    /// stable.
+    pub fn on_high_watermark(&mut self, hw: i64) {
+        self.unreplicated.retain(|_, marker| *marker >= hw);
+    }
+
+    /// The first offset of the earliest transaction still open or whose marker is not
+    /// replicated (Kafka's `firstUnstableOffset`): read_committed consumers see nothing
+    /// from here on.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        let open = self.open_txns.keys().next().copied();
+        let unreplicated = self.unreplicated.keys().next().copied();
+        match (open, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The last stable offset for a high watermark `hw` (the smaller of `hw` and the
+    /// first unstable offset), after forgetting transactions `hw` made stable.
+    pub fn last_stable_offset(&mut self, hw: i64) -> i64 {
+        self.on_high_watermark(hw);
+        self.first_unstable_offset().map_or(hw, |f| f.min(hw))
     }
 
     /// Open transactions other than `producer_id`'s, earliest first offset (for an
@@ -308,6 +348,7 @@ impl ProducerStateManager {
         self.producers
             .retain(|_, e| !e.batches.is_empty() || e.txn_first_offset.is_some());
         self.open_txns.retain(|first, _| *first < offset);
+        self.unreplicated.retain(|_, marker| *marker < offset);
     }
 
     /// The snapshot file content: version, entries, CRC-32C of everything before it.
@@ -329,6 +370,12 @@ impl ProducerStateManager {
                 b.put_i64(m.last_offset);
                 b.put_i64(m.timestamp);
             }
+        }
+        // Version 2: ended transactions whose marker was not yet below the HW.
+        b.put_u32(self.unreplicated.len() as u32);
+        for (first, marker) in &self.unreplicated {
+            b.put_i64(*first);
+            b.put_i64(*marker);
         }
         let crc = crc32c::crc32c(&b);
         b.put_u32(crc);
@@ -394,9 +441,23 @@ impl ProducerStateManager {
                 },
             );
         }
+        let mut unreplicated = BTreeMap::new();
+        if version >= 2 {
+            if c.remaining() < 4 {
+                return None;
+            }
+            let n = c.get_u32() as usize;
+            if c.remaining() < n * 16 {
+                return None;
+            }
+            for _ in 0..n {
+                unreplicated.insert(c.get_i64(), c.get_i64());
+            }
+        }
         Some(ProducerStateManager {
             producers,
             open_txns,
+            unreplicated,
         })
     }
 }
@@ -509,6 +570,11 @@ mod tests {
         let done = s.end_txn(2, 0, 0, 16, true, 99);
         assert_eq!((done.first_offset, done.aborted), (12, false));
         assert_eq!(s.first_open_txn_offset(), None);
+        // Both ended, but until their markers (15, 16) are below the high watermark
+        // the earliest stays unstable.
+        assert_eq!(s.last_stable_offset(14), 10);
+        assert_eq!(s.last_stable_offset(16), 12);
+        assert_eq!(s.last_stable_offset(17), 17);
         // A marker for a producer with nothing open spans just itself.
         assert_eq!(s.end_txn(4, 0, 0, 17, false, 99).first_offset, 17);
     }
@@ -550,6 +616,7 @@ mod tests {
         s.record(&txn(3, 0, 0, 1, 13));
         let back = ProducerStateManager::decode(&s.encode()).unwrap();
         assert_eq!(back, s);
+        assert_eq!(back.unreplicated, BTreeMap::from([(11, 12)]));
         assert_eq!(back.first_open_txn_offset(), Some(10));
         assert_eq!(back.get(2).unwrap().coordinator_epoch, 7);
         let mut t = back.clone();

@@ -1562,3 +1562,35 @@ async fn markers_from_older_producers_or_coordinators_are_refused() {
         ))
     ));
 }
+
+/// The last stable offset stays at an open transaction's first offset while the high
+/// watermark passes it, until the marker is appended and below the high watermark; a
+/// restart computes it again.
+#[tokio::test]
+async fn the_last_stable_offset_waits_for_open_and_unreplicated_transactions() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open_at(&s, "/data/t-0", true, LogConfig::default(), 0, 0).await;
+    append(&log, 2, None).await; // 0-1, HW 2
+    append_txn(&log, 2, (1, 0, 0)).await; // 2-3
+    append(&log, 1, None).await; // 4, HW 5
+    let o = log.offsets();
+    assert_eq!((o.high_watermark, o.last_stable), (5, 2));
+    log.append_marker(&marker(1, 0, 0, true), 3, NOW)
+        .await
+        .unwrap(); // 5
+    assert_eq!(
+        log.offsets().last_stable,
+        2,
+        "the marker is not replicated yet"
+    );
+    log.close().await.unwrap();
+    // Reopened with the marker still above the HW: still unstable.
+    let again = open_at(&s, "/data/t-0", false, LogConfig::default(), 0, 5).await;
+    assert_eq!(again.offsets().last_stable, 2);
+    again.advance_high_watermark(6).await;
+    let o = again.offsets();
+    assert_eq!((o.high_watermark, o.last_stable), (6, 6));
+    // Without transactions the LSO is the HW.
+    append(&again, 1, None).await;
+    assert_eq!(again.offsets().last_stable, again.offsets().high_watermark);
+}

@@ -404,6 +404,7 @@ async fn read_once(
                                 fp.current_leader_epoch,
                                 max,
                                 total == 0,
+                                req.isolation_level == 1,
                             )
                             .await
                         {

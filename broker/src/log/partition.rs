@@ -936,6 +936,61 @@ impl PartitionLog {
         })
     }
 
+    /// A read for read_committed consumers (KIP-98): as `read` below the high watermark,
+    /// but only up to the last stable offset, so no batch of a transaction still open
+    /// (or whose marker is not replicated) is returned. The LSO is a batch boundary (the
+    /// first offset of a transaction's batch, or the HW).
+    pub async fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadInfo, LogError> {
+        let offsets = self.offsets();
+        if offsets.last_stable >= offsets.high_watermark {
+            return self.read(offset, max_bytes, min_one, false).await;
+        }
+        if offset < offsets.log_start || offset > offsets.log_end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: offsets.log_start,
+                log_end: offsets.log_end,
+            });
+        }
+        let upper = offsets.last_stable;
+        let empty = ReadInfo {
+            records: Bytes::new(),
+            offsets,
+        };
+        if offset >= upper {
+            return Ok(empty);
+        }
+        let segs: Vec<Arc<Segment>> = {
+            let s = self.segments.read();
+            let first = s
+                .range(..=offset)
+                .next_back()
+                .map(|(k, _)| *k)
+                .unwrap_or(i64::MIN);
+            s.range(first..upper).map(|(_, v)| v.clone()).collect()
+        };
+        for seg in segs {
+            // Bytes up to the batch holding the LSO (all of them if it is further on).
+            let limit = match seg.find_position(upper, seg.size()).await? {
+                Some(b) => b.position,
+                None => seg.size(),
+            };
+            let Some(found) = seg.find_position(offset, limit).await? else {
+                continue;
+            };
+            let records = seg
+                .read_batches(found.position, limit, max_bytes, min_one)
+                .await?;
+            return Ok(ReadInfo { records, offsets });
+        }
+        Ok(empty)
+    }
+
     /// The first offset whose record timestamp is at least `ts`, with that timestamp;
     /// `None` when every record is older (ListOffsets by time).
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {

@@ -1594,3 +1594,38 @@ async fn the_last_stable_offset_waits_for_open_and_unreplicated_transactions() {
     append(&again, 1, None).await;
     assert_eq!(again.offsets().last_stable, again.offsets().high_watermark);
 }
+
+/// read_committed reads stop at the last stable offset: before a transaction's first
+/// batch while it is open, everything once its marker is below the high watermark. A
+/// read at or past the LSO is empty, not an error.
+#[tokio::test]
+async fn read_committed_stops_at_the_last_stable_offset() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = open_at(&s, "/data/t-0", true, LogConfig::default(), 0, 0).await;
+    append(&log, 2, None).await; // 0-1
+    append_txn(&log, 2, (1, 0, 0)).await; // 2-3, open
+    append(&log, 1, None).await; // 4, HW 5
+    let committed = |r: ReadInfo| offsets_in(&r.records);
+    assert_eq!(
+        committed(log.read_committed(0, 1 << 20, true).await.unwrap()),
+        vec![0, 1]
+    );
+    assert!(log
+        .read_committed(2, 1 << 20, true)
+        .await
+        .unwrap()
+        .records
+        .is_empty());
+    // read_uncommitted sees everything below the HW.
+    assert_eq!(read_all(&log).await, vec![0, 1, 2, 3, 4]);
+    log.append_marker(&marker(1, 0, 0, true), 3, NOW)
+        .await
+        .unwrap(); // 5
+    log.advance_high_watermark(6).await;
+    let all = committed(log.read_committed(0, 1 << 20, true).await.unwrap());
+    assert_eq!(all, vec![0, 1, 2, 3, 4, 5]);
+    assert!(matches!(
+        log.read_committed(99, 1 << 20, true).await,
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+}

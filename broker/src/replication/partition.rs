@@ -582,6 +582,7 @@ impl Partition {
         current_leader_epoch: i32,
         max_bytes: usize,
         min_one: bool,
+        read_committed: bool,
     ) -> Result<ConsumerRead, (i16, Option<LogOffsets>)> {
         {
             let i = self.inner.lock();
@@ -591,7 +592,14 @@ impl Partition {
                 return Err((E::NotLeaderOrFollower.code(), None));
             }
         }
-        match self.log.read(fetch_offset, max_bytes, min_one, false).await {
+        let read = if read_committed {
+            self.log
+                .read_committed(fetch_offset, max_bytes, min_one)
+                .await
+        } else {
+            self.log.read(fetch_offset, max_bytes, min_one, false).await
+        };
+        match read {
             Ok(r) => Ok(ConsumerRead {
                 records: r.records,
                 offsets: r.offsets,

@@ -387,3 +387,52 @@ async fn record_errors_name_each_refused_record() {
     );
     n.node.shutdown().await;
 }
+
+/// A transactional batch when no transaction can include the partition (there is no
+/// transaction coordinator yet) is refused with INVALID_TXN_STATE, as KIP-890's
+/// verification answers; nothing is appended, so no transaction is left open to hold
+/// read_committed consumers (librdkafka's default) at its offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_batch_without_a_transaction_is_refused() {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let n = start_node(&[]).await;
+    let mut c = Raw::connect(n.addr).await;
+    create_topic(&mut c, "txn").await;
+    let records: Vec<Record> = (0..2)
+        .map(|i| Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: 5000,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: i as i32,
+            timestamp: strom_common::clock::now_ms(),
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut b = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut b,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        produce_code(&mut c, "txn", b.freeze()).await.0,
+        E::InvalidTxnState.code()
+    );
+    // Nothing was appended: the next good batch starts at offset 0.
+    assert_eq!(
+        produce_code(&mut c, "txn", batch(1, Compression::None)).await,
+        (0, 0)
+    );
+    n.node.shutdown().await;
+}

@@ -55,6 +55,12 @@ fn more_than_one_batch(records: &bytes::Bytes) -> bool {
     }
 }
 
+/// Whether `records` starts with a transactional batch (one batch per partition is
+/// enforced before this is asked).
+fn transactional(records: &bytes::Bytes) -> bool {
+    BatchHeader::parse(records).is_some_and(|h| h.is_transactional())
+}
+
 pub async fn handle(
     b: Arc<Broker>,
     ctx: RequestContext,
@@ -101,6 +107,23 @@ pub async fn handle(
                     (
                         ResponseError::InvalidRecord.code(),
                         "Produce requests with version 3 and above are only allowed to contain exactly one record batch per partition".to_string(),
+                    )
+                        .into(),
+                    version,
+                );
+            } else if pd.records.as_ref().is_some_and(transactional) {
+                // No transaction coordinator yet, so no transaction can include this
+                // partition: what KIP-890's verification answers for a partition outside
+                // the producer's transaction. Accepting it would open a transaction here
+                // that no marker ever ends, and hold read_committed consumers at it.
+                tracing::info!(topic = %name, partition = pd.index, client = ?ctx.client_id,
+                    transactional_id = ?req.transactional_id.as_ref().map(|t| t.0.to_string()),
+                    "refused a transactional batch: transactions are not supported yet");
+                apply_refusal(
+                    &mut r,
+                    (
+                        ResponseError::InvalidTxnState.code(),
+                        "The partition is not part of an ongoing transaction (transactions are not supported yet)".to_string(),
                     )
                         .into(),
                     version,

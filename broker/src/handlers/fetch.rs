@@ -23,9 +23,10 @@ use futures::future::select_all;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use strom_common::clock::now_ms;
 use strom_common::watch;
@@ -421,7 +422,16 @@ async fn read_once(
                                         -1
                                     })
                                     .with_aborted_transactions(if req.isolation_level == 1 {
-                                        Some(vec![])
+                                        Some(
+                                            r.aborted
+                                                .iter()
+                                                .map(|a| {
+                                                    AbortedTransaction::default()
+                                                        .with_producer_id(ProducerId(a.producer_id))
+                                                        .with_first_offset(a.first_offset)
+                                                })
+                                                .collect(),
+                                        )
                                     } else {
                                         None
                                     })

@@ -17,6 +17,7 @@ pub mod producer_state;
 pub mod records;
 pub mod segment;
 pub mod storage;
+pub mod txn_index;
 
 pub use config::LogConfig;
 pub use dir_guard::LogDirGuard;

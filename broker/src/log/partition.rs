@@ -26,6 +26,7 @@ use super::marker::{self, Marker};
 use super::producer_state::{CompletedTxn, ProducerError, ProducerStateManager, SeqCheck};
 use super::segment::{file_name, Segment};
 use super::storage::Storage;
+use super::txn_index::AbortedTxn;
 
 /// The offsets that bound a log, published to readers and long polls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,7 +201,7 @@ impl PartitionLog {
                     base,
                     "deleting a segment after a corrupt one"
                 );
-                for ext in ["log", "index", "timeindex"] {
+                for ext in ["log", "index", "timeindex", "txnindex"] {
                     storage.remove_file(&dir.join(file_name(base, ext))).await?;
                 }
             }
@@ -212,6 +213,14 @@ impl PartitionLog {
                 Arc::new(Segment::create(storage.as_ref(), dir, base, opts.now_ms).await?),
             );
         }
+        let mut txn_index_damaged = false;
+        for seg in segments.values() {
+            if !seg.load_txn_index(storage.as_ref()).await? {
+                tracing::warn!(topic, partition, base = seg.base_offset,
+                    "damaged aborted-transaction index: rebuilding producer state from the log start");
+                txn_index_damaged = true;
+            }
+        }
         let first_base = *segments.keys().next().expect("one segment");
         let log_end = segments
             .values()
@@ -221,7 +230,8 @@ impl PartitionLog {
         let log_start = opts.log_start.clamp(first_base, log_end);
 
         let mut producers =
-            rebuild_producer_state(storage.as_ref(), dir, &segments, log_end).await?;
+            rebuild_producer_state(storage.as_ref(), dir, &segments, log_end, txn_index_damaged)
+                .await?;
         let epochs = load_epoch_cache(storage.as_ref(), dir, &segments, log_start, log_end).await?;
         let high_watermark = opts.high_watermark.clamp(log_start, log_end);
         let last_stable = producers.last_stable_offset(high_watermark);
@@ -344,14 +354,39 @@ impl PartitionLog {
                 now_ms,
             )
             .await?;
-        Ok(inner.producers.end_txn(
+        let done = inner.producers.end_txn(
             m.producer_id,
             m.producer_epoch,
             m.coordinator_epoch,
             info.first_offset,
             m.commit,
             now_ms,
-        ))
+        );
+        note_aborted(&self.active(), &inner.producers, &done);
+        Ok(done)
+    }
+
+    /// The aborted transactions overlapping `[from, upper)`, for a read_committed fetch
+    /// of that range (Kafka's `collectAbortedTransactions`): from the segment holding
+    /// `from` on, until an entry's last stable offset shows nothing later can start
+    /// below `upper`.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        let segs: Vec<Arc<Segment>> = {
+            let s = self.segments.read();
+            let first = s
+                .range(..=from)
+                .next_back()
+                .map(|(k, _)| *k)
+                .unwrap_or(i64::MIN);
+            s.range(first..).map(|(_, v)| v.clone()).collect()
+        };
+        let mut out = Vec::new();
+        for seg in segs {
+            if seg.collect_aborted(from, upper, &mut out) {
+                break;
+            }
+        }
+        out
     }
 
     async fn append_locked(
@@ -610,7 +645,9 @@ impl PartitionLog {
                 bytes.len() as u32,
                 config.index_interval_bytes,
             );
-            record_batch(&mut inner.producers, &h, &bytes);
+            if let Some(done) = record_batch(&mut inner.producers, &h, &bytes) {
+                note_aborted(&seg, &inner.producers, &done);
+            }
             let next = h.last_offset() + 1;
             inner
                 .recent_ends
@@ -682,7 +719,8 @@ impl PartitionLog {
         // Producer snapshots above the new end describe batches that are gone.
         let segments = self.segments.read().clone();
         inner.producers =
-            rebuild_producer_state(self.storage.as_ref(), &self.dir, &segments, new_end).await?;
+            rebuild_producer_state(self.storage.as_ref(), &self.dir, &segments, new_end, false)
+                .await?;
         if inner.epochs.truncate_from_end(new_end) {
             self.publish_epochs(&inner).await?;
         }
@@ -1290,6 +1328,8 @@ impl PartitionLog {
                 now_ms,
             )
             .await?;
+            // Offsets do not change in compaction: the aborted transactions stay.
+            fresh.meta.lock().aborted = seg.meta.lock().aborted.clone();
             fresh.write_indexes(self.storage.as_ref()).await?;
             self.segments
                 .write()
@@ -1359,6 +1399,7 @@ async fn rebuild_producer_state(
     dir: &Path,
     segments: &BTreeMap<i64, Arc<Segment>>,
     log_end: i64,
+    from_start: bool,
 ) -> Result<ProducerStateManager, LogError> {
     let mut snaps: Vec<i64> = storage
         .list_dir(dir)
@@ -1376,6 +1417,9 @@ async fn rebuild_producer_state(
             storage.remove_file(&dir.join(snapshot_name(s))).await?;
             continue;
         }
+        if from_start {
+            continue;
+        }
         if let Some(raw) = storage.read_file(&dir.join(snapshot_name(s))).await? {
             if let Some(p) = ProducerStateManager::decode(&raw) {
                 producers = p;
@@ -1383,6 +1427,10 @@ async fn rebuild_producer_state(
                 break;
             }
         }
+    }
+    // The aborted transactions from the replay's start on are found again by it.
+    for seg in segments.values() {
+        seg.drop_aborted_from(replay_from);
     }
     for seg in segments.values() {
         if seg.next_offset() <= replay_from {
@@ -1400,7 +1448,9 @@ async fn rebuild_producer_state(
                     let bytes = seg
                         .read_batches(b.position, end, b.header.size(), true)
                         .await?;
-                    record_batch(&mut producers, &b.header, &bytes);
+                    if let Some(done) = record_batch(&mut producers, &b.header, &bytes) {
+                        note_aborted(seg, &producers, &done);
+                    }
                 } else {
                     producers.record(&b.header);
                 }
@@ -1411,28 +1461,50 @@ async fn rebuild_producer_state(
 }
 
 /// Notes a stored batch in producer state: a transaction marker ends its producer's
-/// transaction, any other batch is recorded.
-fn record_batch(producers: &mut ProducerStateManager, h: &batch::BatchHeader, bytes: &Bytes) {
+/// transaction (returned), any other batch is recorded.
+fn record_batch(
+    producers: &mut ProducerStateManager,
+    h: &batch::BatchHeader,
+    bytes: &Bytes,
+) -> Option<CompletedTxn> {
     if !h.is_control() {
         producers.record(h);
-        return;
+        return None;
     }
     match marker::decode(bytes) {
-        Some(m) => {
-            producers.end_txn(
-                m.producer_id,
-                m.producer_epoch,
-                m.coordinator_epoch,
-                h.base_offset,
-                m.commit,
-                h.max_timestamp,
+        Some(m) => Some(producers.end_txn(
+            m.producer_id,
+            m.producer_epoch,
+            m.coordinator_epoch,
+            h.base_offset,
+            m.commit,
+            h.max_timestamp,
+        )),
+        None => {
+            tracing::warn!(
+                offset = h.base_offset,
+                "skipping an unreadable control batch"
             );
+            None
         }
-        None => tracing::warn!(
-            offset = h.base_offset,
-            "skipping an unreadable control batch"
-        ),
     }
+}
+
+/// An aborted transaction goes into the index of the segment holding its marker, with
+/// the last stable offset right after it (Kafka's `lastStableOffset(completedTxn)`: the
+/// earliest other open transaction's first offset, else the marker's offset + 1).
+fn note_aborted(seg: &Segment, producers: &ProducerStateManager, done: &CompletedTxn) {
+    if !done.aborted {
+        return;
+    }
+    seg.add_aborted(AbortedTxn {
+        producer_id: done.producer_id,
+        first_offset: done.first_offset,
+        last_offset: done.last_offset,
+        last_stable_offset: producers
+            .first_open_txn_offset()
+            .unwrap_or(done.last_offset + 1),
+    });
 }
 
 /// The leader-epoch cache from its checkpoint, or rebuilt from the batches' epochs when

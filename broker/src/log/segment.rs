@@ -1,6 +1,8 @@
 //! One segment: `<base offset>.log` of record batches exactly as stored, with its sparse
-//! offset and time indexes. A segment knows how to find the byte position of an offset,
-//! scan its batches, and recover (cut a torn or corrupt tail, rebuild its indexes).
+//! offset and time indexes and its aborted-transaction index. A segment knows how to find
+//! the byte position of an offset, scan its batches, and recover (cut a torn or corrupt
+//! tail, rebuild its offset and time indexes; the partition rebuilds the aborted
+//! transactions, which need producer state).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use parking_lot::Mutex;
 use super::batch::{self, BatchHeader, HEADER_LEN};
 use super::index::{OffsetIndex, TimeIndex};
 use super::storage::{Storage, StorageFile};
+use super::txn_index::{self, AbortedTxn};
 
 /// File name of a segment's log (and, with other extensions, its indexes).
 pub fn file_name(base_offset: i64, ext: &str) -> String {
@@ -32,6 +35,8 @@ pub struct SegmentMeta {
     /// the creation time when the segment is empty.
     pub roll_base_ms: Option<i64>,
     pub created_ms: i64,
+    /// Transactions aborted by a marker in this segment (`.txnindex`), in log order.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 pub struct Segment {
@@ -63,6 +68,7 @@ impl Segment {
                 offset_of_max_timestamp: base_offset,
                 roll_base_ms: None,
                 created_ms: now_ms,
+                aborted: Vec::new(),
             }),
         }
     }
@@ -329,7 +335,7 @@ impl Segment {
 
     /// Writes the index files (done when the segment is sealed and on clean shutdown).
     pub async fn write_indexes(&self, storage: &dyn Storage) -> std::io::Result<()> {
-        let (idx, tidx) = {
+        let (idx, tidx, aborted) = {
             let m = self.meta.lock();
             let mut t = m.time_index.clone();
             // Record the final max timestamp so a reopened segment knows it.
@@ -337,12 +343,53 @@ impl Segment {
                 m.max_timestamp,
                 (m.offset_of_max_timestamp - self.base_offset).max(0) as u32,
             );
-            (m.index.encode(), t.encode())
+            (m.index.encode(), t.encode(), m.aborted.clone())
         };
         storage.write_file_atomic(&self.path("index"), &idx).await?;
         storage
             .write_file_atomic(&self.path("timeindex"), &tidx)
-            .await
+            .await?;
+        if aborted.is_empty() {
+            storage.remove_file(&self.path("txnindex")).await
+        } else {
+            storage
+                .write_file_atomic(&self.path("txnindex"), &txn_index::encode(&aborted))
+                .await
+        }
+    }
+
+    /// Loads `.txnindex` (none: no aborted transactions), dropping entries at or past the
+    /// segment's end (a recovered tail). Returns false when the file is damaged.
+    pub async fn load_txn_index(&self, storage: &dyn Storage) -> std::io::Result<bool> {
+        let Some(raw) = storage.read_file(&self.path("txnindex")).await? else {
+            return Ok(true);
+        };
+        let Some(entries) = txn_index::decode(&raw) else {
+            return Ok(false);
+        };
+        let mut m = self.meta.lock();
+        let end = m.next_offset;
+        m.aborted = entries
+            .into_iter()
+            .filter(|e| e.last_offset < end)
+            .collect();
+        Ok(true)
+    }
+
+    /// Notes a transaction aborted by a marker in this segment.
+    pub fn add_aborted(&self, e: AbortedTxn) {
+        self.meta.lock().aborted.push(e);
+    }
+
+    /// Forgets aborted transactions whose marker is at or after `offset`.
+    pub fn drop_aborted_from(&self, offset: i64) {
+        self.meta.lock().aborted.retain(|e| e.last_offset < offset);
+    }
+
+    /// This segment's aborted transactions overlapping `[from, upper)`; true when the
+    /// search needs no later segment (see `txn_index::collect`).
+    pub fn collect_aborted(&self, from: i64, upper: i64, out: &mut Vec<AbortedTxn>) -> bool {
+        txn_index::collect(&self.meta.lock().aborted, from, upper, out)
     }
 
     pub fn size(&self) -> u64 {
@@ -359,7 +406,7 @@ impl Segment {
 
     /// Removes the segment's files.
     pub async fn delete_files(&self, storage: &dyn Storage) -> std::io::Result<()> {
-        for ext in ["log", "index", "timeindex"] {
+        for ext in ["log", "index", "timeindex", "txnindex"] {
             storage.remove_file(&self.path(ext)).await?;
         }
         Ok(())

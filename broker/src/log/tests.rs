@@ -1629,3 +1629,68 @@ async fn read_committed_stops_at_the_last_stable_offset() {
         Err(LogError::OffsetOutOfRange { .. })
     ));
 }
+
+/// Aborted transactions are indexed in the segment of their marker with Kafka's last
+/// stable offset, found by range, copied by followers, and kept across a clean restart
+/// (the `.txnindex` file), an unclean one without snapshots (the replay), and a damaged
+/// index file (a replay from the log start).
+#[tokio::test]
+async fn aborted_transactions_are_indexed_kept_and_rebuilt() {
+    use super::txn_index::AbortedTxn;
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let dir = "/data/t-0";
+    let log = open_at(&s, dir, true, LogConfig::default(), 0, 0).await;
+    append_txn(&log, 2, (1, 0, 0)).await; // 0-1
+    append_txn(&log, 1, (2, 0, 0)).await; // 2
+    log.append_marker(&marker(1, 0, 0, false), 3, NOW)
+        .await
+        .unwrap(); // 3: abort
+    log.append_marker(&marker(2, 0, 0, true), 3, NOW)
+        .await
+        .unwrap(); // 4: commit
+    append_txn(&log, 1, (1, 0, 2)).await; // 5
+    log.append_marker(&marker(1, 0, 0, false), 3, NOW)
+        .await
+        .unwrap(); // 6: abort
+    let aborted = |first, last, lso| AbortedTxn {
+        producer_id: 1,
+        first_offset: first,
+        last_offset: last,
+        last_stable_offset: lso,
+    };
+    // The first abort's LSO is producer 2's open transaction (2); the second's is 7.
+    let want = vec![aborted(0, 3, 2), aborted(5, 6, 7)];
+    assert_eq!(log.aborted_transactions(0, 7), want);
+    assert_eq!(log.aborted_transactions(4, 5), vec![]);
+    assert_eq!(log.aborted_transactions(5, 7), vec![want[1]]);
+    let follower = open_at(&s, "/data/f-0", true, LogConfig::default(), 0, 0).await;
+    let bytes = log.read(0, 1 << 20, true, true).await.unwrap().records;
+    follower.append_as_follower(&bytes, NOW).await.unwrap();
+    assert_eq!(follower.aborted_transactions(0, 7), want);
+    log.close().await.unwrap();
+    let end = log.offsets().log_end;
+    let again = open_at(&s, dir, true, LogConfig::default(), 0, end).await;
+    assert_eq!(
+        again.aborted_transactions(0, 7),
+        want,
+        "from the index file"
+    );
+    again.close().await.unwrap();
+    for name in s.list_dir(Path::new(dir)).await.unwrap() {
+        if name.ends_with(".snapshot") {
+            s.remove_file(&Path::new(dir).join(name)).await.unwrap();
+        }
+    }
+    let again = open_at(&s, dir, false, LogConfig::default(), 0, end).await;
+    assert_eq!(again.aborted_transactions(0, 7), want, "from the replay");
+    again.close().await.unwrap();
+    let index = Path::new(dir).join(segment::file_name(0, "txnindex"));
+    assert!(s.exists(&index).await);
+    s.write_file_atomic(&index, b"damaged").await.unwrap();
+    let again = open_at(&s, dir, true, LogConfig::default(), 0, end).await;
+    assert_eq!(
+        again.aborted_transactions(0, 7),
+        want,
+        "a damaged file is rebuilt"
+    );
+}

@@ -173,6 +173,8 @@ pub enum FollowerRead {
 pub struct ConsumerRead {
     pub records: Bytes,
     pub offsets: LogOffsets,
+    /// read_committed: the aborted transactions overlapping the records returned.
+    pub aborted: Vec<crate::log::txn_index::AbortedTxn>,
 }
 
 /// An ISR change for the controller, and the state it was proposed from.
@@ -601,6 +603,12 @@ impl Partition {
         };
         match read {
             Ok(r) => Ok(ConsumerRead {
+                aborted: match crate::log::batch::walk(&r.records).last() {
+                    Some((h, _)) if read_committed => self
+                        .log
+                        .aborted_transactions(fetch_offset, h.last_offset() + 1),
+                    _ => Vec::new(),
+                },
                 records: r.records,
                 offsets: r.offsets,
             }),

@@ -182,6 +182,10 @@ impl SimCluster {
                                     stop: stop.clone(),
                                 });
                                 tokio::select! {
+                                    // biased: an unbiased select draws from tokio's own
+                                    // random state, which outlives a simulation run in
+                                    // the process (the determinism check runs twice).
+                                    biased;
                                     _ = stop.notified() => {
                                         slot.lock().take();
                                         node.shutdown().await;

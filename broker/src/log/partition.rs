@@ -366,20 +366,24 @@ impl PartitionLog {
         Ok(done)
     }
 
+    /// The segments from the one holding `offset` (the first, if `offset` is below it)
+    /// up to those starting before `end`.
+    fn segments_from(&self, offset: i64, end: i64) -> Vec<Arc<Segment>> {
+        let s = self.segments.read();
+        let first = s
+            .range(..=offset)
+            .next_back()
+            .map(|(k, _)| *k)
+            .unwrap_or(i64::MIN);
+        s.range(first..end).map(|(_, v)| v.clone()).collect()
+    }
+
     /// The aborted transactions overlapping `[from, upper)`, for a read_committed fetch
     /// of that range (Kafka's `collectAbortedTransactions`): from the segment holding
     /// `from` on, until an entry's last stable offset shows nothing later can start
     /// below `upper`.
     pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
-        let segs: Vec<Arc<Segment>> = {
-            let s = self.segments.read();
-            let first = s
-                .range(..=from)
-                .next_back()
-                .map(|(k, _)| *k)
-                .unwrap_or(i64::MIN);
-            s.range(first..).map(|(_, v)| v.clone()).collect()
-        };
+        let segs = self.segments_from(from, i64::MAX);
         let mut out = Vec::new();
         for seg in segs {
             if seg.collect_aborted(from, upper, &mut out) {
@@ -945,15 +949,7 @@ impl PartitionLog {
                 offsets,
             });
         }
-        let segs: Vec<Arc<Segment>> = {
-            let s = self.segments.read();
-            let first = s
-                .range(..=offset)
-                .next_back()
-                .map(|(k, _)| *k)
-                .unwrap_or(i64::MIN);
-            s.range(first..).map(|(_, v)| v.clone()).collect()
-        };
+        let segs = self.segments_from(offset, i64::MAX);
         for seg in segs {
             let limit = if include_uncommitted {
                 seg.size()
@@ -1003,15 +999,7 @@ impl PartitionLog {
         if offset >= upper {
             return Ok(empty);
         }
-        let segs: Vec<Arc<Segment>> = {
-            let s = self.segments.read();
-            let first = s
-                .range(..=offset)
-                .next_back()
-                .map(|(k, _)| *k)
-                .unwrap_or(i64::MIN);
-            s.range(first..upper).map(|(_, v)| v.clone()).collect()
-        };
+        let segs = self.segments_from(offset, upper);
         for seg in segs {
             // Bytes up to the batch holding the LSO (all of them if it is further on).
             let limit = match seg.find_position(upper, seg.size()).await? {

@@ -9,9 +9,11 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use crate::config::NodeConfig;
 use crate::controller_client::ControllerClient;
 use crate::group::GroupCoordinator;
+use crate::inter_broker::BrokerPool;
 use crate::metadata_cache::MetadataCache;
 use crate::producer_ids::ProducerIdManager;
 use crate::replication::ReplicaManager;
+use crate::txn::coordinator::TransactionCoordinator;
 
 pub struct Broker {
     pub config: NodeConfig,
@@ -21,6 +23,9 @@ pub struct Broker {
     pub controller: Arc<ControllerClient>,
     pub producer_ids: ProducerIdManager,
     pub groups: Arc<GroupCoordinator>,
+    pub txns: Arc<TransactionCoordinator>,
+    /// Connections to transaction coordinators for KIP-890 verification.
+    pub txn_verifier: BrokerPool,
     pub api_versions: Vec<ApiVersion>,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: parking_lot::Mutex<crate::fetch_session::FetchSessionCache>,
@@ -38,11 +43,18 @@ impl Broker {
         replicas: Arc<ReplicaManager>,
         controller: Arc<ControllerClient>,
         groups: Arc<GroupCoordinator>,
+        txns: Arc<TransactionCoordinator>,
         api_versions: Vec<ApiVersion>,
         broker_epoch: Arc<AtomicI64>,
         incarnation: String,
     ) -> Broker {
         let slots = config.fetch_session_slots;
+        let txn_verifier = BrokerPool::new(
+            "txn-verify",
+            config.node_id,
+            config.replication_config().inter_broker_listener,
+            cache.clone(),
+        );
         Broker {
             node_id: config.node_id,
             config,
@@ -51,6 +63,8 @@ impl Broker {
             controller,
             producer_ids: ProducerIdManager::default(),
             groups,
+            txns,
+            txn_verifier,
             fetch_sessions: parking_lot::Mutex::new(crate::fetch_session::FetchSessionCache::new(
                 slots,
             )),

@@ -447,6 +447,18 @@ impl NodeConfig {
         }
     }
 
+    /// The transaction coordinator's settings.
+    pub fn txn_config(&self) -> crate::txn::coordinator::TxnConfig {
+        crate::txn::coordinator::TxnConfig {
+            partitions: self
+                .known::<i32>("transaction.state.log.num.partitions")
+                .max(1),
+            max_timeout_ms: self.known("transaction.max.timeout.ms"),
+            abort_check_interval_ms: self
+                .known("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
+        }
+    }
+
     /// The effective value and whether it was set explicitly, for `DescribeConfigs`.
     pub fn describe(&self) -> Vec<(String, String, bool)> {
         let mut out: BTreeMap<String, (String, bool)> = BTreeMap::new();

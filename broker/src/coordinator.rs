@@ -138,8 +138,26 @@ impl<T: Send + 'static> CoordinatorRuntime<T> {
         self.entries.lock().values().cloned().collect()
     }
 
+    /// The entries of the keys living in `partition`.
+    pub fn entries_of(&self, partition: i32) -> Vec<Handle<T>> {
+        let n = self.partition_count;
+        self.entries
+            .lock()
+            .iter()
+            .filter(|(k, _)| partition_for(k, n) == partition)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     pub fn remove(&self, key: &str) {
         self.entries.lock().remove(key);
+    }
+
+    /// The leader epoch of `partition` while this broker leads it.
+    pub fn leader_epoch(&self, partition: i32) -> Option<i32> {
+        self.replicas
+            .get(self.topic, partition)
+            .and_then(|p| p.leader_epoch_if_leader())
     }
 
     fn leader_partition(&self, p: i32) -> Option<Arc<Partition>> {
@@ -154,21 +172,48 @@ impl<T: Send + 'static> CoordinatorRuntime<T> {
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
     ) -> Result<(), CoordinatorError> {
+        self.write_as(partition, records, None)
+            .await
+            .map_err(|e| match e {
+                WriteError::Coordinator(c) => c,
+                WriteError::Producer(_) => CoordinatorError::NotAvailable,
+            })
+    }
+
+    /// `write`, as part of a producer's transaction when `producer` (id, epoch) is
+    /// given: the batch is transactional and counts only once a commit marker follows
+    /// (TxnOffsetCommit). A fenced producer's write is refused with its Kafka error.
+    pub async fn write_as(
+        &self,
+        partition: i32,
+        records: Vec<(Bytes, Option<Bytes>)>,
+        producer: Option<(i64, i16)>,
+    ) -> Result<(), WriteError> {
         if records.is_empty() {
             return Ok(());
         }
         let Some(p) = self.leader_partition(partition) else {
-            return Err(CoordinatorError::NotCoordinator);
+            return Err(CoordinatorError::NotCoordinator.into());
         };
         let now = strom_common::clock::now_ms();
-        let batch = encode_batch(records, now);
+        let batch = encode_batch_as(records, now, producer);
         match p
             .append_and_wait(&batch, Duration::from_secs(30), now)
             .await
         {
             Ok(_) => Ok(()),
             Err((c, _)) if c == E::NotLeaderOrFollower.code() => {
-                Err(CoordinatorError::NotCoordinator)
+                Err(CoordinatorError::NotCoordinator.into())
+            }
+            Err((c, _))
+                if producer.is_some()
+                    && (c == E::InvalidProducerEpoch.code()
+                        || c == E::InvalidTxnState.code()
+                        || c == E::ProducerFenced.code()) =>
+            {
+                Err(WriteError::Producer(
+                    E::try_from_code(c).unwrap_or(E::InvalidTxnState),
+                ))
             }
             Err((c, msg)) => {
                 // Timeouts and a shrunk ISR are expected under failures; anything else is
@@ -179,7 +224,7 @@ impl<T: Send + 'static> CoordinatorRuntime<T> {
                 {
                     tracing::warn!(topic = self.topic, code = c, %msg, "coordinator write failed");
                 }
-                Err(CoordinatorError::NotAvailable)
+                Err(CoordinatorError::NotAvailable.into())
             }
         }
     }
@@ -312,19 +357,53 @@ pub fn partition_for(key: &str, partitions: i32) -> i32 {
     abs % partitions.max(1)
 }
 
+/// Why a coordinator write failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteError {
+    Coordinator(CoordinatorError),
+    /// The producer of a transactional write is fenced or outside a transaction.
+    Producer(E),
+}
+
+impl From<CoordinatorError> for WriteError {
+    fn from(e: CoordinatorError) -> Self {
+        WriteError::Coordinator(e)
+    }
+}
+
+impl From<WriteError> for E {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Coordinator(c) => c.into(),
+            WriteError::Producer(e) => e,
+        }
+    }
+}
+
 /// One record batch holding `records` (key, value or tombstone), as coordinators write
 /// them: no producer id, magic 2, uncompressed.
 pub fn encode_batch(records: Vec<(Bytes, Option<Bytes>)>, now_ms: i64) -> Bytes {
+    encode_batch_as(records, now_ms, None)
+}
+
+/// `encode_batch`, transactional for `producer` (id, epoch) when given (no sequence:
+/// coordinators' writes are not checked for duplicates, as in Kafka).
+pub fn encode_batch_as(
+    records: Vec<(Bytes, Option<Bytes>)>,
+    now_ms: i64,
+    producer: Option<(i64, i16)>,
+) -> Bytes {
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let recs: Vec<Record> = records
         .into_iter()
         .enumerate()
         .map(|(i, (k, v))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // Sequences must run with the offsets for the encoder to keep one batch

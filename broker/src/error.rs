@@ -14,7 +14,9 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::Batch(b) => batch_error_code(b),
         LogError::Producer(ProducerError::InvalidEpoch { .. }) => E::InvalidProducerEpoch.code(),
         LogError::Producer(ProducerError::OutOfOrder { .. }) => E::OutOfOrderSequenceNumber.code(),
-        LogError::Producer(ProducerError::NotTransactional(_)) => E::InvalidTxnState.code(),
+        LogError::Producer(ProducerError::NotTransactional(_) | ProducerError::NotVerified(_)) => {
+            E::InvalidTxnState.code()
+        }
         LogError::Producer(ProducerError::CoordinatorFenced { .. }) => {
             E::TransactionCoordinatorFenced.code()
         }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod fetch_session;
 pub mod group;
 pub mod handlers;
+pub mod inter_broker;
 pub mod log;
 pub mod metadata_cache;
 pub mod node;

@@ -238,6 +238,20 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
     let groups =
         crate::group::GroupCoordinator::new(cfg.node_id, cfg.group_config(), replicas.clone());
     groups.spawn_ticker();
+    let markers = crate::txn::markers::MarkerWriter::new(
+        cfg.node_id,
+        cfg.replication_config().inter_broker_listener,
+        cache.clone(),
+        replicas.clone(),
+        groups.clone(),
+    );
+    let txns = crate::txn::coordinator::TransactionCoordinator::new(
+        cfg.node_id,
+        cfg.txn_config(),
+        replicas.clone(),
+        markers,
+    );
+    txns.spawn_ticker();
     let incarnation = uuid::Uuid::from_u128(random_u128()).to_string();
     let broker = Arc::new(Broker::new(
         cfg.clone(),
@@ -245,6 +259,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         replicas.clone(),
         ctl_client.clone(),
         groups.clone(),
+        txns,
         router.api_versions(),
         broker_epoch,
         incarnation.clone(),
@@ -438,6 +453,7 @@ async fn follow_metadata(b: Arc<Broker>, stop: watch::Receiver<bool>) {
                     tracing::error!(error = %e, "acting on metadata");
                 }
                 b.groups.on_metadata(&img);
+                b.txns.on_metadata(&img);
             }
             b.cache.publish(Arc::new(img.clone()), applied);
         }

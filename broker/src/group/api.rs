@@ -47,6 +47,9 @@ pub struct Committed {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: String,
+    /// An open transaction holds an offset for this partition (KIP-447: a consumer
+    /// asking with `require_stable` gets UNSTABLE_OFFSET_COMMIT and retries).
+    pub unstable: bool,
 }
 
 impl Committed {
@@ -56,8 +59,20 @@ impl Committed {
             offset: -1,
             leader_epoch: -1,
             metadata: String::new(),
+            unstable: false,
         }
     }
+}
+
+/// Who sends a TxnOffsetCommit: the producer of the transaction and, with KIP-447, the
+/// consumer group member whose offsets they are (generation -1 and an empty member id
+/// when the client does not say).
+pub struct TxnCommitter<'a> {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub member_id: &'a str,
+    pub instance_id: Option<&'a str>,
+    pub generation: i32,
 }
 
 /// A group as ListGroups shows it.
@@ -554,15 +569,24 @@ impl GroupCoordinator {
             offset: o.offset,
             leader_epoch: o.leader_epoch,
             metadata: o.metadata.clone(),
+            unstable: false,
+        };
+        let unstable = |t: &String, p: i32| {
+            let k = (t.clone(), p);
+            e.pending_txn.values().any(|o| o.contains_key(&k))
         };
         match wanted {
             Some(topics) => {
                 for (t, ps) in topics {
                     let v = ps
                         .into_iter()
-                        .map(|p| match e.offsets.get(&(t.clone(), p)) {
-                            Some(o) => committed(p, o),
-                            None => Committed::none(p),
+                        .map(|p| {
+                            let mut c = match e.offsets.get(&(t.clone(), p)) {
+                                Some(o) => committed(p, o),
+                                None => Committed::none(p),
+                            };
+                            c.unstable = unstable(&t, p);
+                            c
                         })
                         .collect();
                     out.insert(t, v);
@@ -570,11 +594,98 @@ impl GroupCoordinator {
             }
             None => {
                 for ((t, p), o) in &e.offsets {
-                    out.entry(t.clone()).or_default().push(committed(*p, o));
+                    let mut c = committed(*p, o);
+                    c.unstable = unstable(t, *p);
+                    out.entry(t.clone()).or_default().push(c);
                 }
             }
         }
         Ok(out)
+    }
+
+    /// TxnOffsetCommit (KIP-98, KIP-447): the offsets are written to the group's
+    /// partition inside the producer's transaction (the producer must have added the
+    /// partition with AddOffsetsToTxn) and become the group's committed offsets when
+    /// the transaction's commit marker reaches that partition (`end_txn`). A member
+    /// that says who it is (KIP-447) is checked like a commit; one that does not is
+    /// trusted, as Kafka does.
+    pub async fn txn_commit_offsets(
+        &self,
+        group_id: &str,
+        who: TxnCommitter<'_>,
+        offsets: Vec<OffsetCommit>,
+    ) -> Vec<Result<(), E>> {
+        let all = |e: E| -> Vec<Result<(), E>> { offsets.iter().map(|_| Err(e)).collect() };
+        if group_id.is_empty() {
+            return all(E::InvalidGroupId);
+        }
+        let g = match self.group(group_id, true) {
+            Err(e) => return all(e.into()),
+            Ok(None) => return all(E::CoordinatorNotAvailable),
+            Ok(Some(g)) => g,
+        };
+        let mut e = g.lock().await;
+        if let Err(err) = may_txn_commit(&e, &who) {
+            return all(err);
+        }
+        let topics = self.topics();
+        let now = strom_common::clock::now_ms();
+        let mut results: Vec<Result<(), E>> = Vec::with_capacity(offsets.len());
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        for (i, o) in offsets.into_iter().enumerate() {
+            if o.metadata.len() > self.cfg.offset_metadata_max_bytes {
+                results.push(Err(E::OffsetMetadataTooLarge));
+                continue;
+            }
+            if !topics
+                .get(&o.topic)
+                .is_some_and(|(_, n)| (0..*n).contains(&o.partition))
+            {
+                results.push(Err(E::UnknownTopicOrPartition));
+                continue;
+            }
+            let v = OffsetValue {
+                offset: o.offset,
+                leader_epoch: o.leader_epoch,
+                metadata: o.metadata,
+                commit_timestamp: now,
+            };
+            records.push((
+                store::offset_key(group_id, &o.topic, o.partition),
+                Some(Bytes::from(v.encode_to_vec())),
+            ));
+            accepted.push((i, o.topic, o.partition, v));
+            results.push(Ok(()));
+        }
+        let producer = Some((who.producer_id, who.producer_epoch));
+        match self.write_txn(e.partition, records, producer).await {
+            Ok(()) => {
+                let pending = e.pending_txn.entry(who.producer_id).or_default();
+                for (_, topic, p, v) in accepted {
+                    pending.insert((topic, p), v);
+                }
+            }
+            Err(err) => {
+                for (i, ..) in accepted {
+                    results[i] = Err(err.into());
+                }
+            }
+        }
+        results
+    }
+
+    /// A transaction marker was written (and replicated) at `partition` of
+    /// `__consumer_offsets`: the producer's pending offsets there become committed
+    /// offsets (commit) or are dropped (abort).
+    pub async fn end_txn(&self, partition: i32, producer_id: i64, commit: bool) {
+        for g in self.groups_of(partition) {
+            let mut e = g.lock().await;
+            if let Some(pending) = e.pending_txn.remove(&producer_id) {
+                tracing::debug!(group = %e.id, producer_id, commit, offsets = pending.len(), "transactional offsets ended");
+                store::end_txn_offsets(&mut e.offsets, pending, commit);
+            }
+        }
     }
 
     /// OffsetDelete: removes committed offsets of partitions whose topic the group is not
@@ -824,6 +935,41 @@ fn may_commit(
                 return Ok(());
             }
             c.check_commit(member_id, generation)
+        }
+    }
+}
+
+/// Kafka's checks of a TxnOffsetCommit's member (KIP-447), looser than a commit's: a
+/// member that gives no id and no generation is not checked, and a rebalance in
+/// progress does not refuse it.
+fn may_txn_commit(e: &GroupEntry, who: &TxnCommitter<'_>) -> Result<(), E> {
+    let named = who.generation >= 0 || !who.member_id.is_empty() || who.instance_id.is_some();
+    match &e.kind {
+        GroupKind::Classic(c) => {
+            if c.state == ClassicState::Dead {
+                return Err(E::CoordinatorNotAvailable);
+            }
+            if !named || (who.generation < 0 && c.is_empty()) {
+                return Ok(());
+            }
+            if let Some(i) = who.instance_id {
+                if c.static_members.get(i).is_some_and(|m| m != who.member_id) {
+                    return Err(E::FencedInstanceId);
+                }
+            }
+            if !who.member_id.is_empty() && !c.members.contains_key(who.member_id) {
+                return Err(E::UnknownMemberId);
+            }
+            if who.generation >= 0 && who.generation != c.generation {
+                return Err(E::IllegalGeneration);
+            }
+            Ok(())
+        }
+        GroupKind::Consumer(c) => {
+            if !named || who.member_id.is_empty() {
+                return Ok(());
+            }
+            c.check_commit(who.member_id, who.generation)
         }
     }
 }

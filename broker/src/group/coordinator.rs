@@ -111,6 +111,9 @@ pub struct GroupEntry {
     pub partition: i32,
     pub kind: GroupKind,
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Offsets committed inside transactions not ended yet (TxnOffsetCommit), by
+    /// producer id: applied when the commit marker reaches the group's partition.
+    pub pending_txn: BTreeMap<i64, store::PartitionOffsets>,
 }
 
 impl GroupEntry {
@@ -192,6 +195,7 @@ impl GroupCoordinator {
             partition,
             kind: GroupKind::Classic(ClassicGroup::new(id, Instant::now())),
             offsets: BTreeMap::new(),
+            pending_txn: BTreeMap::new(),
         };
         self.rt.entry(id, if create { Some(&make) } else { None })
     }
@@ -206,6 +210,11 @@ impl GroupCoordinator {
         self.rt.all()
     }
 
+    /// The groups of one `__consumer_offsets` partition.
+    pub fn groups_of(&self, partition: i32) -> Vec<GroupHandle> {
+        self.rt.entries_of(partition)
+    }
+
     pub fn remove_group(&self, id: &str) {
         self.rt.remove(id);
     }
@@ -218,6 +227,16 @@ impl GroupCoordinator {
         records: Vec<(Bytes, Option<Bytes>)>,
     ) -> Result<(), CoordinatorError> {
         self.rt.write(partition, records).await
+    }
+
+    /// `write` inside a producer's transaction (TxnOffsetCommit).
+    pub async fn write_txn(
+        &self,
+        partition: i32,
+        records: Vec<(Bytes, Option<Bytes>)>,
+        producer: Option<(i64, i16)>,
+    ) -> Result<(), crate::coordinator::WriteError> {
+        self.rt.write_as(partition, records, producer).await
     }
 
     /// KIP-848's online downgrade: a consumer group whose members all use the classic
@@ -382,11 +401,18 @@ impl Loader for GroupLoader {
 
     fn finish(mut self, p: i32, now: Instant) -> Vec<(String, GroupEntry)> {
         let loaded = &mut self.loaded;
+        let mut pending: BTreeMap<String, BTreeMap<i64, store::PartitionOffsets>> = BTreeMap::new();
+        for (pid, groups) in std::mem::take(&mut loaded.pending_txn) {
+            for (g, offsets) in groups {
+                pending.entry(g).or_default().insert(pid, offsets);
+            }
+        }
         let ids: BTreeSet<String> = loaded
             .offsets
             .keys()
             .chain(loaded.classic.keys())
             .chain(loaded.consumer.keys())
+            .chain(pending.keys())
             .filter(|g| partition_for(g, self.partitions) == p)
             .cloned()
             .collect();
@@ -405,6 +431,7 @@ impl Loader for GroupLoader {
                     partition: p,
                     kind,
                     offsets,
+                    pending_txn: pending.remove(&id).unwrap_or_default(),
                 };
                 (id, e)
             })

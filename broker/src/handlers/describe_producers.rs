@@ -1,7 +1,8 @@
-//! DescribeProducers (KIP-664): the idempotent producers a partition's leader keeps
-//! state for — id, epoch, last sequence and timestamp — as `kafka-transactions.sh
-//! describe-producers` shows them. Answered by the leader only (NOT_LEADER_OR_FOLLOWER
-//! elsewhere). No transactions yet: coordinator epoch and transaction start are -1.
+//! DescribeProducers (KIP-664): the producers a partition's leader keeps state for — id,
+//! epoch, last sequence and timestamp, the epoch of the coordinator whose marker it last
+//! saw and the first offset of its open transaction (-1: none) — as
+//! `kafka-transactions.sh describe-producers` shows them. Answered by the leader only
+//! (NOT_LEADER_OR_FOLLOWER elsewhere).
 
 use std::sync::Arc;
 
@@ -38,8 +39,8 @@ pub async fn handle(
                                     e.batches.back().map(|m| m.last_seq).unwrap_or(-1),
                                 )
                                 .with_last_timestamp(e.last_timestamp)
-                                .with_coordinator_epoch(-1)
-                                .with_current_txn_start_offset(-1)
+                                .with_coordinator_epoch(e.coordinator_epoch)
+                                .with_current_txn_start_offset(e.txn_first_offset.unwrap_or(-1))
                         })
                         .collect();
                     r.with_active_producers(active)

@@ -1,8 +1,9 @@
 //! FindCoordinator. A group's coordinator is the leader of its `__consumer_offsets`
-//! partition (`abs(hashCode(group)) % offsets.topic.num.partitions`), the topic being
-//! created on first use as Kafka does. Transaction coordinators do not exist yet:
-//! transactional ids are answered COORDINATOR_NOT_AVAILABLE. (The API is advertised from
-//! v0: librdkafka enables LZ4 only when the broker lists FindCoordinator v0.)
+//! partition (`abs(hashCode(group)) % offsets.topic.num.partitions`), a transactional
+//! id's the leader of its `__transaction_state` partition (the same hash over
+//! `transaction.state.log.num.partitions`); each topic is created on first use as Kafka
+//! does. (The API is advertised from v0: librdkafka enables LZ4 only when the broker
+//! lists FindCoordinator v0.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +17,9 @@ use strom_proto::controller::{ConfigEntry, CreatableTopic};
 use super::RequestContext;
 use crate::admin;
 use crate::broker::Broker;
+use crate::coordinator::partition_for;
 use crate::group::OFFSETS_TOPIC;
-
-const NO_TXN: &str = "transactions are not supported by this strom version yet";
+use crate::txn::store::TXN_TOPIC;
 
 type Found = Result<(i32, String, i32), (i16, String)>;
 
@@ -34,18 +35,17 @@ pub async fn handle(
     };
     let mut found = Vec::with_capacity(keys.len());
     for k in &keys {
-        let f: Found = if req.key_type == 1 {
-            Err((
-                ResponseError::CoordinatorNotAvailable.code(),
-                NO_TXN.to_string(),
-            ))
-        } else if req.key_type != 0 {
-            Err((
+        let f: Found = match req.key_type {
+            0 => coordinator(&b, &offsets_topic(&b), k, &ctx.listener).await,
+            1 if k.is_empty() => Err((
+                ResponseError::InvalidRequest.code(),
+                "an empty transactional id".to_string(),
+            )),
+            1 => coordinator(&b, &txn_topic(&b), k, &ctx.listener).await,
+            _ => Err((
                 ResponseError::InvalidRequest.code(),
                 format!("unknown key type {}", req.key_type),
-            ))
-        } else {
-            group_coordinator(&b, k, &ctx.listener).await
+            )),
         };
         found.push(f);
     }
@@ -91,51 +91,87 @@ pub async fn handle(
     Some(resp)
 }
 
-/// Creates `__consumer_offsets` if needed and finds the leader of the group's partition.
-async fn group_coordinator(b: &Broker, group: &str, listener: &str) -> Found {
+/// An internal topic whose partitions' leaders coordinate keys, and how it is created.
+struct InternalTopic {
+    name: &'static str,
+    partitions: i32,
+    /// The wanted replication factor (capped at the brokers that are up).
+    replication_factor: i32,
+    configs: Vec<(&'static str, String)>,
+}
+
+fn offsets_topic(b: &Broker) -> InternalTopic {
+    InternalTopic {
+        name: OFFSETS_TOPIC,
+        partitions: b.groups.cfg.offsets_partitions,
+        replication_factor: b.config.offsets_topic_replication_factor,
+        configs: vec![
+            ("cleanup.policy", "compact".into()),
+            ("segment.bytes", "104857600".into()),
+            ("compression.type", "producer".into()),
+        ],
+    }
+}
+
+/// Kafka's `__transaction_state`: compacted, `transaction.state.log.*` settings.
+fn txn_topic(b: &Broker) -> InternalTopic {
+    InternalTopic {
+        name: TXN_TOPIC,
+        partitions: b.txns.cfg.partitions,
+        replication_factor: b.config.known("transaction.state.log.replication.factor"),
+        configs: vec![
+            ("cleanup.policy", "compact".into()),
+            (
+                "segment.bytes",
+                b.config
+                    .known::<String>("transaction.state.log.segment.bytes"),
+            ),
+            (
+                "min.insync.replicas",
+                b.config.known::<String>("transaction.state.log.min.isr"),
+            ),
+            ("compression.type", "producer".into()),
+        ],
+    }
+}
+
+/// Creates the internal topic if needed and finds the leader of the key's partition.
+async fn coordinator(b: &Broker, topic: &InternalTopic, key: &str, listener: &str) -> Found {
     let unavailable = |m: &str| Err((ResponseError::CoordinatorNotAvailable.code(), m.to_string()));
     let mut img = b.cache.image();
-    if img.topic_by_name(OFFSETS_TOPIC).is_none() {
-        // offsets.topic.replication.factor, capped at the brokers that are up.
+    if img.topic_by_name(topic.name).is_none() {
         let live = img.unfenced_brokers().len().max(1) as i32;
-        let rf = b.config.offsets_topic_replication_factor.clamp(1, live);
         let t = CreatableTopic {
-            name: OFFSETS_TOPIC.to_string(),
-            num_partitions: b.groups.cfg.offsets_partitions,
-            replication_factor: rf,
+            name: topic.name.to_string(),
+            num_partitions: topic.partitions,
+            replication_factor: topic.replication_factor.clamp(1, live),
             assignments: vec![],
-            configs: vec![
-                ConfigEntry {
-                    name: "cleanup.policy".into(),
-                    value: Some("compact".into()),
-                },
-                ConfigEntry {
-                    name: "segment.bytes".into(),
-                    value: Some("104857600".into()),
-                },
-                ConfigEntry {
-                    name: "compression.type".into(),
-                    value: Some("producer".into()),
-                },
-            ],
+            configs: topic
+                .configs
+                .iter()
+                .map(|(k, v)| ConfigEntry {
+                    name: k.to_string(),
+                    value: Some(v.clone()),
+                })
+                .collect(),
         };
         let r = admin::create_topics(b, vec![t], false, Duration::from_secs(10)).await;
         if let Some(e) = r.iter().find(|r| r.error_code != 0 && r.error_code != 36) {
-            tracing::warn!(code = e.error_code, message = %e.error_message, "creating __consumer_offsets");
-            return unavailable("the offsets topic could not be created");
+            tracing::warn!(topic = topic.name, code = e.error_code, message = %e.error_message, "creating an internal topic");
+            return unavailable("the coordinator's internal topic could not be created");
         }
         img = b.cache.image();
     }
-    let p = b.groups.partition_for(group);
+    let p = partition_for(key, topic.partitions);
     let Some(leader) = img
-        .topic_by_name(OFFSETS_TOPIC)
+        .topic_by_name(topic.name)
         .and_then(|t| t.partitions.get(&p))
         .map(|x| x.leader)
     else {
-        return unavailable("the offsets topic is not ready");
+        return unavailable("the coordinator's internal topic is not ready");
     };
     if leader < 0 {
-        return unavailable("the group's offsets partition has no leader");
+        return unavailable("the key's coordinator partition has no leader");
     }
     let Some(reg) = img.brokers.get(&leader).filter(|r| !r.fenced) else {
         return unavailable("the coordinator is not available");

@@ -6,6 +6,8 @@
 //! gets the log end. A new leader whose high watermark is still below its epoch's start
 //! answers OFFSET_NOT_AVAILABLE (LEADER_NOT_AVAILABLE before v5) for anything but the
 //! earliest offset (KIP-207), so the latest offset a client sees never goes back.
+//! With `isolation_level` read_committed (v2+) the latest offset is the last stable
+//! offset, and a timestamp lookup finds only offsets below it (KIP-98).
 
 use std::sync::Arc;
 
@@ -32,6 +34,7 @@ pub async fn handle(
     req: ListOffsetsRequest,
 ) -> Option<ListOffsetsResponse> {
     let from_replica = req.replica_id.0 >= 0;
+    let read_committed = ctx.api_version >= 2 && req.isolation_level == 1;
     let img = b.cache.image();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
@@ -74,9 +77,14 @@ pub async fn handle(
                 parts.push(r.with_error_code(code));
                 continue;
             }
+            let fetchable = if read_committed {
+                o.last_stable
+            } else {
+                o.high_watermark
+            };
             let found: Result<Option<(i64, i64)>, i16> = match lp.timestamp {
                 LATEST if from_replica => Ok(Some((o.log_end, -1))),
-                LATEST => Ok(Some((o.high_watermark, -1))),
+                LATEST => Ok(Some((fetchable, -1))),
                 EARLIEST | EARLIEST_LOCAL => Ok(Some((o.log_start, -1))),
                 LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok(None),
                 MAX_TIMESTAMP => p
@@ -88,6 +96,7 @@ pub async fn handle(
                     .log
                     .offset_for_timestamp(ts)
                     .await
+                    .map(|f| f.filter(|(offset, _)| from_replica || *offset < fetchable))
                     .map_err(|e| log_error_code(&e)),
                 _ => Err(ResponseError::InvalidRequest.code()),
             };

@@ -16,6 +16,8 @@ use kafka_protocol::protocol::{Encodable, Message, Request};
 use crate::broker::Broker;
 use crate::server::framing::{begin_frame, finish_frame};
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_replica_log_dirs;
@@ -34,7 +36,9 @@ pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -46,6 +50,7 @@ pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -53,6 +58,8 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 /// What a handler knows about the request besides its body.
 #[derive(Clone, Debug)]
@@ -264,6 +271,16 @@ pub fn code<T, E: Into<kafka_protocol::error::ResponseError>>(r: Result<T, E>) -
     }
 }
 
+/// A transaction API's error code for `version`: PRODUCER_FENCED reached clients only
+/// from `fenced_since` on (KIP-588); older ones know it as INVALID_PRODUCER_EPOCH.
+pub fn txn_code(e: kafka_protocol::error::ResponseError, version: i16, fenced_since: i16) -> i16 {
+    use kafka_protocol::error::ResponseError as E;
+    match e {
+        E::ProducerFenced if version < fenced_since => E::InvalidProducerEpoch.code(),
+        e => e.code(),
+    }
+}
+
 pub fn leader_endpoint(
     img: &strom_controller::metadata::MetadataImage,
     broker: i32,
@@ -322,5 +339,14 @@ pub fn router() -> Router {
     r.add::<DescribeTopicPartitionsRequest, _, _>(0, 0, describe_topic_partitions::handle);
     r.add::<ListConfigResourcesRequest, _, _>(0, 1, list_config_resources::handle);
     r.add::<DescribeProducersRequest, _, _>(0, 0, describe_producers::handle);
+    // Transactions (KIP-98, KIP-447, KIP-890 part 1). The versions of KIP-890 part 2
+    // (AddOffsetsToTxn v4, EndTxn v5, TxnOffsetCommit v5) are not advertised yet.
+    r.add::<AddPartitionsToTxnRequest, _, _>(0, 5, add_partitions_to_txn::handle);
+    r.add::<AddOffsetsToTxnRequest, _, _>(0, 3, add_offsets_to_txn::handle);
+    r.add::<EndTxnRequest, _, _>(0, 4, end_txn::handle);
+    r.add::<TxnOffsetCommitRequest, _, _>(0, 4, txn_offset_commit::handle);
+    r.add::<WriteTxnMarkersRequest, _, _>(1, 1, write_txn_markers::handle);
+    r.add::<DescribeTransactionsRequest, _, _>(0, 0, describe_transactions::handle);
+    r.add::<ListTransactionsRequest, _, _>(0, 2, list_transactions::handle);
     r
 }

@@ -1,5 +1,7 @@
 //! OffsetFetch: committed offsets of one group (v1–v7) or several (v8+), all or the
-//! partitions asked for; -1 where nothing was committed.
+//! partitions asked for; -1 where nothing was committed. With `require_stable` (v7+,
+//! KIP-447) a partition whose offset an open transaction holds is answered
+//! UNSTABLE_OFFSET_COMMIT, which the consumer retries.
 
 use std::sync::Arc;
 
@@ -21,6 +23,8 @@ pub async fn handle(
 ) -> Option<OffsetFetchResponse> {
     let v = ctx.api_version;
     let epoch_field = |e: i32| if v >= 5 { e } else { -1 };
+    let stable = v >= 7 && req.require_stable;
+    const UNSTABLE: i16 = kafka_protocol::error::ResponseError::UnstableOffsetCommit.code();
     if v >= 8 {
         let mut groups = Vec::new();
         for gr in &req.groups {
@@ -43,9 +47,15 @@ pub async fn handle(
                                 .with_partitions(
                                     ps.into_iter()
                                         .map(|c| {
-                                            OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(c.partition)
-                                                .with_committed_offset(c.offset)
+                                            let r = OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(c.partition);
+                                            if stable && c.unstable {
+                                                return r
+                                                    .with_committed_offset(-1)
+                                                    .with_committed_leader_epoch(-1)
+                                                    .with_error_code(UNSTABLE);
+                                            }
+                                            r.with_committed_offset(c.offset)
                                                 .with_committed_leader_epoch(c.leader_epoch)
                                                 .with_metadata(Some(StrBytes::from_string(
                                                     c.metadata,
@@ -90,9 +100,15 @@ pub async fn handle(
                 .with_partitions(
                     ps.into_iter()
                         .map(|c| {
-                            OffsetFetchResponsePartition::default()
-                                .with_partition_index(c.partition)
-                                .with_committed_offset(c.offset)
+                            let r = OffsetFetchResponsePartition::default()
+                                .with_partition_index(c.partition);
+                            if stable && c.unstable {
+                                return r
+                                    .with_committed_offset(-1)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_error_code(UNSTABLE);
+                            }
+                            r.with_committed_offset(c.offset)
                                 .with_committed_leader_epoch(epoch_field(c.leader_epoch))
                                 .with_metadata(Some(StrBytes::from_string(c.metadata)))
                                 .with_error_code(part_code)

@@ -3,7 +3,13 @@
 //! acks=all every partition of the request is appended first and then all are waited on
 //! at once, within the request's timeout. NOT_LEADER_OR_FOLLOWER answers carry the
 //! current leader (KIP-951) so clients fail over without a metadata round trip.
+//!
+//! A transactional batch that would start a transaction at a partition is appended only
+//! after the transaction coordinator confirmed the partition is in the producer's
+//! transaction (KIP-890 part 1, `txn::verify`), with the guard the partition handed out
+//! for it: a marker written meanwhile voids the guard.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +27,9 @@ use super::RequestContext;
 use crate::admin;
 use crate::broker::Broker;
 use crate::log::batch::BatchHeader;
+use crate::log::TxnCheck;
 use crate::replication::{Appended, Partition, ProduceRefusal};
+use crate::txn::metadata::ProducerIdEpoch;
 
 /// One partition of the request on its way through append and wait.
 struct Slot {
@@ -55,10 +63,68 @@ fn more_than_one_batch(records: &bytes::Bytes) -> bool {
     }
 }
 
-/// Whether `records` starts with a transactional batch (one batch per partition is
-/// enforced before this is asked).
-fn transactional(records: &bytes::Bytes) -> bool {
-    BatchHeader::parse(records).is_some_and(|h| h.is_transactional())
+/// The header of `records` if it is one transactional batch.
+fn transactional(records: &bytes::Bytes) -> Option<BatchHeader> {
+    BatchHeader::parse(records).filter(|h| h.is_transactional() && !more_than_one_batch(records))
+}
+
+/// KIP-890 verification of the request's transaction-starting batches: for each
+/// transactional partition this broker leads, the guard to append with (`None`: the
+/// transaction is already open there), or the error to answer.
+async fn verify_transactional(
+    b: &Broker,
+    req: &ProduceRequest,
+    names: &[String],
+) -> BTreeMap<(String, i32), Result<Option<u64>, ResponseError>> {
+    let mut out = BTreeMap::new();
+    let mut to_verify: BTreeMap<(i64, i16), BTreeSet<(String, i32)>> = BTreeMap::new();
+    let mut guards = BTreeMap::new();
+    for (t, name) in req.topic_data.iter().zip(names) {
+        for pd in &t.partition_data {
+            let Some(h) = pd.records.as_ref().and_then(transactional) else {
+                continue;
+            };
+            if crate::admin::is_internal(name) {
+                continue; // refused below
+            }
+            let tp = (name.clone(), pd.index);
+            if req.transactional_id.as_ref().is_none_or(|t| t.0.is_empty()) {
+                out.insert(tp, Err(ResponseError::InvalidTxnState));
+                continue;
+            }
+            let Some(p) = b.replicas.get(name, pd.index).filter(|p| p.is_leader()) else {
+                continue; // answered NOT_LEADER_OR_FOLLOWER below
+            };
+            match p.log.start_txn_verification(&h).await {
+                None => {
+                    out.insert(tp, Ok(None));
+                }
+                Some(g) => {
+                    guards.insert(tp.clone(), g);
+                    to_verify
+                        .entry((h.producer_id, h.producer_epoch))
+                        .or_default()
+                        .insert(tp);
+                }
+            }
+        }
+    }
+    let Some(tid) = req.transactional_id.as_ref() else {
+        return out;
+    };
+    for ((id, epoch), parts) in to_verify {
+        let verdicts =
+            crate::txn::verify::verify(b, &tid.0, ProducerIdEpoch { id, epoch }, &parts).await;
+        for (tp, v) in verdicts {
+            let g = guards.get(&tp).copied();
+            if let Err(e) = v {
+                tracing::debug!(topic = %tp.0, partition = tp.1, transactional_id = %tid.0, error = %e,
+                    "a transactional batch failed verification");
+            }
+            out.insert(tp, v.map(|()| g));
+        }
+    }
+    out
 }
 
 pub async fn handle(
@@ -72,14 +138,26 @@ pub async fn handle(
     let valid_acks = matches!(acks, -1..=1);
     let version = ctx.api_version;
     let img = b.cache.image();
+    let names: Vec<String> = req
+        .topic_data
+        .iter()
+        .map(|t| {
+            if version >= 13 {
+                b.replicas.topic_name(&t.topic_id).unwrap_or_default()
+            } else {
+                t.name.0.to_string()
+            }
+        })
+        .collect();
+    let verified = if valid_acks {
+        verify_transactional(&b, &req, &names).await
+    } else {
+        BTreeMap::new()
+    };
     let mut slots: Vec<Slot> = Vec::new();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for (ti, t) in req.topic_data.iter().enumerate() {
-        let name = if version >= 13 {
-            b.replicas.topic_name(&t.topic_id).unwrap_or_default()
-        } else {
-            t.name.0.to_string()
-        };
+        let name = names[ti].clone();
         topics.push(
             TopicProduceResponse::default()
                 .with_name(t.name.clone())
@@ -111,28 +189,30 @@ pub async fn handle(
                         .into(),
                     version,
                 );
-            } else if pd.records.as_ref().is_some_and(transactional) {
-                // No transaction coordinator yet, so no transaction can include this
-                // partition: what KIP-890's verification answers for a partition outside
-                // the producer's transaction. Accepting it would open a transaction here
-                // that no marker ever ends, and hold read_committed consumers at it.
-                tracing::info!(topic = %name, partition = pd.index, client = ?ctx.client_id,
-                    transactional_id = ?req.transactional_id.as_ref().map(|t| t.0.to_string()),
-                    "refused a transactional batch: transactions are not supported yet");
+            } else if let Some(Err(e)) = verified.get(&(name.clone(), pd.index)) {
                 apply_refusal(
                     &mut r,
                     (
-                        ResponseError::InvalidTxnState.code(),
-                        "The partition is not part of an ongoing transaction (transactions are not supported yet)".to_string(),
+                        e.code(),
+                        "the transaction coordinator did not confirm this partition is in the producer's transaction".to_string(),
                     )
                         .into(),
                     version,
                 );
             } else {
+                let guard = match verified.get(&(name.clone(), pd.index)) {
+                    Some(Ok(g)) => *g,
+                    _ => None,
+                };
                 match b.replicas.leader_partition(&img, &name, pd.index) {
                     Err(code) => r.error_code = code,
                     Ok(p) => match p
-                        .append_as_leader(pd.records.as_ref(), acks, now_ms())
+                        .append_as_leader(
+                            pd.records.as_ref(),
+                            acks,
+                            now_ms(),
+                            TxnCheck::Verified(guard),
+                        )
                         .await
                     {
                         Err(refusal) => apply_refusal(&mut r, refusal, version),

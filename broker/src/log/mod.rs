@@ -23,6 +23,7 @@ pub use config::LogConfig;
 pub use dir_guard::LogDirGuard;
 pub use partition::{
     AppendInfo, CompactionStats, LogError, LogOffsets, OpenOptions, PartitionLog, ReadInfo,
+    TxnCheck,
 };
 #[cfg(not(madsim))]
 pub use storage::FsStorage;

@@ -71,6 +71,16 @@ pub enum LogError {
     UnexpectedAppend(String),
 }
 
+/// How a leader's append treats a transactional batch that would start a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnCheck {
+    /// Internal writers (a coordinator's own transactional writes) and tests.
+    Trusted,
+    /// Client batches (KIP-890): only with the guard of a verification the transaction
+    /// coordinator confirmed (`PartitionLog::start_txn_verification`).
+    Verified(Option<u64>),
+}
+
 /// What an append produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -325,9 +335,34 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let mut inner = self.inner.lock().await;
-        self.append_locked(&mut inner, batches, leader_epoch, now_ms)
+        self.append_checked(batches, leader_epoch, now_ms, TxnCheck::Trusted)
             .await
+    }
+
+    /// `append` for a leader, with `txn` saying how a batch that would start a
+    /// transaction here is treated (KIP-890 verification for client batches).
+    pub async fn append_checked(
+        &self,
+        batches: &[ValidBatch],
+        leader_epoch: i32,
+        now_ms: i64,
+        txn: TxnCheck,
+    ) -> Result<AppendInfo, LogError> {
+        let mut inner = self.inner.lock().await;
+        self.append_locked(&mut inner, batches, leader_epoch, now_ms, txn)
+            .await
+    }
+
+    /// Starts verifying a client's transactional batch (KIP-890): `None` when its
+    /// producer's transaction is already open here (nothing to verify), else the guard
+    /// to append it with once the transaction coordinator confirmed the partition is
+    /// in the transaction. A marker for the producer meanwhile voids the guard.
+    pub async fn start_txn_verification(&self, h: &batch::BatchHeader) -> Option<u64> {
+        let mut inner = self.inner.lock().await;
+        if !inner.producers.starts_transaction(h) {
+            return None;
+        }
+        Some(inner.producers.start_verification(h.producer_id))
     }
 
     /// Appends a transaction marker (KIP-98) as the leader: the producer's open
@@ -352,6 +387,7 @@ impl PartitionLog {
                 &[ValidBatch { header, bytes }],
                 leader_epoch,
                 now_ms,
+                TxnCheck::Trusted,
             )
             .await?;
         let done = inner.producers.end_txn(
@@ -399,6 +435,7 @@ impl PartitionLog {
         batches: &[ValidBatch],
         leader_epoch: i32,
         now_ms: i64,
+        txn: TxnCheck,
     ) -> Result<AppendInfo, LogError> {
         let config = self.config();
         if inner.deleted {
@@ -434,6 +471,11 @@ impl PartitionLog {
                     continue;
                 }
                 SeqCheck::Append => {}
+            }
+            if let TxnCheck::Verified(guard) = txn {
+                if inner.producers.starts_transaction(&b.header) {
+                    inner.producers.check_verified(&b.header, guard)?;
+                }
             }
             let base = self.offsets.borrow().log_end;
             if inner.epochs.latest_epoch().is_none_or(|e| leader_epoch > e) {

@@ -79,6 +79,10 @@ pub enum ProducerError {
     /// A marker from a transaction coordinator older than the last one seen.
     #[error("coordinator epoch {got} is older than {current}")]
     CoordinatorFenced { got: i32, current: i32 },
+    /// A transactional batch that would start a transaction here without the
+    /// transaction coordinator having confirmed the partition is in it (KIP-890).
+    #[error("producer {0} has no verified transaction including this partition")]
+    NotVerified(i64),
 }
 
 fn next_seq(s: i32) -> i32 {
@@ -100,6 +104,13 @@ pub struct ProducerStateManager {
     /// a new leader without the marker would see the transaction open again. Kept in
     /// snapshots too (a restart's HW drops those it made stable).
     unreplicated: BTreeMap<i64, i64>,
+    /// KIP-890 verification guards: a producer whose transactional batch is being
+    /// checked with the transaction coordinator -> the guard handed out. A marker for
+    /// the producer clears it, so a batch verified before an abort that raced it cannot
+    /// start a transaction after that abort. Not persisted (a restart fails pending
+    /// verifications, which the producer retries).
+    verifying: BTreeMap<i64, u64>,
+    next_guard: u64,
 }
 
 /// Producer state compares by what it persists (the unreplicated transactions follow
@@ -200,6 +211,41 @@ impl ProducerStateManager {
         Ok(SeqCheck::Append)
     }
 
+    /// Whether a transactional batch would start a transaction at this partition (and so
+    /// needs the coordinator's confirmation first, KIP-890).
+    pub fn starts_transaction(&self, h: &BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self
+                .producers
+                .get(&h.producer_id)
+                .is_none_or(|e| e.txn_first_offset.is_none() || e.epoch != h.producer_epoch)
+    }
+
+    /// Starts verifying a transactional batch of `producer_id` with the coordinator;
+    /// returns the guard to append with once the coordinator confirmed.
+    pub fn start_verification(&mut self, producer_id: i64) -> u64 {
+        self.next_guard += 1;
+        self.verifying.insert(producer_id, self.next_guard);
+        self.next_guard
+    }
+
+    /// Checks that a transaction-starting batch holds the producer's current guard, and
+    /// uses the guard up.
+    pub fn check_verified(
+        &mut self,
+        h: &BatchHeader,
+        guard: Option<u64>,
+    ) -> Result<(), ProducerError> {
+        match (self.verifying.get(&h.producer_id), guard) {
+            (Some(g), Some(given)) if *g == given => {
+                self.verifying.remove(&h.producer_id);
+                Ok(())
+            }
+            _ => Err(ProducerError::NotVerified(h.producer_id)),
+        }
+    }
+
     /// Notes a batch appended at its (assigned) base offset. Markers (control batches)
     /// are noted with `end_txn` instead.
     pub fn record(&mut self, h: &BatchHeader) {
@@ -267,6 +313,7 @@ impl ProducerStateManager {
         commit: bool,
         timestamp: i64,
     ) -> CompletedTxn {
+        self.verifying.remove(&producer_id);
         let e = self.producers.entry(producer_id).or_default();
         if producer_epoch != e.epoch {
             e.batches.clear();
@@ -458,6 +505,7 @@ impl ProducerStateManager {
             producers,
             open_txns,
             unreplicated,
+            ..Default::default()
         })
     }
 }
@@ -629,6 +677,44 @@ mod tests {
         let mut e = back;
         e.expire(1_000_000, 10);
         assert!(e.get(1).is_some() && e.get(3).is_some() && e.get(2).is_none());
+    }
+
+    #[test]
+    fn a_transaction_starts_only_with_a_guard_no_marker_voided() {
+        let mut s = ProducerStateManager::default();
+        let first = txn(1, 0, 0, 1, 10);
+        assert!(s.starts_transaction(&first));
+        // No verification: refused.
+        assert_eq!(
+            s.check_verified(&first, None),
+            Err(ProducerError::NotVerified(1))
+        );
+        let g = s.start_verification(1);
+        assert_eq!(
+            s.check_verified(&first, Some(g + 1)),
+            Err(ProducerError::NotVerified(1))
+        );
+        assert_eq!(s.check_verified(&first, Some(g)), Ok(()));
+        // A guard is used once.
+        assert_eq!(
+            s.check_verified(&first, Some(g)),
+            Err(ProducerError::NotVerified(1))
+        );
+        s.record(&first);
+        // Inside the open transaction nothing needs verifying.
+        assert!(!s.starts_transaction(&txn(1, 0, 1, 1, 11)));
+        // A marker (here the abort of a timed-out transaction) voids a guard handed out
+        // before it: the batch verified earlier cannot open a transaction after it.
+        let g = s.start_verification(1);
+        s.end_txn(1, 0, 0, 12, false, 5);
+        let late = txn(1, 0, 2, 1, 13);
+        assert!(s.starts_transaction(&late));
+        assert_eq!(
+            s.check_verified(&late, Some(g)),
+            Err(ProducerError::NotVerified(1))
+        );
+        // Non-transactional batches never start one.
+        assert!(!s.starts_transaction(&h(2, 0, 0, 1, 20)));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use super::isr::{LeaderState, PendingIsr};
 use crate::error::{batch_error_code, log_error_code};
 use crate::log::batch::{validate_batches, ValidBatch};
 use crate::log::records;
-use crate::log::{AppendInfo, LogConfig, LogError, LogOffsets, PartitionLog};
+use crate::log::{AppendInfo, LogConfig, LogError, LogOffsets, PartitionLog, TxnCheck};
 
 /// The partition's metadata as this broker last applied it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -435,12 +435,14 @@ impl Partition {
     }
 
     /// Checks and appends producer batches as leader. With `acks=all`, the committed ISR
-    /// must be at least `min.insync.replicas` (capped at the replica count) first.
+    /// must be at least `min.insync.replicas` (capped at the replica count) first. `txn`:
+    /// how a batch starting a transaction is checked (KIP-890 for clients).
     pub async fn append_as_leader(
         &self,
         records: Option<&Bytes>,
         acks: i16,
         now_ms: i64,
+        txn: TxnCheck,
     ) -> Result<Appended, ProduceRefusal> {
         let config = self.log.config();
         let Some(records) = records else {
@@ -450,13 +452,6 @@ impl Partition {
             tracing::debug!(topic = %self.topic, partition = self.index, error = %e, "refused a record batch");
             ProduceRefusal::from((batch_error_code(&e), e.to_string()))
         })?;
-        if batches.iter().any(|v| v.header.is_transactional()) {
-            return Err(refuse(
-                E::InvalidRecord,
-                "transactional writes are not supported by this strom version yet",
-            )
-            .into());
-        }
         let batches = check_records(batches, config.clone(), now_ms)
             .await
             .map_err(|e| {
@@ -488,7 +483,7 @@ impl Partition {
         };
         let info = self
             .log
-            .append(&batches, epoch, now_ms)
+            .append_checked(&batches, epoch, now_ms, txn)
             .await
             .map_err(|e| {
                 tracing::debug!(topic = %self.topic, partition = self.index, error = %e, "append refused");
@@ -867,11 +862,53 @@ impl Partition {
     ) -> Result<AppendInfo, Refusal> {
         let deadline = tokio::time::Instant::now() + timeout;
         let appended = self
-            .append_as_leader(Some(records), -1, now_ms)
+            .append_as_leader(Some(records), -1, now_ms, TxnCheck::Trusted)
             .await
             .map_err(|r| (r.code, r.message))?;
         self.wait_for_commit(&appended, deadline).await?;
         Ok(appended.info)
+    }
+
+    /// Appends a transaction marker as leader (WriteTxnMarkers) and waits like
+    /// `acks=all`, at most `timeout`, as Kafka writes markers.
+    pub async fn append_marker_and_wait(
+        &self,
+        m: &crate::log::marker::Marker,
+        timeout: std::time::Duration,
+        now_ms: i64,
+    ) -> Result<crate::log::producer_state::CompletedTxn, Refusal> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let guard = self.role_lock.read().await;
+        let (epoch, generation) = {
+            let i = self.inner.lock();
+            if !matches!(i.role, Role::Leader(_)) {
+                return Err(refuse(
+                    E::NotLeaderOrFollower,
+                    "this broker does not lead the partition",
+                ));
+            }
+            (i.meta.leader_epoch, i.generation)
+        };
+        let done = self
+            .log
+            .append_marker(m, epoch, now_ms)
+            .await
+            .map_err(|e| {
+                tracing::info!(topic = %self.topic, partition = self.index, error = %e, "marker refused");
+                (crate::error::log_error_code(&e), e.to_string())
+            })?;
+        drop(guard);
+        self.maybe_increment_high_watermark(now_ms).await;
+        let info = AppendInfo {
+            first_offset: done.last_offset,
+            last_offset: done.last_offset,
+            log_append_time: -1,
+            log_start: self.log.offsets().log_start,
+            appended_records: 1,
+        };
+        self.wait_for_commit(&Appended { info, generation }, deadline)
+            .await?;
+        Ok(done)
     }
 
     /// Whether `proposal` is still the change in flight.

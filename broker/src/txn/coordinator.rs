@@ -54,8 +54,12 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Writes a transaction's markers (commit or abort control batches) to its partitions,
 /// at their leaders (Kafka's WriteTxnMarkers), and returns once every one is written.
 pub trait TxnMarkers: Send + Sync + 'static {
+    /// `coordinator_epoch`: the leader epoch of the transactional id's
+    /// `__transaction_state` partition here, so that partitions refuse markers from a
+    /// coordinator older than one they already heard from.
     fn write<'a>(
         &'a self,
+        coordinator_epoch: i32,
         producer: ProducerIdEpoch,
         result: TxnResult,
         partitions: &'a BTreeSet<(String, i32)>,
@@ -194,14 +198,15 @@ impl TransactionCoordinator {
         }
     }
 
-    /// Whether `partitions` are all in the producer's ongoing transaction (KIP-890 part
-    /// 1: a partition leader asks before it accepts a transactional batch).
+    /// Which of `partitions` are in the producer's ongoing transaction (KIP-890 part 1:
+    /// a partition leader asks before it accepts a batch that starts a transaction
+    /// there): the ones that are not. An error concerns them all.
     pub async fn verify_partitions(
         &self,
         transactional_id: &str,
         producer: ProducerIdEpoch,
         partitions: &BTreeSet<(String, i32)>,
-    ) -> Result<bool, E> {
+    ) -> Result<BTreeSet<(String, i32)>, E> {
         let h = self.existing(transactional_id)?;
         let m = h.lock().await;
         let cur = &m.current;
@@ -211,7 +216,15 @@ impl TransactionCoordinator {
         if cur.producer_epoch != producer.epoch {
             return Err(E::ProducerFenced);
         }
-        Ok(cur.state == TxnState::Ongoing && partitions.is_subset(&cur.partitions))
+        if m.pending.is_some()
+            || matches!(cur.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
+        {
+            return Err(E::ConcurrentTransactions);
+        }
+        if cur.state != TxnState::Ongoing {
+            return Ok(partitions.clone());
+        }
+        Ok(partitions.difference(&cur.partitions).cloned().collect())
     }
 
     /// EndTxn from a client: PrepareCommit/PrepareAbort is written before the answer;
@@ -225,6 +238,28 @@ impl TransactionCoordinator {
         let h = self.existing(transactional_id)?;
         let mut m = h.lock().await;
         self.end_locked(&mut m, producer, result, true).await
+    }
+
+    /// DescribeTransactions: the id's current state (TRANSACTIONAL_ID_NOT_FOUND when this
+    /// coordinator has none).
+    pub async fn describe(&self, transactional_id: &str) -> Result<TxnRecord, E> {
+        let h = self
+            .rt
+            .entry(transactional_id, None)?
+            .ok_or(E::TransactionalIdNotFound)?;
+        let m = h.lock().await;
+        Ok(m.current.clone())
+    }
+
+    /// ListTransactions: every id this broker coordinates with its state.
+    pub async fn list(&self) -> Vec<(String, TxnRecord)> {
+        let mut out = Vec::new();
+        for h in self.rt.all() {
+            let m = h.lock().await;
+            out.push((m.transactional_id.clone(), m.current.clone()));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     fn existing(&self, transactional_id: &str) -> Result<Handle<TxnMetadata>, E> {
@@ -301,9 +336,15 @@ impl TransactionCoordinator {
             };
             (producer, result, cur.partitions.clone())
         };
+        let p = self.rt.partition_for(transactional_id);
+        let Some(coordinator_epoch) = self.rt.leader_epoch(p) else {
+            return Err(E::NotCoordinator);
+        };
         // Markers are written without holding the id: requests meanwhile see the
         // prepared state and wait (CONCURRENT_TRANSACTIONS).
-        self.markers.write(producer, result, &partitions).await?;
+        self.markers
+            .write(coordinator_epoch, producer, result, &partitions)
+            .await?;
         let mut m = h.lock().await;
         if m.current.producer_id != producer.id || m.current.producer_epoch != producer.epoch {
             return Ok(true);

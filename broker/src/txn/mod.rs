@@ -2,5 +2,7 @@
 //! transactional id (`metadata`) and its records in `__transaction_state` (`store`).
 
 pub mod coordinator;
+pub mod markers;
 pub mod metadata;
 pub mod store;
+pub mod verify;

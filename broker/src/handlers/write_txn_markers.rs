@@ -1,0 +1,56 @@
+//! WriteTxnMarkers, from a transaction coordinator to this broker as the leader of the
+//! transaction's partitions: each marker is appended as a control batch and answered
+//! once the in-sync replicas have it (see `txn::markers`).
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::log::marker::Marker;
+use crate::txn::markers::write_local;
+
+pub async fn handle(
+    b: Arc<Broker>,
+    _ctx: RequestContext,
+    req: WriteTxnMarkersRequest,
+) -> Option<WriteTxnMarkersResponse> {
+    let mut out = Vec::with_capacity(req.markers.len());
+    for mk in &req.markers {
+        let m = Marker {
+            producer_id: mk.producer_id.0,
+            producer_epoch: mk.producer_epoch,
+            coordinator_epoch: mk.coordinator_epoch,
+            commit: mk.transaction_result,
+        };
+        let mut topics = Vec::with_capacity(mk.topics.len());
+        for t in &mk.topics {
+            let rs = join_all(t.partition_indexes.iter().map(|&p| {
+                let b = &b;
+                async move {
+                    let r = write_local(&b.replicas, &b.groups, &t.name.0, p, &m).await;
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(p)
+                        .with_error_code(super::code(r))
+                }
+            }))
+            .await;
+            topics.push(
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(rs),
+            );
+        }
+        out.push(
+            WritableTxnMarkerResult::default()
+                .with_producer_id(mk.producer_id)
+                .with_topics(topics),
+        );
+    }
+    Some(WriteTxnMarkersResponse::default().with_markers(out))
+}

@@ -258,3 +258,45 @@ def test_the_coordinator_aborts_a_transaction_past_its_timeout(strom, admin):
                interval=0.5, what="the timed-out transaction aborted")
     with pytest.raises(KafkaException):
         p.commit_transaction(10)
+
+
+def java_txn(*args, timeout: float = 120) -> list[dict]:
+    """Runs e2e/java/StromTxn.java (kafka-clients 3.9.1); -> its JSON lines."""
+    import json
+    import subprocess
+
+    from e2e_util import java_classpath
+
+    cmd = ["java", "-Xss1m", "-XX:TieredStopAtLevel=1", "-cp", java_classpath(), "StromTxn", *map(str, args)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, f"StromTxn {args[0]} exited {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}"
+    return [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+
+
+def test_java_commit_abort_fencing_and_consume_transform_produce(strom, admin):
+    topic = create_topic(admin, partitions=2)
+    java_txn("produce", "--bootstrap", strom.bootstrap, "--topic", topic, "--tid", f"j-{uuid.uuid4().hex[:6]}",
+             "--commit", 30, "--abort", 20)
+    got = values(read_all(strom, topic, 2, "read_committed"))
+    assert sorted(got) == sorted([f"java-commit-{i}".encode() for i in range(30)] + [b"java-last"])
+    assert len(read_all(strom, topic, 2, "read_uncommitted")) == 51
+
+    fenced_topic = create_topic(admin)
+    out = java_txn("fence", "--bootstrap", strom.bootstrap, "--topic", fenced_topic, "--tid", f"jf-{uuid.uuid4().hex[:6]}")
+    assert out[-1]["fenced"] in ("ProducerFencedException", "InvalidProducerEpochException"), out
+    assert values(read_all(strom, fenced_topic, 1, "read_committed")) == [b"new"]
+
+    src, dst = create_topic(admin, partitions=2), create_topic(admin, partitions=2)
+    plain = Producer({"bootstrap.servers": strom.bootstrap})
+    for i in range(300):
+        plain.produce(src, value=str(i).encode(), partition=i % 2)
+    plain.flush(10)
+    group = f"jctp-{uuid.uuid4().hex[:6]}"
+    out = java_txn("ctp", "--bootstrap", strom.bootstrap, "--src", src, "--dst", dst, "--group", group,
+                   "--tid", f"jc-{uuid.uuid4().hex[:6]}", "--expect", 300)
+    assert out[-1]["processed"] == 300, out
+    c = Consumer({"bootstrap.servers": strom.bootstrap, "group.id": group})
+    committed = c.committed([TopicPartition(src, 0), TopicPartition(src, 1)], timeout=10)
+    c.close()
+    assert sorted(tp.offset for tp in committed) == [150, 150]
+    assert sorted(values(read_all(strom, dst, 2, "read_committed"))) == sorted(f"java-{i}".encode() for i in range(300))

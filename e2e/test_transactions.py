@@ -300,3 +300,51 @@ def test_java_commit_abort_fencing_and_consume_transform_produce(strom, admin):
     c.close()
     assert sorted(tp.offset for tp in committed) == [150, 150]
     assert sorted(values(read_all(strom, dst, 2, "read_committed"))) == sorted(f"java-{i}".encode() for i in range(300))
+
+
+def strom_txn(bootstrap, *args) -> list[list[str]]:
+    """`strom txn ARGS -b BOOTSTRAP`: the table's rows (header first), split on 2+ spaces."""
+    import re
+    import subprocess
+
+    from strom_harness import strom_binary
+
+    p = subprocess.run([strom_binary(), "txn", *map(str, args), "-b", bootstrap], capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, f"strom txn {' '.join(map(str, args))} exited {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return [re.split(r"\s{2,}", line.strip()) for line in p.stdout.splitlines() if line.strip()]
+
+
+def test_txn_cli(strom, admin):
+    topic = create_topic(admin)
+    tid = f"cli-{uuid.uuid4().hex[:8]}"
+    p = txn_producer(strom, tid)
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic, value=b"a")
+    p.produce(topic, value=b"b")
+    p.flush(10)
+    # An open transaction: its state and partitions, and at the partition's leader the
+    # producer with the transaction's first offset.
+    head, row = strom_txn(strom.bootstrap, "describe", tid)
+    d = dict(zip(head, row))
+    assert d["TRANSACTIONAL-ID"] == tid and d["STATE"] == "Ongoing", d
+    assert d["PARTITIONS"] == f"{topic}-0" and d["TIMEOUT-MS"] == "60000", d
+    rows = strom_txn(strom.bootstrap, "describe-producers", "--topic", topic, "--partition", 0)
+    prods = [dict(zip(rows[0], r)) for r in rows[1:]]
+    assert [x["TXN-START-OFFSET"] for x in prods] == ["0"], prods
+    assert prods[0]["PRODUCER-ID"] == d["PRODUCER-ID"]
+    listed = {r[0]: dict(zip(rows_h, r)) for rows_h in [strom_txn(strom.bootstrap, "list")[0]]
+              for r in strom_txn(strom.bootstrap, "list")[1:]}
+    assert listed[tid]["STATE"] == "Ongoing" and listed[tid]["PRODUCER-ID"] == d["PRODUCER-ID"], listed
+    p.commit_transaction(30)
+
+    def settled():
+        rows = strom_txn(strom.bootstrap, "list")
+        states = {r[0]: dict(zip(rows[0], r))["STATE"] for r in rows[1:]}
+        return states.get(tid) == "CompleteCommit"
+
+    wait_until(settled, 15, what="the transaction listed as CompleteCommit")
+    rows = strom_txn(strom.bootstrap, "describe-producers", "--topic", topic, "--partition", 0)
+    prods = [dict(zip(rows[0], r)) for r in rows[1:]]
+    assert [x["TXN-START-OFFSET"] for x in prods] == ["-"], prods

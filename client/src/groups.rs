@@ -72,11 +72,17 @@ pub fn decode_assignment(mut b: Bytes) -> BTreeMap<String, Vec<i32>> {
 impl Admin {
     /// The broker coordinating `group`.
     pub async fn find_coordinator(&self, group_id: &str) -> Result<i32, ClientError> {
+        self.find_coordinator_of(group_id, 0).await
+    }
+
+    /// The broker coordinating a key: a group (`key_type` 0) or a transactional id (1).
+    pub async fn find_coordinator_of(&self, key: &str, key_type: i8) -> Result<i32, ClientError> {
+        let group_id = key;
         let conn = self.client().any_connection().await?;
         let version = conn.version_for::<FindCoordinatorRequest>(3)?;
         let req = FindCoordinatorRequest::default()
-            .with_key(StrBytes::from_string(group_id.to_string()))
-            .with_key_type(0);
+            .with_key(StrBytes::from_string(key.to_string()))
+            .with_key_type(key_type);
         for _ in 0..20 {
             let resp = conn.send(req.clone(), version).await?;
             match KafkaError::from_code(resp.error_code, resp.error_message.as_deref()) {

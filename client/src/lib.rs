@@ -18,6 +18,7 @@ pub mod consumer;
 pub mod error;
 pub mod groups;
 pub mod producer;
+pub mod transactions;
 
 pub use admin::{
     Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource,
@@ -38,4 +39,5 @@ pub use producer::{
     compression_from_name, murmur2, Delivery, DeliveryError, Producer, ProducerBuilder,
     ProducerConfig,
 };
+pub use transactions::{ProducerDescription, TransactionDescription, TransactionListing};
 pub use uuid::Uuid;

@@ -14,6 +14,7 @@ mod node;
 mod produce;
 mod table;
 mod topic;
+mod txn;
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +46,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// The cluster: brokers, the controller quorum, partition health, log directories.
     Cluster(cluster::ClusterArgs),
+    /// Transactions: list, describe, describe-producers (like kafka-transactions.sh).
+    Txn(txn::TxnArgs),
 }
 
 /// Where the Kafka cluster is.
@@ -118,6 +121,7 @@ pub fn main() -> i32 {
             Cmd::Consume(a) => consume::run(a).await,
             Cmd::Bench(a) => bench::run(a).await,
             Cmd::Cluster(a) => cluster::run(a).await,
+            Cmd::Txn(a) => txn::run(a).await,
         }
     })
 }

@@ -3,6 +3,10 @@
 //! and then go too. Offsets never change and are never reused: a cleaned batch keeps
 //! its records' offsets (with gaps), its producer fields and its codec.
 //!
+//! Transactions (KIP-98, as Kafka's cleaner): only what is below the last stable offset
+//! is cleaned; the records of aborted transactions are removed and never count as the
+//! latest value of their key; markers (control batches) are kept.
+//!
 //! A segment is cleaned into `<base>.cleaned` (streamed: one batch of it in memory at a
 //! time), synced, then renamed over the original; a crash in between leaves the
 //! original (the `.cleaned` file is removed at start). A segment that would lose no
@@ -18,6 +22,19 @@ use kafka_protocol::records::{
 use super::batch::{self, BatchHeader};
 use super::segment::Segment;
 use super::storage::StorageFile;
+use super::txn_index::AbortedTxn;
+
+/// Whether a batch belongs to an aborted transaction (its producer's transaction that
+/// an abort marker at or after it ended).
+pub fn in_aborted_txn(h: &BatchHeader, aborted: &[AbortedTxn]) -> bool {
+    h.is_transactional()
+        && !h.is_control()
+        && aborted.iter().any(|a| {
+            a.producer_id == h.producer_id
+                && a.first_offset <= h.base_offset
+                && h.base_offset < a.last_offset
+        })
+}
 
 /// The latest offset of every key in some segments, and roughly the memory it takes.
 #[derive(Default)]
@@ -49,10 +66,15 @@ impl OffsetMap {
 /// map takes more than `limit` bytes. True when the whole segment was indexed. Keys of
 /// a part-indexed segment stay in the map: they are newer than every earlier segment's
 /// records, so cleaning those with them is still right.
-pub async fn index_keys(seg: &Segment, map: &mut OffsetMap, limit: usize) -> std::io::Result<bool> {
+pub async fn index_keys(
+    seg: &Segment,
+    map: &mut OffsetMap,
+    limit: usize,
+    aborted: &[AbortedTxn],
+) -> std::io::Result<bool> {
     // One batch in memory at a time.
     for b in seg.scan_headers(0, seg.size()).await? {
-        if b.header.is_control() {
+        if b.header.is_control() || in_aborted_txn(&b.header, aborted) {
             continue;
         }
         let mut bytes = seg.log.read_at(b.position, b.header.size()).await?;
@@ -88,8 +110,12 @@ pub async fn removes_any(
     seg: &Segment,
     map: &OffsetMap,
     tombstone_cutoff_ms: i64,
+    aborted: &[AbortedTxn],
 ) -> std::io::Result<bool> {
     for b in seg.scan_headers(0, seg.size()).await? {
+        if in_aborted_txn(&b.header, aborted) {
+            return Ok(true);
+        }
         let bytes = seg.log.read_at(b.position, b.header.size()).await?;
         if bytes.len() != b.header.size() || b.header.is_control() {
             continue;
@@ -130,6 +156,7 @@ pub async fn clean_segment(
     seg: &Segment,
     map: &OffsetMap,
     tombstone_cutoff_ms: i64,
+    aborted: &[AbortedTxn],
     out: &dyn StorageFile,
 ) -> std::io::Result<Cleaned> {
     let mut buf = BytesMut::new();
@@ -137,6 +164,10 @@ pub async fn clean_segment(
     for b in seg.scan_headers(0, seg.size()).await? {
         let bytes = seg.log.read_at(b.position, b.header.size()).await?;
         if bytes.len() != b.header.size() {
+            continue;
+        }
+        if in_aborted_txn(&b.header, aborted) {
+            done.removed += b.header.records_count.max(0) as usize;
             continue;
         }
         clean_batch(

@@ -1273,11 +1273,12 @@ impl PartitionLog {
             s.values().take(n.saturating_sub(1)).cloned().collect()
         };
         let cutoff = now_ms.saturating_sub(config.min_compaction_lag_ms);
-        // Only what every replica has (below the high watermark) is compacted.
-        let hw = self.offsets().high_watermark;
+        // Only what every replica has (below the high watermark) and no open transaction
+        // may still change (below the last stable offset) is compacted.
+        let stable = self.offsets().last_stable;
         let cleanable: Vec<Arc<Segment>> = sealed
             .into_iter()
-            .take_while(|s| s.max_timestamp() <= cutoff && s.next_offset() <= hw)
+            .take_while(|s| s.max_timestamp() <= cutoff && s.next_offset() <= stable)
             .collect();
         if cleanable.is_empty() {
             return Ok(stats);
@@ -1310,11 +1311,20 @@ impl PartitionLog {
             .iter()
             .position(|s| s.next_offset() > upto)
             .unwrap_or(cleanable.len());
+        // Aborted transactions' records are dropped and never supersede older ones.
+        let first = cleanable[0].base_offset;
+        let end = cleanable.last().map_or(first, |s| s.next_offset());
+        let aborted = self.aborted_transactions(first, end);
         let mut map = super::cleaner::OffsetMap::default();
         let mut indexed = dirty_from;
         for seg in &cleanable[dirty_from..] {
-            if !super::cleaner::index_keys(seg, &mut map, config.cleaner_dedupe_buffer_bytes)
-                .await?
+            if !super::cleaner::index_keys(
+                seg,
+                &mut map,
+                config.cleaner_dedupe_buffer_bytes,
+                &aborted,
+            )
+            .await?
             {
                 break; // full part-way through this segment
             }
@@ -1327,14 +1337,15 @@ impl PartitionLog {
         let cleanable = &cleanable[..indexed];
         let tombstone_cutoff = now_ms.saturating_sub(config.delete_retention_ms);
         for seg in cleanable {
-            if !super::cleaner::removes_any(seg, &map, tombstone_cutoff).await? {
+            if !super::cleaner::removes_any(seg, &map, tombstone_cutoff, &aborted).await? {
                 continue;
             }
             let tmp = seg.path("cleaned");
             let f = self.storage.open(&tmp, true).await?;
             f.truncate(0).await?;
             let cleaned =
-                super::cleaner::clean_segment(seg, &map, tombstone_cutoff, f.as_ref()).await?;
+                super::cleaner::clean_segment(seg, &map, tombstone_cutoff, &aborted, f.as_ref())
+                    .await?;
             stats.kept += cleaned.kept;
             stats.removed += cleaned.removed;
             f.sync().await?;

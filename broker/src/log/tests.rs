@@ -1694,3 +1694,38 @@ async fn aborted_transactions_are_indexed_kept_and_rebuilt() {
         "a damaged file is rebuilt"
     );
 }
+
+/// Compaction and transactions (Kafka's cleaner): an aborted transaction's records go
+/// and never count as the latest value of their key, markers stay, and nothing at or
+/// above the last stable offset is cleaned (an open transaction may still abort).
+/// Without either rule a committed record would be lost here.
+#[tokio::test]
+async fn compaction_drops_aborted_transactions_and_stops_at_the_last_stable_offset() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let cfg = config(&[
+        ("cleanup.policy", "compact"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "0"),
+    ]);
+    let log = open(&s, false, cfg).await;
+    append(&log, 3, None).await; // 0-2: k0 k1 k2
+    append_txn(&log, 3, (1, 0, 0)).await; // 3-5: k0 k1 k2, aborted
+    log.append_marker(&marker(1, 0, 0, false), 3, NOW)
+        .await
+        .unwrap(); // 6
+    append_txn(&log, 2, (2, 0, 0)).await; // 7-8: k0 k1, committed
+    log.append_marker(&marker(2, 0, 0, true), 3, NOW)
+        .await
+        .unwrap(); // 9
+    log.advance_high_watermark(10).await;
+    log.roll(NOW).await.unwrap();
+    append_txn(&log, 1, (3, 0, 0)).await; // 10: k0, still open
+    log.advance_high_watermark(11).await;
+    log.roll(NOW).await.unwrap();
+    assert_eq!(log.offsets().last_stable, 10);
+    let stats = log.compact(NOW).await.unwrap();
+    assert!(stats.removed >= 5, "{stats:?}");
+    // k2's latest committed record is 2 (the aborted 5 does not count); k0 and k1 are
+    // 7 and 8; the markers stay; 10 is above the last stable offset.
+    assert_eq!(read_all(&log).await, vec![2, 6, 7, 8, 9, 10]);
+}

@@ -2,7 +2,7 @@
 # Runs the end-to-end suite: e2e/setup.sh, then pytest over e2e/ on 2 workers, twice:
 #   pass 1: every test module against a single strom node;
 #   pass 2: E2E_NODES=3, every test module against a 3-node strom cluster, except
-#           test_cluster.py, test_dev.py and test_replication.py (they start their own clusters / `strom dev`
+#           test_cluster.py, test_dev.py, test_replication.py and test_transactions_failover.py (they start their own clusters / `strom dev`
 #           whatever E2E_NODES says, and ran in pass 1).
 #
 #   STROM_BIN=target/debug/strom e2e/run.sh            # both passes

@@ -1,6 +1,8 @@
 //! A simple consumer without a group: partitions are assigned by the caller with a start
 //! position, `poll` fetches from each partition's leader (sessionless Fetch by topic name,
-//! read_uncommitted) and decodes record batches into [`ConsumerRecord`]s, and ListOffsets
+//! read_uncommitted, or read_committed: up to the last stable offset, aborted
+//! transactions' records skipped as Kafka's consumer does) and decodes record batches
+//! into [`ConsumerRecord`]s, and ListOffsets
 //! resolves earliest, latest, max-timestamp and by-timestamp positions.
 //!
 //! Positions live only in memory: committing offsets belongs to group code, not here.
@@ -93,6 +95,8 @@ pub struct ConsumerConfig {
     pub min_bytes: i32,
     /// Policy on OFFSET_OUT_OF_RANGE (`auto.offset.reset`, latest).
     pub auto_offset_reset: OffsetReset,
+    /// `isolation.level=read_committed` (default read_uncommitted).
+    pub read_committed: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -102,6 +106,7 @@ impl Default for ConsumerConfig {
             partition_max_bytes: 1024 * 1024,
             min_bytes: 1,
             auto_offset_reset: OffsetReset::Latest,
+            read_committed: false,
         }
     }
 }
@@ -395,8 +400,14 @@ impl Consumer {
                     }
                 }
                 let bytes = p.records.unwrap_or_default();
+                let aborted: Vec<(i64, i64)> = p
+                    .aborted_transactions
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|a| (a.producer_id.0, a.first_offset))
+                    .collect();
                 let (mut got, next) =
-                    match decode_records(&name, p.partition_index, bytes, pos.position) {
+                    match decode_records_skipping(&name, p.partition_index, bytes, pos.position, &aborted) {
                         Ok(decoded) => decoded,
                         Err(e) => {
                             errors.push(e);
@@ -480,7 +491,7 @@ async fn fetch_from(
         .with_max_wait_ms(max_wait.as_millis().min(i32::MAX as u128) as i32)
         .with_min_bytes(config.min_bytes)
         .with_max_bytes(config.max_bytes)
-        .with_isolation_level(0)
+        .with_isolation_level(i8::from(config.read_committed))
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics);
@@ -493,9 +504,26 @@ async fn fetch_from(
 pub fn decode_records(
     topic: &str,
     partition: i32,
-    mut bytes: Bytes,
+    bytes: Bytes,
     position: i64,
 ) -> Result<(Vec<ConsumerRecord>, Option<i64>), ClientError> {
+    decode_records_skipping(topic, partition, bytes, position, &[])
+}
+
+/// `decode_records` for read_committed: `aborted` lists the aborted transactions a
+/// Fetch answer names, (producer id, first offset). As Kafka's consumer does, a producer
+/// is skipped from its aborted transaction's first offset until its abort marker.
+pub fn decode_records_skipping(
+    topic: &str,
+    partition: i32,
+    mut bytes: Bytes,
+    position: i64,
+    aborted: &[(i64, i64)],
+) -> Result<(Vec<ConsumerRecord>, Option<i64>), ClientError> {
+    let mut pending: Vec<(i64, i64)> = aborted.to_vec();
+    pending.sort_by_key(|a| a.1);
+    let mut pending = pending.into_iter().peekable();
+    let mut skipping: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
     let mut records = Vec::new();
     let mut next = None;
     while bytes.len() >= 12 {
@@ -518,9 +546,24 @@ pub fn decode_records(
         let attributes = (&batch[21..23]).get_i16();
         let last_offset = base_offset + (&batch[23..27]).get_i32() as i64;
         let max_timestamp = (&batch[35..43]).get_i64();
+        let producer_id = (&batch[43..51]).get_i64();
         next = Some(last_offset + 1);
         let control = attributes & 0x20 != 0;
-        if last_offset < position || control {
+        let transactional = attributes & 0x10 != 0;
+        while let Some(&(pid, first)) = pending.peek() {
+            if first > last_offset {
+                break;
+            }
+            skipping.insert(pid);
+            pending.next();
+        }
+        if control {
+            // A marker ends the producer's transaction: an abort marker stops skipping
+            // (a commit marker cannot follow an aborted transaction's records).
+            skipping.remove(&producer_id);
+            continue;
+        }
+        if last_offset < position || (transactional && skipping.contains(&producer_id)) {
             continue;
         }
         let set = RecordBatchDecoder::decode(&mut batch.clone()).map_err(|e| {

@@ -387,6 +387,7 @@ async fn consume(client: strom_client::Client, a: ConsumeBench) -> i32 {
         partition_max_bytes: a.partition_max_bytes,
         min_bytes: 1,
         auto_offset_reset: OffsetReset::Earliest,
+        read_committed: false,
     };
     let mut c = Consumer::new(client, config);
     let n = match c.assign_topic(&a.topic, StartOffset::Earliest).await {

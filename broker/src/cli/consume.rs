@@ -21,6 +21,10 @@ pub struct ConsumeArgs {
     /// Start at the beginning (default: new records only).
     #[arg(long)]
     from_beginning: bool,
+    /// `read_committed`: only committed transactions' records, up to the last stable
+    /// offset (default `read_uncommitted`), as kafka-console-consumer's option.
+    #[arg(long, value_parser = ["read_uncommitted", "read_committed"], default_value = "read_uncommitted")]
+    isolation_level: String,
     /// Start at this offset (needs --partition).
     #[arg(long, conflicts_with = "from_beginning")]
     offset: Option<i64>,
@@ -67,6 +71,7 @@ pub async fn run(a: ConsumeArgs) -> i32 {
         } else {
             OffsetReset::Latest
         },
+        read_committed: a.isolation_level == "read_committed",
         ..Default::default()
     };
     let mut consumer = Consumer::new(client, config);

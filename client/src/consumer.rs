@@ -406,14 +406,19 @@ impl Consumer {
                     .iter()
                     .map(|a| (a.producer_id.0, a.first_offset))
                     .collect();
-                let (mut got, next) =
-                    match decode_records_skipping(&name, p.partition_index, bytes, pos.position, &aborted) {
-                        Ok(decoded) => decoded,
-                        Err(e) => {
-                            errors.push(e);
-                            continue;
-                        }
-                    };
+                let (mut got, next) = match decode_records_skipping(
+                    &name,
+                    p.partition_index,
+                    bytes,
+                    pos.position,
+                    &aborted,
+                ) {
+                    Ok(decoded) => decoded,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                };
                 records.append(&mut got);
                 if let Some(state) = self.assignments.get_mut(&key) {
                     state.high_watermark = p.high_watermark;

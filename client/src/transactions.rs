@@ -2,11 +2,11 @@
 //! transactional ids every broker coordinates, describe one at its coordinator, and
 //! describe the producers a partition's leader keeps state for.
 
+use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::{
     DescribeProducersRequest, DescribeTransactionsRequest, ListTransactionsRequest, TopicName,
     TransactionalId,
 };
-use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::admin::Admin;
@@ -57,17 +57,24 @@ impl Admin {
             let conn = self.client().broker_connection(id).await?;
             let version = conn.version_for::<ListTransactionsRequest>(1)?;
             let resp = conn
-                .send(ListTransactionsRequest::default().with_duration_filter(-1), version)
+                .send(
+                    ListTransactionsRequest::default().with_duration_filter(-1),
+                    version,
+                )
                 .await?;
             if let Some(e) = KafkaError::from_code(resp.error_code, None) {
                 return Err(ClientError::Kafka(e));
             }
-            out.extend(resp.transaction_states.into_iter().map(|t| TransactionListing {
-                transactional_id: t.transactional_id.0.to_string(),
-                producer_id: t.producer_id.0,
-                state: t.transaction_state.to_string(),
-                coordinator: id,
-            }));
+            out.extend(
+                resp.transaction_states
+                    .into_iter()
+                    .map(|t| TransactionListing {
+                        transactional_id: t.transactional_id.0.to_string(),
+                        producer_id: t.producer_id.0,
+                        state: t.transaction_state.to_string(),
+                        coordinator: id,
+                    }),
+            );
         }
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         Ok(out)
@@ -81,9 +88,10 @@ impl Admin {
         let coordinator = self.find_coordinator_of(transactional_id, 1).await?;
         let conn = self.client().broker_connection(coordinator).await?;
         let version = conn.version_for::<DescribeTransactionsRequest>(0)?;
-        let req = DescribeTransactionsRequest::default().with_transactional_ids(vec![
-            TransactionalId(StrBytes::from_string(transactional_id.to_string())),
-        ]);
+        let req =
+            DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(
+                StrBytes::from_string(transactional_id.to_string()),
+            )]);
         let resp = conn.send(req, version).await?;
         let t = resp
             .transaction_states

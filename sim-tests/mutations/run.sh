@@ -29,6 +29,7 @@ declare -A EXPECT=(
   [commit-acked-not-stored]=acked_commits_are_kept
   [leader-appends-retries]=no_duplicates
   [keep-last-known-leader]=no_lost_acked_writes
+  [read-committed-above-lso]=no_aborted_reads
 )
 # patch -> a test name filter (default: every test of the file)
 declare -A FILTER=(
@@ -40,6 +41,7 @@ declare -A TEST=(
   [raft-append-not-flushed]=t01_single_node
   [coordinator-acks-unreplicated]=t03_groups
   [commit-acked-not-stored]=t03_groups
+  [read-committed-above-lso]=t05_transactions
 )
 git worktree add -q --detach "$WORK/tree" HEAD
 # Uncommitted changes of the simulation itself count (the checkers under test).

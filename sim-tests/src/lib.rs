@@ -14,4 +14,6 @@ pub mod group_member;
 #[cfg(madsim)]
 pub mod invariants;
 #[cfg(madsim)]
+pub mod txn_workload;
+#[cfg(madsim)]
 pub mod workload;

@@ -15,11 +15,11 @@ pub mod replicas_agree_below_hw;
 
 use crate::workload::{FinalLog, History, ReplicaLog};
 
-type Check<'a> = (&'static str, Box<dyn Fn() + 'a>);
+pub type Check<'a> = (&'static str, Box<dyn Fn() + 'a>);
 
 /// Runs every check; panics naming each invariant that failed ("INVARIANT <name>
 /// FAILED: <why>", one per line).
-fn run_checks(checks: Vec<Check>) {
+pub fn run_checks(checks: Vec<Check>) {
     let mut failed = Vec::new();
     for (name, check) in checks {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));

@@ -348,3 +348,31 @@ def test_txn_cli(strom, admin):
     rows = strom_txn(strom.bootstrap, "describe-producers", "--topic", topic, "--partition", 0)
     prods = [dict(zip(rows[0], r)) for r in rows[1:]]
     assert [x["TXN-START-OFFSET"] for x in prods] == ["-"], prods
+
+
+def test_an_idle_transactional_id_expires(strom_factory):
+    """transactional.id.expiration.ms: an id without a transaction for that long is
+    forgotten (listed no more); the producer that used it then gets a fatal error, and a
+    new one with the same id starts afresh."""
+    node = strom_factory({"transactional.id.expiration.ms": 2000,
+                          "transaction.abort.timed.out.transaction.cleanup.interval.ms": 300})
+    a = AdminClient({"bootstrap.servers": node.bootstrap})
+    topic = create_topic(a)
+    tid = f"exp-{uuid.uuid4().hex[:8]}"
+    p = txn_producer(node, tid)
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic, value=b"one")
+    p.commit_transaction(30)
+
+    def listed():
+        return {r[0] for r in strom_txn(node.bootstrap, "list")[1:]}
+
+    assert tid in listed()
+    wait_until(lambda: tid not in listed(), 20, interval=0.5, what="the idle id to expire")
+    p2 = txn_producer(node, tid)
+    p2.init_transactions(30)
+    p2.begin_transaction()
+    p2.produce(topic, value=b"two")
+    p2.commit_transaction(30)
+    assert values(read_all(node, topic, 1, "read_committed")) == [b"one", b"two"]

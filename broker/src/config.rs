@@ -456,6 +456,7 @@ impl NodeConfig {
             max_timeout_ms: self.known("transaction.max.timeout.ms"),
             abort_check_interval_ms: self
                 .known("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
+            id_expiration_ms: self.known("transactional.id.expiration.ms"),
         }
     }
 

@@ -172,7 +172,7 @@ impl<T: Send + 'static> CoordinatorRuntime<T> {
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
     ) -> Result<(), CoordinatorError> {
-        self.write_as(partition, records, None)
+        self.write_as(partition, records, None, None)
             .await
             .map_err(|e| match e {
                 WriteError::Coordinator(c) => c,
@@ -182,12 +182,16 @@ impl<T: Send + 'static> CoordinatorRuntime<T> {
 
     /// `write`, as part of a producer's transaction when `producer` (id, epoch) is
     /// given: the batch is transactional and counts only once a commit marker follows
-    /// (TxnOffsetCommit). A fenced producer's write is refused with its Kafka error.
+    /// (TxnOffsetCommit), and may start the producer's transaction at the partition only
+    /// with `guard`, the partition's KIP-890 verification guard the caller got before
+    /// asking the transaction coordinator. A fenced producer's write is refused with
+    /// its Kafka error.
     pub async fn write_as(
         &self,
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
         producer: Option<(i64, i16)>,
+        guard: Option<u64>,
     ) -> Result<(), WriteError> {
         if records.is_empty() {
             return Ok(());
@@ -198,7 +202,16 @@ impl<T: Send + 'static> CoordinatorRuntime<T> {
         let now = strom_common::clock::now_ms();
         let batch = encode_batch_as(records, now, producer);
         match p
-            .append_and_wait(&batch, Duration::from_secs(30), now)
+            .append_and_wait(
+                &batch,
+                Duration::from_secs(30),
+                now,
+                if producer.is_some() {
+                    crate::log::TxnCheck::Verified(guard)
+                } else {
+                    crate::log::TxnCheck::Trusted
+                },
+            )
             .await
         {
             Ok(_) => Ok(()),

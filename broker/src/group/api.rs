@@ -70,6 +70,9 @@ impl Committed {
 pub struct TxnCommitter<'a> {
     pub producer_id: i64,
     pub producer_epoch: i16,
+    /// The KIP-890 verification guard of the group's partition (see
+    /// `PartitionLog::start_txn_verification_for`), when it had to be verified.
+    pub guard: Option<u64>,
     pub member_id: &'a str,
     pub instance_id: Option<&'a str>,
     pub generation: i32,
@@ -659,7 +662,10 @@ impl GroupCoordinator {
             results.push(Ok(()));
         }
         let producer = Some((who.producer_id, who.producer_epoch));
-        match self.write_txn(e.partition, records, producer).await {
+        match self
+            .write_txn(e.partition, records, producer, who.guard)
+            .await
+        {
             Ok(()) => {
                 let pending = e.pending_txn.entry(who.producer_id).or_default();
                 for (_, topic, p, v) in accepted {

@@ -229,14 +229,16 @@ impl GroupCoordinator {
         self.rt.write(partition, records).await
     }
 
-    /// `write` inside a producer's transaction (TxnOffsetCommit).
+    /// `write` inside a producer's transaction (TxnOffsetCommit), with the partition's
+    /// KIP-890 verification guard.
     pub async fn write_txn(
         &self,
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
         producer: Option<(i64, i16)>,
+        guard: Option<u64>,
     ) -> Result<(), crate::coordinator::WriteError> {
-        self.rt.write_as(partition, records, producer).await
+        self.rt.write_as(partition, records, producer, guard).await
     }
 
     /// KIP-848's online downgrade: a consumer group whose members all use the classic

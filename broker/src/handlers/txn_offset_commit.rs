@@ -49,6 +49,21 @@ pub async fn handle(
     let group = req.group_id.0.to_string();
     let part = b.groups.partition_for(&group);
     let wanted = BTreeSet::from([(OFFSETS_TOPIC.to_string(), part)]);
+    // The guard first, then the coordinator's confirmation: a marker written between
+    // the two voids the guard, so a commit confirmed for a transaction that ends
+    // meanwhile cannot open a new one at the group's partition.
+    let guard = match b
+        .replicas
+        .get(OFFSETS_TOPIC, part)
+        .filter(|p| p.is_leader())
+    {
+        Some(p) => {
+            p.log
+                .start_txn_verification_for(producer.id, producer.epoch)
+                .await
+        }
+        None => None,
+    };
     let verdict = crate::txn::verify::verify(&b, &req.transactional_id.0, producer, &wanted)
         .await
         .into_values()
@@ -73,6 +88,7 @@ pub async fn handle(
             let who = TxnCommitter {
                 producer_id: producer.id,
                 producer_epoch: producer.epoch,
+                guard,
                 member_id: if v >= 3 { &member } else { "" },
                 instance_id: if v >= 3 { instance.as_deref() } else { None },
                 generation: if v >= 3 { req.generation_id } else { -1 },

@@ -358,11 +358,28 @@ impl PartitionLog {
     /// to append it with once the transaction coordinator confirmed the partition is
     /// in the transaction. A marker for the producer meanwhile voids the guard.
     pub async fn start_txn_verification(&self, h: &batch::BatchHeader) -> Option<u64> {
-        let mut inner = self.inner.lock().await;
-        if !inner.producers.starts_transaction(h) {
+        if !h.is_transactional() || h.is_control() {
             return None;
         }
-        Some(inner.producers.start_verification(h.producer_id))
+        self.start_txn_verification_for(h.producer_id, h.producer_epoch)
+            .await
+    }
+
+    /// `start_txn_verification` for a producer's transactional write made by a
+    /// coordinator on its behalf (TxnOffsetCommit).
+    pub async fn start_txn_verification_for(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Option<u64> {
+        let mut inner = self.inner.lock().await;
+        if !inner
+            .producers
+            .starts_transaction_of(producer_id, producer_epoch)
+        {
+            return None;
+        }
+        Some(inner.producers.start_verification(producer_id))
     }
 
     /// Appends a transaction marker (KIP-98) as the leader: the producer's open

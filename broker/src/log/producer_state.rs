@@ -216,10 +216,15 @@ impl ProducerStateManager {
     pub fn starts_transaction(&self, h: &BatchHeader) -> bool {
         h.is_transactional()
             && !h.is_control()
-            && self
-                .producers
-                .get(&h.producer_id)
-                .is_none_or(|e| e.txn_first_offset.is_none() || e.epoch != h.producer_epoch)
+            && self.starts_transaction_of(h.producer_id, h.producer_epoch)
+    }
+
+    /// Whether a transactional write of this producer and epoch would start a
+    /// transaction here.
+    pub fn starts_transaction_of(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_none_or(|e| e.txn_first_offset.is_none() || e.epoch != producer_epoch)
     }
 
     /// Starts verifying a transactional batch of `producer_id` with the coordinator;

@@ -853,16 +853,18 @@ impl Partition {
     }
 
     /// Appends as leader and waits like `acks=all` (internal writers: the group
-    /// coordinator), at most `timeout`.
+    /// coordinator), at most `timeout`. `txn`: how a write starting a transaction is
+    /// checked (a TxnOffsetCommit's, with its KIP-890 guard).
     pub async fn append_and_wait(
         &self,
         records: &Bytes,
         timeout: std::time::Duration,
         now_ms: i64,
+        txn: TxnCheck,
     ) -> Result<AppendInfo, Refusal> {
         let deadline = tokio::time::Instant::now() + timeout;
         let appended = self
-            .append_as_leader(Some(records), -1, now_ms, TxnCheck::Trusted)
+            .append_as_leader(Some(records), -1, now_ms, txn)
             .await
             .map_err(|r| (r.code, r.message))?;
         self.wait_for_commit(&appended, deadline).await?;

@@ -37,6 +37,9 @@ pub struct TxnConfig {
     pub max_timeout_ms: i32,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`
     pub abort_check_interval_ms: u64,
+    /// `transactional.id.expiration.ms`: an id without a transaction for this long is
+    /// forgotten (a tombstone in `__transaction_state`).
+    pub id_expiration_ms: i64,
 }
 
 impl Default for TxnConfig {
@@ -45,6 +48,7 @@ impl Default for TxnConfig {
             partitions: 50,
             max_timeout_ms: 900_000,
             abort_check_interval_ms: 10_000,
+            id_expiration_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }
@@ -64,6 +68,14 @@ pub trait TxnMarkers: Send + Sync + 'static {
         result: TxnResult,
         partitions: &'a BTreeSet<(String, i32)>,
     ) -> BoxFuture<'a, Result<(), E>>;
+}
+
+/// Requests on an id that expired while they waited for it.
+fn alive(m: &TxnMetadata) -> Result<(), E> {
+    if m.current.state == TxnState::Dead {
+        return Err(E::InvalidProducerIdMapping);
+    }
+    Ok(())
 }
 
 pub struct TransactionCoordinator {
@@ -150,6 +162,10 @@ impl TransactionCoordinator {
             }
         };
         let mut m = h.lock().await;
+        if m.current.state == TxnState::Dead {
+            // Expired while we waited: the retry makes a new entry.
+            return Err(E::ConcurrentTransactions);
+        }
         let rotation = if epoch_exhausted(m.current.producer_epoch) {
             Some(alloc().await?)
         } else {
@@ -191,6 +207,7 @@ impl TransactionCoordinator {
     ) -> Result<(), E> {
         let h = self.existing(transactional_id)?;
         let mut m = h.lock().await;
+        alive(&m)?;
         let now = strom_common::clock::now_ms();
         match m.prepare_add_partitions(producer, partitions, now)? {
             None => Ok(()),
@@ -209,6 +226,7 @@ impl TransactionCoordinator {
     ) -> Result<BTreeSet<(String, i32)>, E> {
         let h = self.existing(transactional_id)?;
         let m = h.lock().await;
+        alive(&m)?;
         let cur = &m.current;
         if cur.producer_id != producer.id {
             return Err(E::InvalidProducerIdMapping);
@@ -237,6 +255,7 @@ impl TransactionCoordinator {
     ) -> Result<(), E> {
         let h = self.existing(transactional_id)?;
         let mut m = h.lock().await;
+        alive(&m)?;
         self.end_locked(&mut m, producer, result, true).await
     }
 
@@ -354,6 +373,33 @@ impl TransactionCoordinator {
         Ok(true)
     }
 
+    /// Forgets an id idle for longer than `transactional.id.expiration.ms` (no open
+    /// transaction): a tombstone is written, then the entry goes (Kafka's
+    /// `removeExpiredTransactionalIds`). Requests that held it meanwhile see it Dead.
+    async fn maybe_expire(&self, m: &mut TxnMetadata, now: i64) {
+        let cur = &m.current;
+        let idle = matches!(
+            cur.state,
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+        ) && m.pending.is_none()
+            && now - cur.last_update_ms > self.cfg.id_expiration_ms;
+        if !idle {
+            return;
+        }
+        let id = m.transactional_id.clone();
+        let p = self.rt.partition_for(&id);
+        match self.rt.write(p, vec![(store::key(&id), None)]).await {
+            Ok(()) => {
+                m.current.state = TxnState::Dead;
+                self.rt.remove(&id);
+                tracing::info!(transactional_id = %id, "expired a transactional id (transactional.id.expiration.ms)");
+            }
+            Err(e) => {
+                tracing::debug!(transactional_id = %id, error = %e, "expiring a transactional id failed; retrying later")
+            }
+        }
+    }
+
     /// Aborts transactions past their timeout (fencing their producer, as Kafka does)
     /// and finishes prepared transactions whose markers nobody is writing (after a
     /// coordinator failover), every `abort_check_interval_ms`.
@@ -373,6 +419,9 @@ impl TransactionCoordinator {
                         TxnState::PrepareCommit | TxnState::PrepareAbort => {
                             drop(m);
                             me.spawn_completion(id);
+                        }
+                        TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
+                            me.maybe_expire(&mut m, now).await;
                         }
                         TxnState::Ongoing if m.timed_out(now) => {
                             tracing::info!(transactional_id = %id, timeout_ms = m.current.timeout_ms,

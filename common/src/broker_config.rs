@@ -67,6 +67,7 @@ pub const KNOWN: &[(&str, &str)] = &[
         "10000",
     ),
     ("transactional.id.expiration.ms", "604800000"),
+    ("transaction.version", "2"),
     ("offset.metadata.max.bytes", "4096"),
     ("log.cleaner.backoff.ms", "15000"),
     ("rack", ""),

@@ -5,7 +5,9 @@
 //! previous epoch), write unique values to one to three partitions per transaction and
 //! commit or abort it at random; read_committed consumers read every partition over and
 //! over. Each transaction's outcome is what the producer was told: committed, aborted,
-//! or unknown (EndTxn never answered, or the producer was fenced).
+//! or unknown (EndTxn never answered, or the producer was fenced). Some producers speak
+//! transaction version 2 (KIP-890 part 2): no AddPartitionsToTxn (Produce v12 adds the
+//! partition), EndTxn v5 bumps the epoch and answers the next one.
 //!
 //! `check_transactions` compares that history with the partitions read to their end
 //! with read_committed after the faults:
@@ -102,7 +104,8 @@ fn sid(s: &str) -> StrBytes {
 }
 
 /// Why a step failed: retry it, or give the producer up (re-initialise, fencing it).
-enum Step {
+#[derive(Debug)]
+pub enum Step {
     Retry(String),
     Fatal(String),
 }
@@ -117,14 +120,26 @@ fn classify(code: i16) -> Step {
     }
 }
 
-struct TxnProducer {
+pub struct TxnProducer {
     client: Client,
     tid: String,
-    producer: Option<(i64, i16)>,
+    /// Transaction version 2 (KIP-890 part 2).
+    tv2: bool,
+    pub producer: Option<(i64, i16)>,
     seqs: BTreeMap<i32, i32>,
 }
 
 impl TxnProducer {
+    pub async fn new(bootstrap: Vec<String>, tid: &str, tv2: bool) -> TxnProducer {
+        TxnProducer {
+            client: connect(bootstrap).await,
+            tid: tid.to_string(),
+            tv2,
+            producer: None,
+            seqs: BTreeMap::new(),
+        }
+    }
+
     async fn coordinator(&self) -> Result<Arc<Connection>, Step> {
         let conn = self
             .client
@@ -153,7 +168,7 @@ impl TxnProducer {
     }
 
     /// InitProducerId until it answers (aborting our previous epoch's transaction).
-    async fn init(&mut self, stop: &AtomicBool) -> bool {
+    pub async fn init(&mut self, stop: &AtomicBool) -> bool {
         for _ in 0..300 {
             if stop.load(Ordering::Relaxed) {
                 return false;
@@ -194,7 +209,10 @@ impl TxnProducer {
         false
     }
 
-    async fn add_partitions(&self, topic: &str, parts: &[i32]) -> Result<(), Step> {
+    pub async fn add_partitions(&self, topic: &str, parts: &[i32]) -> Result<(), Step> {
+        if self.tv2 {
+            return Ok(()); // Produce v12 adds them
+        }
         let (pid, epoch) = self.producer.expect("initialised");
         for _ in 0..50 {
             let c = match self.coordinator().await {
@@ -240,7 +258,7 @@ impl TxnProducer {
         Err(Step::Fatal("AddPartitionsToTxn kept failing".into()))
     }
 
-    async fn produce(
+    pub async fn produce(
         &mut self,
         topic: &str,
         partition: i32,
@@ -286,8 +304,11 @@ impl TxnProducer {
                     .await
                     .map_err(|e| Step::Retry(e.to_string()))?;
                 let v = c
-                    .version_for::<ProduceRequest>(9)
+                    .version_for::<ProduceRequest>(if self.tv2 { 12 } else { 9 })
                     .map_err(|e| Step::Fatal(e.to_string()))?;
+                if self.tv2 && v < 12 {
+                    return Err(Step::Fatal("the broker has no Produce v12".into()));
+                }
                 let req = ProduceRequest::default()
                     .with_transactional_id(Some(TransactionalId(sid(&self.tid))))
                     .with_acks(-1)
@@ -328,8 +349,23 @@ impl TxnProducer {
         Err(Step::Fatal("Produce kept failing".into()))
     }
 
-    async fn end(&self, commit: bool) -> Result<(), Step> {
+    /// EndTxn; with transaction version 2 the producer goes on with the epoch it answers.
+    pub async fn end(&mut self, commit: bool) -> Result<(), Step> {
         let (pid, epoch) = self.producer.expect("initialised");
+        let answer = self.end_with(pid, epoch, commit).await?;
+        if self.tv2 {
+            if answer.1 < 0 {
+                return Err(Step::Fatal("EndTxn v5 answered no epoch".into()));
+            }
+            self.producer = Some(answer);
+            self.seqs.clear();
+        }
+        Ok(())
+    }
+
+    /// One EndTxn with this producer id and epoch (retried while retriable): the id and
+    /// epoch the coordinator answers (v5; -1 before).
+    pub async fn end_with(&self, pid: i64, epoch: i16, commit: bool) -> Result<(i64, i16), Step> {
         let mut last = String::new();
         for _ in 0..60 {
             let c = match self.coordinator().await {
@@ -342,7 +378,7 @@ impl TxnProducer {
                 Err(e) => return Err(e),
             };
             let v = c
-                .version_for::<EndTxnRequest>(3)
+                .version_for::<EndTxnRequest>(if self.tv2 { 5 } else { 3 })
                 .map_err(|e| Step::Fatal(e.to_string()))?;
             let req = EndTxnRequest::default()
                 .with_transactional_id(TransactionalId(sid(&self.tid)))
@@ -350,7 +386,7 @@ impl TxnProducer {
                 .with_producer_epoch(epoch)
                 .with_committed(commit);
             match c.send(req, v).await {
-                Ok(r) if r.error_code == 0 => return Ok(()),
+                Ok(r) if r.error_code == 0 => return Ok((r.producer_id.0, r.producer_epoch)),
                 Ok(r) => match classify(r.error_code) {
                     Step::Retry(e) => {
                         last = e;
@@ -378,12 +414,8 @@ pub async fn txn_produce(
     history: SharedTxn,
     stop: Arc<AtomicBool>,
 ) {
-    let mut p = TxnProducer {
-        client: connect(bootstrap).await,
-        tid: format!("sim-txn-{id}"),
-        producer: None,
-        seqs: BTreeMap::new(),
-    };
+    // Odd producers speak transaction version 2.
+    let mut p = TxnProducer::new(bootstrap, &format!("sim-txn-{id}"), id % 2 == 1).await;
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if p.producer.is_none() && !p.init(&stop).await {
@@ -679,8 +711,16 @@ pub fn check_transactions(h: &TxnHistory, logs: &[BTreeMap<i64, String>]) {
     let committed = count(|o| *o == TxnOutcome::Committed);
     let aborted = count(|o| *o == TxnOutcome::Aborted);
     let unknown = count(|o| matches!(o, TxnOutcome::Unknown(_)));
+    // Odd producers speak transaction version 2.
+    let committed_tv2 = h
+        .txns
+        .iter()
+        .filter(|t| t.producer % 2 == 1 && t.outcome == TxnOutcome::Committed)
+        .count();
+    let tv2_producers = h.txns.iter().any(|t| t.producer % 2 == 1);
     tracing::info!(
         committed,
+        committed_tv2,
         aborted,
         unknown,
         reads = h.reads.len(),
@@ -699,7 +739,10 @@ pub fn check_transactions(h: &TxnHistory, logs: &[BTreeMap<i64, String>]) {
         ),
     ]);
     assert!(
-        committed > 0 && aborted > 0 && !h.reads.is_empty(),
+        committed > 0
+            && aborted > 0
+            && !h.reads.is_empty()
+            && (committed_tv2 > 0 || !tv2_producers),
         "the workload made no progress"
     );
 }

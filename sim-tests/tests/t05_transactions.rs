@@ -170,3 +170,53 @@ async fn a_producer_cut_off_past_its_timeout_is_fenced_and_its_transaction_abort
     sleep(5000).await;
     finish(&cluster, w).await;
 }
+
+/// Jepsen's Bufstream anomaly (2024) as a named case: an EndTxn delayed in the network
+/// arrives after its transaction was ended (by a retry) and the producer's next
+/// transaction began. With transaction version 2 (KIP-890 part 2) every EndTxn bumps
+/// the epoch, so the late request carries an old epoch and is fenced: it must not
+/// commit the next transaction, which the producer then aborts — none of it may be
+/// read. (With the classic protocol the late EndTxn carries the current epoch and
+/// would commit it, as in Kafka before KIP-890 part 2.)
+#[madsim::test]
+async fn a_delayed_end_txn_does_not_commit_the_next_transaction() {
+    let cluster = setup().await;
+    let bs = cluster.bootstrap();
+    cluster
+        .on_client(async move {
+            let stop = AtomicBool::new(false);
+            let mut p = txn_workload::TxnProducer::new(bs, "jepsen-delayed-end", true).await;
+            assert!(p.init(&stop).await, "InitProducerId");
+            // T1: written and committed.
+            p.produce(TOPIC, 0, &["t1".to_string()])
+                .await
+                .expect("produce t1");
+            let (pid, t1_epoch) = p.producer.unwrap();
+            p.end(true).await.expect("commit t1");
+            // A retry of T1's EndTxn whose answer was lost: success, the same new epoch.
+            let retry = p
+                .end_with(pid, t1_epoch, true)
+                .await
+                .expect("retried commit");
+            assert_eq!(retry, p.producer.unwrap());
+            let (_, t2_epoch) = p.producer.unwrap();
+            assert_eq!(t2_epoch, t1_epoch + 1, "EndTxn v5 bumps the epoch");
+            // T2: written, open.
+            p.produce(TOPIC, 0, &["t2".to_string()])
+                .await
+                .expect("produce t2");
+            // T1's EndTxn(commit) arrives again, late: fenced, T2 untouched.
+            let late = p.end_with(pid, t1_epoch, true).await;
+            assert!(
+                matches!(late, Err(txn_workload::Step::Fatal(ref e)) if e.contains("FENCED")),
+                "a late EndTxn of the finished transaction is fenced: {late:?}"
+            );
+            // The producer aborts T2.
+            p.end(false).await.expect("abort t2");
+        })
+        .await;
+    sleep(2000).await;
+    let logs = read_committed_to_end(&cluster, TOPIC, PARTITIONS).await;
+    let got: Vec<&String> = logs[0].values().collect();
+    assert_eq!(got, vec!["t1"], "only T1 is committed");
+}

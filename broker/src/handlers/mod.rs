@@ -302,7 +302,7 @@ pub fn router() -> Router {
     let mut r = Router::new();
     // Produce from v0 (librdkafka's ApiVersion-based feature detection needs it; clients pick the
     // highest common version, so v0–v2 never arrive; if they do, they are refused).
-    r.add::<ProduceRequest, _, _>(0, 11, produce::handle);
+    r.add::<ProduceRequest, _, _>(0, 12, produce::handle);
     r.add::<FetchRequest, _, _>(4, 18, fetch::handle);
     r.add::<ListOffsetsRequest, _, _>(1, 11, list_offsets::handle);
     r.add::<MetadataRequest, _, _>(0, 13, metadata::handle);
@@ -339,12 +339,12 @@ pub fn router() -> Router {
     r.add::<DescribeTopicPartitionsRequest, _, _>(0, 0, describe_topic_partitions::handle);
     r.add::<ListConfigResourcesRequest, _, _>(0, 1, list_config_resources::handle);
     r.add::<DescribeProducersRequest, _, _>(0, 0, describe_producers::handle);
-    // Transactions (KIP-98, KIP-447, KIP-890 part 1). The versions of KIP-890 part 2
-    // (AddOffsetsToTxn v4, EndTxn v5, TxnOffsetCommit v5) are not advertised yet.
+    // Transactions (KIP-98, KIP-447, KIP-890). Produce v12, AddOffsetsToTxn v4, EndTxn
+    // v5 and TxnOffsetCommit v5 are transaction version 2 (KIP-890 part 2).
     r.add::<AddPartitionsToTxnRequest, _, _>(0, 5, add_partitions_to_txn::handle);
-    r.add::<AddOffsetsToTxnRequest, _, _>(0, 3, add_offsets_to_txn::handle);
-    r.add::<EndTxnRequest, _, _>(0, 4, end_txn::handle);
-    r.add::<TxnOffsetCommitRequest, _, _>(0, 4, txn_offset_commit::handle);
+    r.add::<AddOffsetsToTxnRequest, _, _>(0, 4, add_offsets_to_txn::handle);
+    r.add::<EndTxnRequest, _, _>(0, 5, end_txn::handle);
+    r.add::<TxnOffsetCommitRequest, _, _>(0, 5, txn_offset_commit::handle);
     r.add::<WriteTxnMarkersRequest, _, _>(1, 1, write_txn_markers::handle);
     r.add::<DescribeTransactionsRequest, _, _>(0, 0, describe_transactions::handle);
     r.add::<ListTransactionsRequest, _, _>(0, 2, list_transactions::handle);

@@ -75,6 +75,7 @@ async fn verify_transactional(
     b: &Broker,
     req: &ProduceRequest,
     names: &[String],
+    version: i16,
 ) -> BTreeMap<(String, i32), Result<Option<u64>, ResponseError>> {
     let mut out = BTreeMap::new();
     let mut to_verify: BTreeMap<(i64, i16), BTreeSet<(String, i32)>> = BTreeMap::new();
@@ -113,8 +114,11 @@ async fn verify_transactional(
         return out;
     };
     for ((id, epoch), parts) in to_verify {
+        // Produce v12+ comes from clients of transaction version 2 (KIP-890 part 2):
+        // the partition is added to the transaction here, not verified.
+        let add = version >= 12;
         let verdicts =
-            crate::txn::verify::verify(b, &tid.0, ProducerIdEpoch { id, epoch }, &parts).await;
+            crate::txn::verify::verify(b, &tid.0, ProducerIdEpoch { id, epoch }, &parts, add).await;
         for (tp, v) in verdicts {
             let g = guards.get(&tp).copied();
             if let Err(e) = v {
@@ -150,7 +154,7 @@ pub async fn handle(
         })
         .collect();
     let verified = if valid_acks {
-        verify_transactional(&b, &req, &names).await
+        verify_transactional(&b, &req, &names, version).await
     } else {
         BTreeMap::new()
     };

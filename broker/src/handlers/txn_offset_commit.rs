@@ -64,11 +64,14 @@ pub async fn handle(
         }
         None => None,
     };
-    let verdict = crate::txn::verify::verify(&b, &req.transactional_id.0, producer, &wanted)
-        .await
-        .into_values()
-        .next()
-        .unwrap_or(Err(E::UnknownServerError));
+    // v5+ (transaction version 2): the group's partition is added to the transaction
+    // here (such clients send no AddOffsetsToTxn).
+    let verdict =
+        crate::txn::verify::verify(&b, &req.transactional_id.0, producer, &wanted, v >= 5)
+            .await
+            .into_values()
+            .next()
+            .unwrap_or(Err(E::UnknownServerError));
     let results: Vec<Result<(), E>> = match verdict {
         Err(e) => {
             // The verification's retriable answer for Produce is NOT_ENOUGH_REPLICAS;

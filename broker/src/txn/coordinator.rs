@@ -246,17 +246,49 @@ impl TransactionCoordinator {
     }
 
     /// EndTxn from a client: PrepareCommit/PrepareAbort is written before the answer;
-    /// the markers and the completion follow.
-    pub async fn end_txn(
+    /// the markers and the completion follow. With `tv2` (EndTxn v5+, KIP-890 part 2)
+    /// the epoch is bumped (`alloc` gives a new producer id if that exhausts it).
+    /// Returns the producer id and epoch the client goes on with.
+    pub async fn end_txn<F, Fut>(
         self: &Arc<Self>,
         transactional_id: &str,
         producer: ProducerIdEpoch,
         result: TxnResult,
-    ) -> Result<(), E> {
+        tv2: bool,
+        alloc: F,
+    ) -> Result<ProducerIdEpoch, E>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<i64, E>>,
+    {
         let h = self.existing(transactional_id)?;
         let mut m = h.lock().await;
         alive(&m)?;
-        self.end_locked(&mut m, producer, result, true).await
+        let rotation = if tv2
+            && m.current.state == TxnState::Ongoing
+            && epoch_exhausted(m.current.producer_epoch.saturating_add(1))
+        {
+            Some(alloc().await?)
+        } else {
+            None
+        };
+        self.end_locked_v(&mut m, producer, result, true, tv2, rotation)
+            .await?;
+        if !tv2 {
+            return Ok(producer);
+        }
+        let r = &m.current;
+        Ok(if r.next_producer_id >= 0 {
+            ProducerIdEpoch {
+                id: r.next_producer_id,
+                epoch: 0,
+            }
+        } else {
+            ProducerIdEpoch {
+                id: r.producer_id,
+                epoch: r.producer_epoch,
+            }
+        })
     }
 
     /// DescribeTransactions: the id's current state (TRANSACTIONAL_ID_NOT_FOUND when this
@@ -297,8 +329,23 @@ impl TransactionCoordinator {
         result: TxnResult,
         from_client: bool,
     ) -> Result<(), E> {
+        self.end_locked_v(m, producer, result, from_client, false, None)
+            .await
+    }
+
+    async fn end_locked_v(
+        self: &Arc<Self>,
+        m: &mut TxnMetadata,
+        producer: ProducerIdEpoch,
+        result: TxnResult,
+        from_client: bool,
+        tv2: bool,
+        rotation: Option<i64>,
+    ) -> Result<(), E> {
         let now = strom_common::clock::now_ms();
-        let next = match m.prepare_end(producer, result, from_client, now) {
+        let next = match m.prepare_end_v(producer, result, from_client, tv2, now, || {
+            rotation.ok_or(E::UnknownServerError)
+        }) {
             Ok(Some(next)) => next,
             // A retry of a transaction already completed.
             Ok(None) => return Ok(()),

@@ -114,6 +114,12 @@ pub struct TxnRecord {
     /// When the transaction started (-1: none).
     pub start_ms: i64,
     pub last_update_ms: i64,
+    /// Ended by a KIP-890 part 2 client (EndTxn v5+): each EndTxn bumps the epoch, and
+    /// the transaction's markers carry the bumped epoch.
+    pub tv2: bool,
+    /// With `tv2`, when the bump exhausted the epoch: the producer id the transaction
+    /// completes on (epoch 0); -1 otherwise.
+    pub next_producer_id: i64,
 }
 
 /// A transactional id at its coordinator.
@@ -158,6 +164,8 @@ impl TxnMetadata {
                 partitions: BTreeSet::new(),
                 start_ms: -1,
                 last_update_ms: now_ms,
+                tv2: false,
+                next_producer_id: NO_PRODUCER_ID,
             },
             pending: None,
         }
@@ -256,6 +264,8 @@ impl TxnMetadata {
                         partitions: BTreeSet::new(),
                         start_ms: -1,
                         last_update_ms: now_ms,
+                        tv2: false,
+                        next_producer_id: NO_PRODUCER_ID,
                     }
                 } else {
                     let bumped = cur.producer_epoch + 1;
@@ -283,6 +293,8 @@ impl TxnMetadata {
                         partitions: BTreeSet::new(),
                         start_ms: -1,
                         last_update_ms: now_ms,
+                        tv2: false,
+                        next_producer_id: NO_PRODUCER_ID,
                     }
                 };
                 Ok(InitStep::Write(self.transit(next)?))
@@ -375,7 +387,42 @@ impl TxnMetadata {
         from_client: bool,
         now_ms: i64,
     ) -> Result<Option<TxnRecord>, E> {
+        self.prepare_end_v(producer, result, from_client, false, now_ms, || {
+            Err(E::UnknownServerError)
+        })
+    }
+
+    /// `prepare_end` with the client's transaction version: with `tv2` (EndTxn v5+,
+    /// KIP-890 part 2) the prepared state carries the epoch + 1 (the markers use it and
+    /// the client gets it back for its next transaction; `new_producer_id` rotates the
+    /// id when that exhausts the epoch). A retry of an EndTxn whose transaction was
+    /// already ended with the same result (the request's epoch is the one before the
+    /// bump) is answered with success; any other request with an older epoch — a
+    /// delayed EndTxn of a finished transaction — is fenced and leaves the current
+    /// transaction alone.
+    pub fn prepare_end_v(
+        &mut self,
+        producer: ProducerIdEpoch,
+        result: TxnResult,
+        from_client: bool,
+        tv2: bool,
+        now_ms: i64,
+        new_producer_id: impl FnOnce() -> Result<i64, E>,
+    ) -> Result<Option<TxnRecord>, E> {
+        use TxnState::*;
         let cur = &self.current;
+        if from_client && tv2 && cur.tv2 && self.pending.is_none() {
+            let same = matches!(
+                (cur.state, result),
+                (PrepareCommit | CompleteCommit, TxnResult::Commit)
+                    | (PrepareAbort | CompleteAbort, TxnResult::Abort)
+            );
+            let before_bump = producer.epoch == cur.last_producer_epoch
+                && (producer.id == cur.producer_id || producer.id == cur.prev_producer_id);
+            if same && before_bump {
+                return Ok(None);
+            }
+        }
         if cur.producer_id != producer.id {
             return Err(E::InvalidProducerIdMapping);
         }
@@ -394,7 +441,6 @@ impl TxnMetadata {
         if self.pending.is_some() && fence.is_none() {
             return Err(E::ConcurrentTransactions);
         }
-        use TxnState::*;
         match (cur.state, result) {
             (Ongoing, _) => {
                 let mut next = TxnRecord {
@@ -403,8 +449,17 @@ impl TxnMetadata {
                         TxnResult::Abort => PrepareAbort,
                     },
                     last_update_ms: now_ms,
+                    tv2: from_client && tv2,
+                    next_producer_id: NO_PRODUCER_ID,
                     ..cur.clone()
                 };
+                if from_client && tv2 {
+                    next.producer_epoch = cur.producer_epoch + 1;
+                    next.last_producer_epoch = cur.producer_epoch;
+                    if epoch_exhausted(next.producer_epoch) {
+                        next.next_producer_id = new_producer_id()?;
+                    }
+                }
                 if let Some(f) = fence {
                     if result == TxnResult::Abort {
                         // The fence becomes the abort: its epoch, no previous epoch.
@@ -435,12 +490,21 @@ impl TxnMetadata {
             TxnState::PrepareAbort => TxnState::CompleteAbort,
             _ => return Err(E::InvalidTxnState),
         };
-        let next = TxnRecord {
+        let mut next = TxnRecord {
             state,
             partitions: BTreeSet::new(),
             last_update_ms: now_ms,
             ..cur.clone()
         };
+        if cur.next_producer_id != NO_PRODUCER_ID {
+            // KIP-890 part 2: the markers went out with the exhausted epoch; the id
+            // continues on the new producer id at epoch 0.
+            next.prev_producer_id = cur.producer_id;
+            next.producer_id = cur.next_producer_id;
+            next.producer_epoch = 0;
+            next.last_producer_epoch = NO_PRODUCER_EPOCH;
+            next.next_producer_id = NO_PRODUCER_ID;
+        }
         self.transit(next)
     }
 
@@ -721,5 +785,72 @@ mod tests {
             assert_eq!(TxnState::from_id(id).unwrap().id(), id);
         }
         assert_eq!(TxnState::from_id(8), None);
+    }
+
+    /// Transaction version 2 (KIP-890 part 2): each EndTxn bumps the epoch; a retry of
+    /// it is answered, a late one is fenced without touching the next transaction; the
+    /// id rotates when the bump exhausts the epoch.
+    #[test]
+    fn version_2_bumps_the_epoch_per_transaction() {
+        let mut m = TxnMetadata::new("t", 7, 60_000, 0);
+        let step = m.prepare_init(60_000, None, 1, no_new_id);
+        write(&mut m, step);
+        let t1 = parts(&[("a", 0)]);
+        m.prepare_add_partitions(pe(7, 0), &t1, 2).unwrap();
+        m.complete();
+        let r = m
+            .prepare_end_v(pe(7, 0), TxnResult::Commit, true, true, 3, no_new_id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (r.state, r.producer_epoch, r.last_producer_epoch),
+            (TxnState::PrepareCommit, 1, 0)
+        );
+        m.complete();
+        // A retry while prepared, and once complete: answered, nothing written.
+        assert_eq!(
+            m.prepare_end_v(pe(7, 0), TxnResult::Commit, true, true, 4, no_new_id),
+            Ok(None)
+        );
+        let done = m.prepare_complete(5).unwrap();
+        m.complete();
+        assert_eq!((done.producer_epoch, done.partitions.len()), (1, 0));
+        assert_eq!(
+            m.prepare_end_v(pe(7, 0), TxnResult::Commit, true, true, 6, no_new_id),
+            Ok(None)
+        );
+        // The old epoch cannot start the next transaction; the new one does.
+        assert_eq!(
+            m.prepare_add_partitions(pe(7, 0), &t1, 7),
+            Err(E::ProducerFenced)
+        );
+        m.prepare_add_partitions(pe(7, 1), &t1, 7).unwrap();
+        m.complete();
+        // The late EndTxn of the first transaction: fenced, the second stays open.
+        assert_eq!(
+            m.prepare_end_v(pe(7, 0), TxnResult::Commit, true, true, 8, no_new_id),
+            Err(E::ProducerFenced)
+        );
+        assert_eq!(m.current.state, TxnState::Ongoing);
+        // Near the end of the epochs the id rotates at completion.
+        m.current.producer_epoch = i16::MAX - 2;
+        let r = m
+            .prepare_end_v(pe(7, i16::MAX - 2), TxnResult::Abort, true, true, 9, || {
+                Ok(8)
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.producer_epoch, r.next_producer_id), (i16::MAX - 1, 8));
+        m.complete();
+        let done = m.prepare_complete(10).unwrap();
+        assert_eq!(
+            (
+                done.producer_id,
+                done.producer_epoch,
+                done.prev_producer_id,
+                done.next_producer_id
+            ),
+            (8, 0, 7, NO_PRODUCER_ID)
+        );
     }
 }

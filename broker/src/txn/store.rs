@@ -10,7 +10,7 @@ use prost::Message;
 use strom_proto::txn::{TxnRecordKey, TxnRecordValue, TxnTopicPartitions};
 use tokio::time::Instant;
 
-use super::metadata::{TxnMetadata, TxnRecord, TxnState};
+use super::metadata::{TxnMetadata, TxnRecord, TxnState, NO_PRODUCER_ID};
 use crate::coordinator::{partition_for, Loader};
 
 pub const TXN_TOPIC: &str = "__transaction_state";
@@ -44,6 +44,8 @@ pub fn value(r: &TxnRecord) -> Bytes {
             .collect(),
         start_ms: r.start_ms,
         last_update_ms: r.last_update_ms,
+        client_transaction_version: if r.tv2 { 2 } else { 0 },
+        next_producer_id: (r.next_producer_id >= 0).then_some(r.next_producer_id),
     }
     .encode_to_vec()
     .into()
@@ -70,6 +72,8 @@ pub fn decode_value(v: &[u8]) -> Option<TxnRecord> {
             .collect(),
         start_ms: v.start_ms,
         last_update_ms: v.last_update_ms,
+        tv2: v.client_transaction_version >= 2,
+        next_producer_id: v.next_producer_id.unwrap_or(NO_PRODUCER_ID),
     })
 }
 
@@ -159,12 +163,17 @@ mod tests {
                 .collect::<BTreeSet<_>>(),
             start_ms: 5,
             last_update_ms: 6,
+            tv2: epoch % 2 == 1,
+            next_producer_id: if epoch > 3 { 43 } else { NO_PRODUCER_ID },
         }
     }
 
     #[test]
     fn values_round_trip() {
         let r = rec(TxnState::Ongoing, 3, &[("a", 0), ("a", 2), ("b", 1)]);
+        assert_eq!(decode_value(&value(&r)), Some(r));
+        // Transaction version 2, with a producer id to rotate to.
+        let r = rec(TxnState::PrepareCommit, 5, &[("a", 0)]);
         assert_eq!(decode_value(&value(&r)), Some(r));
         let mut bad = TxnRecordValue::decode(&value(&rec(TxnState::Empty, 0, &[]))[..]).unwrap();
         bad.state = 99;

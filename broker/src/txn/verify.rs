@@ -2,7 +2,10 @@
 //! transaction at a partition, the leader asks the transactional id's coordinator whether
 //! the partition is in the producer's ongoing transaction (AddPartitionsToTxn v4+ with
 //! `verify_only`, or a local call when this broker coordinates the id). Without it a
-//! late or stray batch could open a transaction no marker ever ends.
+//! late or stray batch could open a transaction no marker ever ends. For a client of
+//! transaction version 2 (KIP-890 part 2: Produce v12+, TxnOffsetCommit v5+) the leader
+//! adds the partition to the transaction instead (`verify_only` false): such clients
+//! send no AddPartitionsToTxn.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,8 +32,9 @@ pub async fn verify(
     transactional_id: &str,
     producer: ProducerIdEpoch,
     partitions: &BTreeSet<(String, i32)>,
+    add: bool,
 ) -> Verdicts {
-    let raw = ask(b, transactional_id, producer, partitions).await;
+    let raw = ask(b, transactional_id, producer, partitions, add).await;
     partitions
         .iter()
         .map(|tp| {
@@ -63,6 +67,7 @@ async fn ask(
     transactional_id: &str,
     producer: ProducerIdEpoch,
     partitions: &BTreeSet<(String, i32)>,
+    add: bool,
 ) -> Result<Verdicts, E> {
     let img = b.cache.image();
     let p = partition_for(transactional_id, b.txns.cfg.partitions);
@@ -73,6 +78,12 @@ async fn ask(
         .ok_or(E::CoordinatorNotAvailable)?;
     if leader < 0 {
         return Err(E::CoordinatorNotAvailable);
+    }
+    if leader == b.node_id && add {
+        b.txns
+            .add_partitions(transactional_id, producer, partitions)
+            .await?;
+        return Ok(partitions.iter().map(|tp| (tp.clone(), Ok(()))).collect());
     }
     if leader == b.node_id {
         let missing = b
@@ -101,7 +112,7 @@ async fn ask(
         )))
         .with_producer_id(ProducerId(producer.id))
         .with_producer_epoch(producer.epoch)
-        .with_verify_only(true)
+        .with_verify_only(!add)
         .with_topics(
             topics
                 .into_iter()

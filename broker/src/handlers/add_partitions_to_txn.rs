@@ -46,6 +46,15 @@ pub async fn handle(
             AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
         );
     }
+    // v4+ is sent by brokers (KIP-890), never by clients.
+    if !super::from_broker(&b, &ctx, "txn-verify") {
+        tracing::warn!(client_id = ?ctx.client_id, peer = %ctx.peer,
+            "refused AddPartitionsToTxn v4+ from a client (brokers only)");
+        return Some(
+            AddPartitionsToTxnResponse::default()
+                .with_error_code(E::ClusterAuthorizationFailed.code()),
+        );
+    }
     let mut out = Vec::with_capacity(req.transactions.len());
     for t in &req.transactions {
         let results = one(

@@ -271,6 +271,25 @@ pub fn code<T, E: Into<kafka_protocol::error::ResponseError>>(r: Result<T, E>) -
     }
 }
 
+/// Whether a request comes from another broker of this cluster, for the requests Kafka
+/// takes only from brokers (its CLUSTER_ACTION permission): WriteTxnMarkers and the
+/// batched AddPartitionsToTxn of KIP-890. strom has no authentication yet, so it goes
+/// by the client id its brokers send (`strom-<purpose>-<broker id>`, of a registered
+/// broker); clients get CLUSTER_AUTHORIZATION_FAILED and nothing is applied.
+pub fn from_broker(b: &Broker, ctx: &RequestContext, purpose: &str) -> bool {
+    let Some(id) = ctx
+        .client_id
+        .as_deref()
+        .and_then(|c| c.strip_prefix("strom-"))
+        .and_then(|c| c.strip_prefix(purpose))
+        .and_then(|c| c.strip_prefix('-'))
+        .and_then(|c| c.parse::<i32>().ok())
+    else {
+        return false;
+    };
+    b.cache.image().brokers.contains_key(&id)
+}
+
 /// A transaction API's error code for `version`: PRODUCER_FENCED reached clients only
 /// from `fenced_since` on (KIP-588); older ones know it as INVALID_PRODUCER_EPOCH.
 pub fn txn_code(e: kafka_protocol::error::ResponseError, version: i16, fenced_since: i16) -> i16 {

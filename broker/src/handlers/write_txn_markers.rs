@@ -17,9 +17,14 @@ use crate::txn::markers::write_local;
 
 pub async fn handle(
     b: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: WriteTxnMarkersRequest,
 ) -> Option<WriteTxnMarkersResponse> {
+    let allowed = super::from_broker(&b, &ctx, "txn-markers");
+    if !allowed {
+        tracing::warn!(client_id = ?ctx.client_id, peer = %ctx.peer,
+            "refused WriteTxnMarkers from a client (brokers only)");
+    }
     let mut out = Vec::with_capacity(req.markers.len());
     for mk in &req.markers {
         let m = Marker {
@@ -33,7 +38,11 @@ pub async fn handle(
             let rs = join_all(t.partition_indexes.iter().map(|&p| {
                 let b = &b;
                 async move {
-                    let r = write_local(&b.replicas, &b.groups, &t.name.0, p, &m).await;
+                    let r = if allowed {
+                        write_local(&b.replicas, &b.groups, &t.name.0, p, &m).await
+                    } else {
+                        Err(kafka_protocol::error::ResponseError::ClusterAuthorizationFailed)
+                    };
                     WritableTxnMarkerPartitionResult::default()
                         .with_partition_index(p)
                         .with_error_code(super::code(r))

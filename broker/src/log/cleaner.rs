@@ -5,14 +5,17 @@
 //!
 //! Transactions (KIP-98, as Kafka's cleaner): only what is below the last stable offset
 //! is cleaned; the records of aborted transactions are removed and never count as the
-//! latest value of their key; markers (control batches) are kept.
+//! latest value of their key; a marker (control batch) goes once its transaction keeps
+//! no record and it is older than `delete.retention.ms` (a consumer that read the
+//! transaction's records may need it until then).
 //!
 //! A segment is cleaned into `<base>.cleaned` (streamed: one batch of it in memory at a
 //! time), synced, then renamed over the original; a crash in between leaves the
 //! original (the `.cleaned` file is removed at start). A segment that would lose no
 //! record is left as it is.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -95,6 +98,59 @@ pub async fn index_keys(
     Ok(true)
 }
 
+/// What the cleaner removes for transactions besides superseded records.
+#[derive(Default)]
+pub struct TxnCleaning {
+    /// Aborted transactions (their records go).
+    pub aborted: Vec<AbortedTxn>,
+    /// Offsets of the markers that go.
+    pub discard_markers: BTreeSet<i64>,
+}
+
+/// The markers of `segs` (in log order, from the log start) that may go: their
+/// transaction keeps no record once cleaned (aborted, or every record superseded) and
+/// they are older than `tombstone_cutoff_ms`.
+pub async fn discardable_markers(
+    segs: &[Arc<Segment>],
+    map: &OffsetMap,
+    tombstone_cutoff_ms: i64,
+    aborted: &[AbortedTxn],
+) -> std::io::Result<BTreeSet<i64>> {
+    // Producers whose transaction, not ended yet in the scan, keeps a record.
+    let mut live: BTreeSet<i64> = BTreeSet::new();
+    let mut out = BTreeSet::new();
+    for seg in segs {
+        for b in seg.scan_headers(0, seg.size()).await? {
+            let h = &b.header;
+            if !h.is_transactional() {
+                continue;
+            }
+            if h.is_control() {
+                if !live.remove(&h.producer_id) && h.max_timestamp < tombstone_cutoff_ms {
+                    out.insert(h.base_offset);
+                }
+                continue;
+            }
+            if live.contains(&h.producer_id) || in_aborted_txn(h, aborted) {
+                continue;
+            }
+            let mut bytes = seg.log.read_at(b.position, h.size()).await?;
+            let keeps = bytes.len() != h.size()
+                || match RecordBatchDecoder::decode(&mut bytes) {
+                    Ok(set) => set
+                        .records
+                        .iter()
+                        .any(|r| survives(h, r, map, tombstone_cutoff_ms)),
+                    Err(_) => true,
+                };
+            if keeps {
+                live.insert(h.producer_id);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// What cleaning one segment did.
 #[derive(Default)]
 pub struct Cleaned {
@@ -110,10 +166,12 @@ pub async fn removes_any(
     seg: &Segment,
     map: &OffsetMap,
     tombstone_cutoff_ms: i64,
-    aborted: &[AbortedTxn],
+    txn: &TxnCleaning,
 ) -> std::io::Result<bool> {
     for b in seg.scan_headers(0, seg.size()).await? {
-        if in_aborted_txn(&b.header, aborted) {
+        if in_aborted_txn(&b.header, &txn.aborted)
+            || (b.header.is_control() && txn.discard_markers.contains(&b.header.base_offset))
+        {
             return Ok(true);
         }
         let bytes = seg.log.read_at(b.position, b.header.size()).await?;
@@ -156,7 +214,7 @@ pub async fn clean_segment(
     seg: &Segment,
     map: &OffsetMap,
     tombstone_cutoff_ms: i64,
-    aborted: &[AbortedTxn],
+    txn: &TxnCleaning,
     out: &dyn StorageFile,
 ) -> std::io::Result<Cleaned> {
     let mut buf = BytesMut::new();
@@ -166,7 +224,9 @@ pub async fn clean_segment(
         if bytes.len() != b.header.size() {
             continue;
         }
-        if in_aborted_txn(&b.header, aborted) {
+        if in_aborted_txn(&b.header, &txn.aborted)
+            || (b.header.is_control() && txn.discard_markers.contains(&b.header.base_offset))
+        {
             done.removed += b.header.records_count.max(0) as usize;
             continue;
         }

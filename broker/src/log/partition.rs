@@ -1353,15 +1353,22 @@ impl PartitionLog {
         }
         let cleanable = &cleanable[..indexed];
         let tombstone_cutoff = now_ms.saturating_sub(config.delete_retention_ms);
+        let discard_markers =
+            super::cleaner::discardable_markers(cleanable, &map, tombstone_cutoff, &aborted)
+                .await?;
+        let txn = super::cleaner::TxnCleaning {
+            aborted,
+            discard_markers,
+        };
         for seg in cleanable {
-            if !super::cleaner::removes_any(seg, &map, tombstone_cutoff, &aborted).await? {
+            if !super::cleaner::removes_any(seg, &map, tombstone_cutoff, &txn).await? {
                 continue;
             }
             let tmp = seg.path("cleaned");
             let f = self.storage.open(&tmp, true).await?;
             f.truncate(0).await?;
             let cleaned =
-                super::cleaner::clean_segment(seg, &map, tombstone_cutoff, &aborted, f.as_ref())
+                super::cleaner::clean_segment(seg, &map, tombstone_cutoff, &txn, f.as_ref())
                     .await?;
             stats.kept += cleaned.kept;
             stats.removed += cleaned.removed;

@@ -1726,6 +1726,42 @@ async fn compaction_drops_aborted_transactions_and_stops_at_the_last_stable_offs
     let stats = log.compact(NOW).await.unwrap();
     assert!(stats.removed >= 5, "{stats:?}");
     // k2's latest committed record is 2 (the aborted 5 does not count); k0 and k1 are
-    // 7 and 8; the markers stay; 10 is above the last stable offset.
+    // 7 and 8; the markers stay (cleaned at their own timestamp, they are not older
+    // than delete.retention.ms yet); 10 is above the last stable offset.
     assert_eq!(read_all(&log).await, vec![2, 6, 7, 8, 9, 10]);
+}
+
+/// A marker goes once its transaction keeps no record and it is older than
+/// delete.retention.ms; before that, or while a record of its transaction stays, it
+/// stays.
+#[tokio::test]
+async fn compaction_drops_a_marker_once_its_transaction_is_gone() {
+    for (retention, want) in [("0", vec![3, 4, 5]), ("86400000", vec![1, 3, 4, 5])] {
+        let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+        let cfg = config(&[
+            ("cleanup.policy", "compact"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("delete.retention.ms", retention),
+        ]);
+        let log = open(&s, false, cfg).await;
+        append_txn(&log, 1, (1, 0, 0)).await; // 0: k0, committed
+        log.append_marker(&marker(1, 0, 0, true), 3, NOW)
+            .await
+            .unwrap(); // 1
+        append(&log, 1, None).await; // 2: k0 supersedes 0
+        append_txn(&log, 2, (2, 0, 0)).await; // 3-4: k0 k1, committed
+        log.append_marker(&marker(2, 0, 0, true), 3, NOW)
+            .await
+            .unwrap(); // 5
+        log.advance_high_watermark(6).await;
+        log.roll(NOW).await.unwrap();
+        append(&log, 1, None).await; // 6 (active segment)
+        log.compact(NOW + 10).await.unwrap();
+        // Transaction 1 keeps nothing (0 superseded by 2, then 2 by 3): its marker goes
+        // once older than delete.retention.ms. Transaction 2 keeps 3 and 4: its marker
+        // stays.
+        let mut got = read_all(&log).await;
+        got.retain(|o| *o < 6);
+        assert_eq!(got, want, "delete.retention.ms={retention}");
+    }
 }

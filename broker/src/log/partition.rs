@@ -1394,7 +1394,18 @@ impl PartitionLog {
             )
             .await?;
             // Offsets do not change in compaction: the aborted transactions stay.
-            fresh.meta.lock().aborted = seg.meta.lock().aborted.clone();
+            // An aborted transaction whose marker went goes from the index too (as
+            // Kafka rebuilds the cleaned segment's index from the markers it keeps): a
+            // read_committed consumer would otherwise skip the producer's later batches
+            // waiting for an abort marker that is gone.
+            fresh.meta.lock().aborted = seg
+                .meta
+                .lock()
+                .aborted
+                .iter()
+                .filter(|a| !txn.discard_markers.contains(&a.last_offset))
+                .copied()
+                .collect();
             fresh.write_indexes(self.storage.as_ref()).await?;
             self.segments
                 .write()

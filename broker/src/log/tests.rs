@@ -1765,3 +1765,38 @@ async fn compaction_drops_a_marker_once_its_transaction_is_gone() {
         assert_eq!(got, want, "delete.retention.ms={retention}");
     }
 }
+
+/// An aborted transaction whose records and marker are cleaned away leaves the
+/// aborted-transaction index too: otherwise a read_committed consumer, told of it, would
+/// skip the producer's next (committed) transaction waiting for the gone abort marker.
+#[tokio::test]
+async fn a_dropped_abort_marker_leaves_the_transaction_index() {
+    let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let cfg = config(&[
+        ("cleanup.policy", "compact"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "0"),
+    ]);
+    let log = open(&s, false, cfg.clone()).await;
+    append_txn(&log, 1, (1, 0, 0)).await; // 0: aborted
+    log.append_marker(&marker(1, 0, 0, false), 3, NOW)
+        .await
+        .unwrap(); // 1
+    append_txn(&log, 1, (1, 0, 1)).await; // 2: committed
+    log.append_marker(&marker(1, 0, 0, true), 3, NOW)
+        .await
+        .unwrap(); // 3
+    log.advance_high_watermark(4).await;
+    log.roll(NOW).await.unwrap();
+    append(&log, 1, None).await; // 4 (active)
+    assert_eq!(log.aborted_transactions(0, 4).len(), 1);
+    log.compact(NOW + 10).await.unwrap();
+    let mut got = read_all(&log).await;
+    got.retain(|o| *o < 4);
+    assert_eq!(got, vec![2, 3], "the aborted record and its marker went");
+    assert!(log.aborted_transactions(0, 4).is_empty());
+    // And after a restart (the index file was rewritten).
+    drop(log);
+    let log = open(&s, false, cfg).await;
+    assert!(log.aborted_transactions(0, 4).is_empty());
+}

@@ -9,9 +9,9 @@ consume-transform-produce loop commits its input offsets inside its transactions
 commits; a transaction left open past transaction.timeout.ms is aborted by the
 coordinator.
 
-On one node or, with E2E_NODES=3, on a three-node cluster (the transaction coordinator,
-the group coordinator and the partition leaders then sit on different brokers, and the
-markers go between them).
+On one node or, with E2E_NODES=3, on a three-node cluster with replication factor 3
+(the transaction coordinator, the group coordinator and the partition leaders then sit
+on different brokers, and the markers go between them).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcept
                              TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from e2e_util import wait_until
+from e2e_util import E2E_NODES, wait_until
 
 STROM_SETTINGS = {
     # Timed-out transactions are looked for every 500 ms (Kafka: every 10 s).
@@ -38,9 +38,12 @@ def admin(strom):
     return AdminClient({"bootstrap.servers": strom.bootstrap})
 
 
-def create_topic(admin, partitions: int = 1) -> str:
+def create_topic(admin, partitions: int = 1, one_node: bool = False) -> str:
+    """A topic with replication factor 3 (min.insync.replicas 2) on a cluster of three or
+    more nodes, 1 on a single node (or a node of the test's own, `one_node`)."""
     name = f"txn-{uuid.uuid4().hex[:10]}"
-    fs = admin.create_topics([NewTopic(name, partitions, 1)], operation_timeout=30)
+    rf, cfg = (3, {"min.insync.replicas": "2"}) if E2E_NODES >= 3 and not one_node else (1, {})
+    fs = admin.create_topics([NewTopic(name, partitions, rf, config=cfg)], operation_timeout=30)
     fs[name].result(timeout=60)
 
     def ready():
@@ -357,7 +360,7 @@ def test_an_idle_transactional_id_expires(strom_factory):
     node = strom_factory({"transactional.id.expiration.ms": 2000,
                           "transaction.abort.timed.out.transaction.cleanup.interval.ms": 300})
     a = AdminClient({"bootstrap.servers": node.bootstrap})
-    topic = create_topic(a)
+    topic = create_topic(a, one_node=True)
     tid = f"exp-{uuid.uuid4().hex[:8]}"
     p = txn_producer(node, tid)
     p.init_transactions(30)

@@ -501,36 +501,7 @@ impl GroupCoordinator {
         if let Err(err) = may_commit(&e, member_id, instance_id, generation) {
             return all(err);
         }
-        let topics = self.topics();
-        let now = strom_common::clock::now_ms();
-        let mut results: Vec<Result<(), E>> = Vec::with_capacity(offsets.len());
-        let mut records = Vec::new();
-        let mut accepted = Vec::new();
-        for (i, o) in offsets.into_iter().enumerate() {
-            if o.metadata.len() > self.cfg.offset_metadata_max_bytes {
-                results.push(Err(E::OffsetMetadataTooLarge));
-                continue;
-            }
-            if !topics
-                .get(&o.topic)
-                .is_some_and(|(_, n)| (0..*n).contains(&o.partition))
-            {
-                results.push(Err(E::UnknownTopicOrPartition));
-                continue;
-            }
-            let v = OffsetValue {
-                offset: o.offset,
-                leader_epoch: o.leader_epoch,
-                metadata: o.metadata,
-                commit_timestamp: now,
-            };
-            records.push((
-                store::offset_key(group_id, &o.topic, o.partition),
-                Some(Bytes::from(v.encode_to_vec())),
-            ));
-            accepted.push((i, o.topic, o.partition, v));
-            results.push(Ok(()));
-        }
+        let (mut results, records, accepted) = self.offset_records(group_id, offsets);
         match self.write(e.partition, records).await {
             Ok(()) => {
                 for (_, topic, p, v) in accepted {
@@ -631,36 +602,7 @@ impl GroupCoordinator {
         if let Err(err) = may_txn_commit(&e, &who) {
             return all(err);
         }
-        let topics = self.topics();
-        let now = strom_common::clock::now_ms();
-        let mut results: Vec<Result<(), E>> = Vec::with_capacity(offsets.len());
-        let mut records = Vec::new();
-        let mut accepted = Vec::new();
-        for (i, o) in offsets.into_iter().enumerate() {
-            if o.metadata.len() > self.cfg.offset_metadata_max_bytes {
-                results.push(Err(E::OffsetMetadataTooLarge));
-                continue;
-            }
-            if !topics
-                .get(&o.topic)
-                .is_some_and(|(_, n)| (0..*n).contains(&o.partition))
-            {
-                results.push(Err(E::UnknownTopicOrPartition));
-                continue;
-            }
-            let v = OffsetValue {
-                offset: o.offset,
-                leader_epoch: o.leader_epoch,
-                metadata: o.metadata,
-                commit_timestamp: now,
-            };
-            records.push((
-                store::offset_key(group_id, &o.topic, o.partition),
-                Some(Bytes::from(v.encode_to_vec())),
-            ));
-            accepted.push((i, o.topic, o.partition, v));
-            results.push(Ok(()));
-        }
+        let (mut results, records, accepted) = self.offset_records(group_id, offsets);
         let producer = Some((who.producer_id, who.producer_epoch));
         match self
             .write_txn(e.partition, records, producer, who.guard)
@@ -942,6 +884,55 @@ fn may_commit(
             }
             c.check_commit(member_id, generation)
         }
+    }
+}
+
+/// One offset a commit accepted: its index in the request, partition and value.
+type AcceptedOffset = (usize, String, i32, OffsetValue);
+
+/// What checking a commit's offsets gives: a result per offset, the records to write,
+/// and the accepted offsets.
+type OffsetRecords = (
+    Vec<Result<(), E>>,
+    Vec<(Bytes, Option<Bytes>)>,
+    Vec<AcceptedOffset>,
+);
+
+impl GroupCoordinator {
+    /// Checks the offsets of a commit (metadata size, partition exists) and makes their
+    /// records: a result per offset, the records, and the accepted offsets.
+    fn offset_records(&self, group_id: &str, offsets: Vec<OffsetCommit>) -> OffsetRecords {
+        let topics = self.topics();
+        let now = strom_common::clock::now_ms();
+        let mut results: Vec<Result<(), E>> = Vec::with_capacity(offsets.len());
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        for (i, o) in offsets.into_iter().enumerate() {
+            if o.metadata.len() > self.cfg.offset_metadata_max_bytes {
+                results.push(Err(E::OffsetMetadataTooLarge));
+                continue;
+            }
+            if !topics
+                .get(&o.topic)
+                .is_some_and(|(_, n)| (0..*n).contains(&o.partition))
+            {
+                results.push(Err(E::UnknownTopicOrPartition));
+                continue;
+            }
+            let v = OffsetValue {
+                offset: o.offset,
+                leader_epoch: o.leader_epoch,
+                metadata: o.metadata,
+                commit_timestamp: now,
+            };
+            records.push((
+                store::offset_key(group_id, &o.topic, o.partition),
+                Some(Bytes::from(v.encode_to_vec())),
+            ));
+            accepted.push((i, o.topic, o.partition, v));
+            results.push(Ok(()));
+        }
+        (results, records, accepted)
     }
 }
 

@@ -36,8 +36,8 @@ use kafka_protocol::records::{
 };
 use madsim::rand::Rng;
 use parking_lot::Mutex;
+use strom_client::StartOffset;
 use strom_client::{Client, ClientConfig, Connection, Consumer, ConsumerConfig, OffsetReset};
-use strom_client::{OffsetSpec, StartOffset};
 
 use crate::cluster::SimCluster;
 
@@ -522,62 +522,7 @@ pub async fn read_committed_to_end(
     topic: &str,
     partitions: i32,
 ) -> Vec<BTreeMap<i64, String>> {
-    let bs = cluster.bootstrap();
-    let topic = topic.to_string();
-    cluster
-        .on_client(async move {
-            let client = connect(bs).await;
-            let mut consumer = Consumer::new(
-                client,
-                ConsumerConfig {
-                    auto_offset_reset: OffsetReset::Earliest,
-                    read_committed: true,
-                    ..Default::default()
-                },
-            );
-            let mut ends = Vec::new();
-            for p in 0..partitions {
-                consumer
-                    .assign(&topic, p, StartOffset::Earliest)
-                    .await
-                    .expect("assign");
-                let end = loop {
-                    match consumer.list_offsets(&topic, p, OffsetSpec::Latest).await {
-                        Ok(l) => break l.offset,
-                        Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-                    }
-                };
-                ends.push(end);
-            }
-            let mut logs = vec![BTreeMap::new(); partitions as usize];
-            for _ in 0..2000 {
-                let done = consumer
-                    .assignments()
-                    .iter()
-                    .all(|((_, p), pos)| pos.position >= ends[*p as usize]);
-                if done {
-                    break;
-                }
-                if let Ok(records) = consumer.poll(Duration::from_millis(300)).await {
-                    for r in records {
-                        logs[r.partition as usize].insert(
-                            r.offset,
-                            String::from_utf8_lossy(r.value.as_deref().unwrap_or(b"")).to_string(),
-                        );
-                    }
-                }
-            }
-            for ((_, p), pos) in consumer.assignments() {
-                assert!(
-                    pos.position >= ends[*p as usize],
-                    "read_committed never reached the end {} of partition {p} (at {}): a transaction left open",
-                    ends[*p as usize],
-                    pos.position
-                );
-            }
-            logs
-        })
-        .await
+    crate::workload::final_logs_isolated(cluster, topic, partitions, true).await
 }
 
 /// Where each value is in the final logs; panics on a value there twice.

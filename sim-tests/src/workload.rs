@@ -374,6 +374,17 @@ pub fn describe(cluster: &SimCluster, topic: &str) -> String {
 
 /// Reads every partition from its start to its end through a fresh client.
 pub async fn final_logs(cluster: &SimCluster, topic: &str, partitions: i32) -> Vec<FinalLog> {
+    final_logs_isolated(cluster, topic, partitions, false).await
+}
+
+/// `final_logs`, read with read_committed when asked (once every transaction ended, the
+/// last stable offset reaches the end).
+pub async fn final_logs_isolated(
+    cluster: &SimCluster,
+    topic: &str,
+    partitions: i32,
+    read_committed: bool,
+) -> Vec<FinalLog> {
     let bs = cluster.bootstrap();
     let topic = topic.to_string();
     cluster
@@ -383,6 +394,7 @@ pub async fn final_logs(cluster: &SimCluster, topic: &str, partitions: i32) -> V
                 client,
                 ConsumerConfig {
                     auto_offset_reset: OffsetReset::Earliest,
+                    read_committed,
                     ..Default::default()
                 },
             );

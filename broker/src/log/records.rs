@@ -215,14 +215,14 @@ pub fn inspect(
                 "record {expected_delta} has offset delta {offset_delta}"
             )));
         }
-        let key_len = body.varint()?;
+        let key_len = nullable_len(body.varint()?, expected_delta, "key")?;
         if key_len < 0 {
             summary.all_keyed = false;
             summary.unkeyed.push(expected_delta);
         } else {
             body.skip(key_len as usize)?;
         }
-        let value_len = body.varint()?;
+        let value_len = nullable_len(body.varint()?, expected_delta, "value")?;
         if value_len >= 0 {
             body.skip(value_len as usize)?;
         }
@@ -240,7 +240,7 @@ pub fn inspect(
                 )));
             }
             body.skip(k as usize)?;
-            let v = body.varint()?;
+            let v = nullable_len(body.varint()?, expected_delta, "header value")?;
             if v >= 0 {
                 body.skip(v as usize)?;
             }
@@ -324,6 +324,18 @@ impl Reader<'_> {
         }
         Err(invalid("a varint is too long".into()))
     }
+}
+
+/// A nullable field's length: -1 is null; a lower one is corrupt (Kafka's Java reader
+/// would take it as null, but librdkafka and other clients refuse the whole batch, so
+/// it must never be stored).
+fn nullable_len(len: i32, record: i32, field: &str) -> Result<i32, RecordError> {
+    if len < -1 {
+        return Err(invalid(format!(
+            "record {record} has a {field} of length {len}"
+        )));
+    }
+    Ok(len)
 }
 
 #[cfg(test)]

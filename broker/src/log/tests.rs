@@ -581,17 +581,27 @@ mod proptests {
         }
     }
 
-    /// Decodes everything the log serves as a client would; the number of records.
+    /// Decodes everything the log serves as a client would, segment after segment; the
+    /// number of records.
     async fn decode_all(log: &PartitionLog) -> usize {
-        let r = log.read(0, 1 << 20, true, true).await.unwrap();
-        let mut buf = r.records.clone();
+        let mut next = log.offsets().log_start;
         let mut n = 0;
-        while !buf.is_empty() {
-            let set =
-                RecordBatchDecoder::decode(&mut buf).expect("a client decodes what the log serves");
-            n += set.records.len();
+        loop {
+            let r = log.read(next, 1 << 20, true, true).await.unwrap();
+            if r.records.is_empty() {
+                return n;
+            }
+            let mut buf = r.records.clone();
+            while !buf.is_empty() {
+                // The batch header's last offset (an emptied batch still moves us on).
+                let base = i64::from_be_bytes(buf[0..8].try_into().unwrap());
+                let last_delta = i32::from_be_bytes(buf[23..27].try_into().unwrap());
+                next = next.max(base + last_delta as i64 + 1);
+                let set = RecordBatchDecoder::decode(&mut buf)
+                    .expect("a client decodes what the log serves");
+                n += set.records.len();
+            }
         }
-        n
     }
 
     fn keyed_batch(n: usize, first_key: usize, tag: usize) -> Bytes {
@@ -794,15 +804,93 @@ mod proptests {
 
     }
 
+    /// Batches with bytes changed, inserted or deleted anywhere (with the CRC and
+    /// length fixed up when `fix_crc`, so that the change reaches the record checks)
+    /// go through the checks a producer's batch meets. Whatever the log accepts, a
+    /// client can decode after reading it back, after compaction, and after an
+    /// unclean restart; whatever it refuses moves no offset.
+    async fn mutate_and_check(codec: usize, n: usize, edits: Vec<(usize, u8, u8)>, fix_crc: bool) {
+        let codecs = [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ];
+        let mut b = keyed_batch(n, 0, 1).to_vec();
+        if codec > 0 {
+            b = make_batch(n, codecs[codec], None).to_vec();
+        }
+        for (pos, byte, kind) in &edits {
+            let len = b.len();
+            match kind {
+                1 => {
+                    let at = pos % (len + 1);
+                    b.insert(at, *byte);
+                }
+                _ => {
+                    b.remove(pos % len);
+                }
+            }
+        }
+        if fix_crc && b.len() >= 61 {
+            let len = (b.len() - 12) as i32;
+            b[8..12].copy_from_slice(&len.to_be_bytes());
+            let crc = crc32c::crc32c(&b[21..]);
+            b[17..21].copy_from_slice(&crc.to_be_bytes());
+        }
+        let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
+        let cfg = config(&[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "200"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("delete.retention.ms", "0"),
+            ("message.timestamp.before.max.ms", "9223372036854775807"),
+            ("message.timestamp.after.max.ms", "9223372036854775807"),
+        ]);
+        let log = open(&s, false, cfg.clone()).await;
+        append(&log, 1, None).await;
+        let accepted = match validate_batches(&Bytes::from(b), 1 << 20) {
+            Ok(v) => match super::super::records::check_for_append(&v, &cfg, NOW) {
+                Ok(v) => {
+                    let info = log.append(&v, 3, NOW).await;
+                    if let Ok(info) = &info {
+                        log.advance_high_watermark(info.last_offset + 1).await;
+                    }
+                    info.is_ok()
+                }
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        let end = log.offsets().log_end;
+        if !accepted {
+            assert_eq!(end, 1, "a refused batch moved the log end");
+        }
+        let before = decode_all(&log).await;
+        append(&log, 1, None).await;
+        log.roll(NOW).await.unwrap();
+        log.compact(NOW + 1).await.unwrap();
+        decode_all(&log).await;
+        drop(log);
+        let log = open(&s, false, cfg).await;
+        let after = decode_all(&log).await;
+        assert!(after >= 1 && before >= 1);
+        assert_eq!(log.offsets().log_end, end + 1);
+    }
+
+    /// A case the proptest found in CI: a snappy batch whose CRC was fixed up after
+    /// a byte edit.
+    #[tokio::test]
+    async fn a_mutated_snappy_batch_found_in_ci() {
+        mutate_and_check(2, 4, vec![(1649804954454099115, 18, 0)], true).await;
+    }
+
     proptest! {
         // Cheap cases (milliseconds each): enough of them to reach rare interleavings.
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
-        /// Batches with bytes changed, inserted or deleted anywhere (with the CRC and
-        /// length fixed up half the time, so that the change reaches the record checks)
-        /// go through the checks a producer's batch meets. Whatever the log accepts, a
-        /// client can decode after reading it back, after compaction, and after an
-        /// unclean restart; whatever it refuses moves no offset.
+        /// See `mutate_and_check`; the CRC and length are fixed up half the time.
         #[test]
         fn mutated_batches_are_refused_or_stay_readable_through_compaction_and_recovery(
             codec in 0usize..5,
@@ -811,58 +899,7 @@ mod proptests {
             fix_crc in any::<bool>(),
         ) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                let codecs = [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
-                let mut b = keyed_batch(n, 0, 1).to_vec();
-                if codec > 0 {
-                    b = make_batch(n, codecs[codec], None).to_vec();
-                }
-                for (pos, byte, kind) in &edits {
-                    let len = b.len();
-                    match kind {
-                        0 => b[pos % len] = *byte,
-                        1 => { let at = pos % (len + 1); b.insert(at, *byte); }
-                        _ => { b.remove(pos % len); }
-                    }
-                }
-                if fix_crc && b.len() >= 61 {
-                    let len = (b.len() - 12) as i32;
-                    b[8..12].copy_from_slice(&len.to_be_bytes());
-                    let crc = crc32c::crc32c(&b[21..]);
-                    b[17..21].copy_from_slice(&crc.to_be_bytes());
-                }
-                let s: Arc<dyn Storage> = Arc::new(SimStorage::new());
-                let cfg = config(&[("cleanup.policy", "compact"), ("segment.bytes", "200"), ("min.cleanable.dirty.ratio", "0.01"), ("delete.retention.ms", "0"), ("message.timestamp.before.max.ms", "9223372036854775807"), ("message.timestamp.after.max.ms", "9223372036854775807")]);
-                let log = open(&s, false, cfg.clone()).await;
-                append(&log, 1, None).await;
-                let accepted = match validate_batches(&Bytes::from(b), 1 << 20) {
-                    Ok(v) => match super::super::records::check_for_append(&v, &cfg, NOW) {
-                        Ok(v) => {
-                            let info = log.append(&v, 3, NOW).await;
-                            if let Ok(info) = &info {
-                                log.advance_high_watermark(info.last_offset + 1).await;
-                            }
-                            info.is_ok()
-                        }
-                        Err(_) => false,
-                    },
-                    Err(_) => false,
-                };
-                let end = log.offsets().log_end;
-                if !accepted {
-                    assert_eq!(end, 1, "a refused batch moved the log end");
-                }
-                let before = decode_all(&log).await;
-                append(&log, 1, None).await;
-                log.roll(NOW).await.unwrap();
-                log.compact(NOW + 1).await.unwrap();
-                decode_all(&log).await;
-                drop(log);
-                let log = open(&s, false, cfg).await;
-                let after = decode_all(&log).await;
-                assert!(after >= 1 && before >= 1);
-                assert_eq!(log.offsets().log_end, end + 1);
-            });
+            rt.block_on(mutate_and_check(codec, n, edits, fix_crc));
         }
 
         /// See `crash_and_recover`.

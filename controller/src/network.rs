@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -37,7 +35,18 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
-/// The Raft client to one peer.
+/// How long replication to a peer pauses after a call to it failed.
+const BACKOFF: Duration = Duration::from_millis(500);
+
+/// The Raft client to one peer (the leader keeps one per follower for replication;
+/// elections make a new one per vote).
+///
+/// After a replication call to a peer fails, the client waits [`BACKOFF`] before it
+/// reports the failure, so that a peer that is down is not called in a tight loop.
+/// openraft has such a backoff itself for `Unreachable` errors, but it waits in an
+/// unbiased `tokio::select!`, whose choice draws from tokio's process-wide random state,
+/// so a simulated run would not replay from its seed. This client does the waiting and
+/// reports transport failures as `Network` errors, which openraft retries without one.
 pub struct PeerClient {
     target: NodeId,
     channel: Option<Channel>,
@@ -69,9 +78,7 @@ impl PeerClient {
         E: std::error::Error + DeserializeOwned,
     {
         let Some(channel) = self.channel.clone() else {
-            return Err(RPCError::Unreachable(Unreachable::new(&Msg(
-                "bad peer address".into(),
-            ))));
+            return Err(failed(kind, "bad peer address".into()).await);
         };
         let data = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut client = RaftClient::new(channel)
@@ -90,16 +97,8 @@ impl PeerClient {
         };
         let reply = match tokio::time::timeout(ttl, call).await {
             Ok(Ok(r)) => r.into_inner(),
-            Ok(Err(status)) => {
-                return Err(RPCError::Unreachable(Unreachable::new(&Msg(
-                    status.to_string()
-                ))));
-            }
-            Err(_) => {
-                return Err(RPCError::Unreachable(Unreachable::new(&Msg(
-                    "rpc timed out".into(),
-                ))))
-            }
+            Ok(Err(status)) => return Err(failed(kind, status.to_string()).await),
+            Err(_) => return Err(failed(kind, "rpc timed out".into()).await),
         };
         if !reply.error.is_empty() {
             return Err(RPCError::Network(NetworkError::new(&Msg(reply.error))));
@@ -108,6 +107,18 @@ impl PeerClient {
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         res.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
+}
+
+/// A transport failure, as openraft's `Network` error, reported after the backoff when
+/// it ends a replication call (see [`PeerClient`]).
+async fn failed<E: std::error::Error>(
+    kind: RpcKind,
+    msg: String,
+) -> RPCError<NodeId, BasicNode, E> {
+    if !matches!(kind, RpcKind::Vote) {
+        tokio::time::sleep(BACKOFF).await;
+    }
+    RPCError::Network(NetworkError::new(&Msg(msg)))
 }
 
 #[derive(Clone, Copy)]

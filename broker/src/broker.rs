@@ -9,8 +9,10 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use crate::config::NodeConfig;
 use crate::controller_client::ControllerClient;
 use crate::group::GroupCoordinator;
+use crate::health::Health;
 use crate::inter_broker::BrokerPool;
 use crate::metadata_cache::MetadataCache;
+use crate::metrics::Metrics;
 use crate::producer_ids::ProducerIdManager;
 use crate::replication::ReplicaManager;
 use crate::txn::coordinator::TransactionCoordinator;
@@ -33,6 +35,9 @@ pub struct Broker {
     broker_epoch: Arc<AtomicI64>,
     /// The registration's incarnation id (a random UUID per process start).
     pub incarnation: String,
+    pub metrics: Arc<Metrics>,
+    /// What `/health/ready` reports (the heartbeat loop keeps it current).
+    pub health: Arc<Health>,
 }
 
 impl Broker {
@@ -47,6 +52,8 @@ impl Broker {
         api_versions: Vec<ApiVersion>,
         broker_epoch: Arc<AtomicI64>,
         incarnation: String,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
     ) -> Broker {
         let slots = config.fetch_session_slots;
         let txn_verifier = BrokerPool::new(
@@ -71,6 +78,8 @@ impl Broker {
             api_versions,
             broker_epoch,
             incarnation,
+            metrics,
+            health,
         }
     }
 

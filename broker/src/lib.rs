@@ -12,9 +12,13 @@ pub mod error;
 pub mod fetch_session;
 pub mod group;
 pub mod handlers;
+pub mod health;
+#[cfg(not(madsim))]
+pub mod http;
 pub mod inter_broker;
 pub mod log;
 pub mod metadata_cache;
+pub mod metrics;
 pub mod node;
 pub mod producer_ids;
 pub mod replication;

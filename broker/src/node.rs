@@ -26,8 +26,10 @@ use crate::broker::Broker;
 use crate::config::NodeConfig;
 use crate::controller_client::ControllerClient;
 use crate::handlers;
+use crate::health::Health;
 use crate::log::Storage;
 use crate::metadata_cache::MetadataCache;
+use crate::metrics::Metrics;
 use crate::replication::ReplicaManager;
 use crate::runtime;
 
@@ -70,7 +72,11 @@ pub struct Node {
     /// Bound Kafka listeners: (name, address).
     pub kafka_addrs: Vec<(String, SocketAddr)>,
     pub internal_addr: Option<SocketAddr>,
+    /// The bound admin listener (HTTP), when `admin.listener` names one.
+    pub admin_addr: Option<SocketAddr>,
     pub broker: Option<Arc<Broker>>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
     pub controller: Option<Arc<Controller>>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -170,11 +176,42 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         controller = Some(ctl);
     }
 
+    let metrics = Metrics::new(cfg.known("admin.metrics.partition.detail"));
+    let health = Arc::new(Health::new(
+        cfg.broker,
+        Duration::from_millis(cfg.session_timeout_ms),
+    ));
+    #[cfg(not(madsim))]
+    let (admin, admin_addr) = {
+        let addr: String = cfg.known("admin.listener");
+        if addr.trim().is_empty() {
+            (None, None)
+        } else {
+            let l = crate::http::bind(addr.trim())
+                .await
+                .map_err(|e| StartError::Io(format!("admin.listener {addr}"), e))?;
+            let bound = crate::http::local_addr(&l);
+            let state = crate::http::AdminState::new(
+                cfg.node_id,
+                metrics.clone(),
+                health.clone(),
+                controller.clone(),
+            );
+            tasks.push(tokio::spawn(crate::http::serve(l, state.clone())));
+            (Some(state), bound)
+        }
+    };
+    #[cfg(madsim)]
+    let admin_addr = None;
+
     let mut node = Node {
         node_id: cfg.node_id,
         kafka_addrs: Vec::new(),
         internal_addr,
+        admin_addr,
         broker: None,
+        metrics: metrics.clone(),
+        health: health.clone(),
         controller,
         stop,
         tasks,
@@ -231,6 +268,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
             Arc::new(guard),
             &cfg.log_dir,
             cfg.explicit.clone(),
+            metrics.clone(),
         )
         .await?,
     );
@@ -263,6 +301,8 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         router.api_versions(),
         broker_epoch,
         incarnation.clone(),
+        metrics.clone(),
+        health.clone(),
     ));
 
     // Register with the quorum, follow the metadata log, and heartbeat until unfenced.
@@ -277,6 +317,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
     )
     .await?;
     broker.set_broker_epoch(epoch);
+    health.set_registered(true);
     node.tasks.push(tokio::spawn(follow_metadata(
         broker.clone(),
         stop_rx.clone(),
@@ -337,6 +378,13 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
             router.clone(),
             conns.clone(),
         )));
+    }
+    health.set_serving();
+    #[cfg(not(madsim))]
+    if let Some(admin) = &admin {
+        if let Some((_, addr)) = node.kafka_addrs.first() {
+            admin.attach_broker(broker.clone(), conns.clone(), addr.to_string());
+        }
     }
     node.broker = Some(broker);
     Ok(node)
@@ -502,6 +550,7 @@ async fn heartbeat(
             .await;
         match res {
             Ok(r) if r.error_code == 0 => {
+                b.health.heartbeat(r.is_fenced, r.is_caught_up);
                 fenced.send_replace(r.is_fenced);
             }
             Ok(r) => {
@@ -518,6 +567,7 @@ async fn heartbeat(
                     return;
                 }
                 tracing::warn!(code = r.error_code, "heartbeat refused; registering again");
+                b.health.set_registered(false);
                 let cid = img.cluster_id.clone().unwrap_or_default();
                 // Unregistered: a fresh registration (its records fence nothing, since
                 // an unregistered broker holds no ISR place).
@@ -525,6 +575,7 @@ async fn heartbeat(
                     register(&b, &incarnation, &cid, &endpoints, -1, stop.clone()).await
                 {
                     b.set_broker_epoch(epoch);
+                    b.health.set_registered(true);
                 }
             }
             Err(s) => tracing::debug!(status = %s, "heartbeat failed"),
@@ -578,6 +629,7 @@ impl Node {
     /// Stops at once, writing nothing (no controlled shutdown, no checkpoints, no
     /// clean-shutdown marker): what exiting the process does, for nodes that share one.
     pub async fn halt(self) {
+        self.health.set_stopping();
         if let Some(b) = &self.broker {
             b.replicas.stop_fetchers();
         }
@@ -594,6 +646,7 @@ impl Node {
     /// Clean stop: controlled shutdown with the quorum, logs closed with checkpoints and
     /// the clean-shutdown marker, then the controller.
     pub async fn shutdown(self) {
+        self.health.set_stopping();
         if let Some(b) = &self.broker {
             controlled_shutdown(b).await;
             b.replicas.stop_fetchers();

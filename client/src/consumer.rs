@@ -603,6 +603,73 @@ fn bad_batch(what: &str) -> ClientError {
     ClientError::Decode(format!("bad record batch: {what}"))
 }
 
+/// The offsets `spec` names for many partitions at once, with one ListOffsets request
+/// per leader (as Kafka's admin `listOffsets` does). Partitions whose leader is not
+/// known or that answer an error are left out.
+pub async fn list_offsets_many(
+    client: &Client,
+    partitions: &[(String, i32)],
+    spec: OffsetSpec,
+) -> BTreeMap<(String, i32), i64> {
+    let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
+    for (topic, p) in partitions {
+        if let Ok(leader) = client.leader_for(topic, *p).await {
+            by_leader
+                .entry(leader)
+                .or_default()
+                .entry(topic.as_str())
+                .or_default()
+                .push(*p);
+        }
+    }
+    let asks = by_leader.into_iter().map(|(leader, topics)| async move {
+        let conn = client.broker_connection(leader).await.ok()?;
+        let version = conn
+            .version_for::<ListOffsetsRequest>(LIST_OFFSETS_MAX_VERSION)
+            .ok()?;
+        let req = ListOffsetsRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|(t, ps)| {
+                        ListOffsetsTopic::default()
+                            .with_name(topic_name(t))
+                            .with_partitions(
+                                ps.iter()
+                                    .map(|&p| {
+                                        ListOffsetsPartition::default()
+                                            .with_partition_index(p)
+                                            .with_current_leader_epoch(-1)
+                                            .with_timestamp(spec.wire())
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let resp = conn.send(req, version).await.ok()?;
+        Some(
+            resp.topics
+                .into_iter()
+                .flat_map(|t| {
+                    let name = t.name.0.to_string();
+                    t.partitions
+                        .into_iter()
+                        .filter(|p| p.error_code == 0)
+                        .map(move |p| ((name.clone(), p.partition_index), p.offset))
+                })
+                .collect::<Vec<_>>(),
+        )
+    });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect()
+}
+
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }

@@ -17,6 +17,14 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("listeners", "PLAINTEXT://127.0.0.1:9092"),
     ("advertised.listeners", ""),
     ("internal.listener", "127.0.0.1:9093"),
+    // HTTP: /metrics, /health/*, /v1/*, the web console at /. Empty: none.
+    ("admin.listener", "127.0.0.1:9644"),
+    // Whether the web console may change anything (create/delete topics, configs,
+    // group offsets); read-only otherwise.
+    ("admin.console.write.enable", "false"),
+    // Whether /metrics lists series per partition (log offsets, sizes, group lag);
+    // per-topic totals are always there.
+    ("admin.metrics.partition.detail", "true"),
     ("controller.quorum.voters", ""),
     ("data.dir", "./strom-data"),
     ("log.dirs", ""),

@@ -1,6 +1,8 @@
 //! `strom dev`: a local cluster of `strom node` child processes on 127.0.0.1. The i-th
 //! node (from 1; its id `first-node-id + i - 1`) serves Kafka on `base-port + i - 1` and
-//! its internal listener on `base-port + 100 + i - 1`; its data lives in
+//! its internal listener on `base-port + 100 + i - 1` and its admin listener (HTTP:
+//! metrics, health, the web console) on `base-port + 552 + i - 1` (9644, 9645, … with
+//! the default base port, as Redpanda's admin API); its data lives in
 //! `<data-dir>/node-<id>`, so starting again with the same data dir brings the same
 //! cluster back. Ctrl-C stops them all.
 
@@ -31,6 +33,14 @@ pub struct DevArgs {
     sets: Vec<String>,
 }
 
+/// The admin listener's port of the i-th node (from 1).
+fn admin_port(a: &DevArgs, i: u16) -> u16 {
+    a.base_port + ADMIN_PORT_OFFSET + i - 1
+}
+
+/// 9092 + 552 = 9644.
+const ADMIN_PORT_OFFSET: u16 = 552;
+
 fn node_config(a: &DevArgs, i: u16, dir: &Path) -> String {
     let voters: Vec<String> = (1..=a.nodes)
         .map(|n| {
@@ -53,6 +63,10 @@ fn node_config(a: &DevArgs, i: u16, dir: &Path) -> String {
         (
             "internal.listener".into(),
             q(&format!("127.0.0.1:{}", a.base_port + 100 + i - 1)),
+        ),
+        (
+            "admin.listener".into(),
+            q(&format!("127.0.0.1:{}", admin_port(a, i))),
         ),
         ("controller.quorum.voters".into(), q(&voters.join(","))),
         ("data.dir".into(), q(&dir.display().to_string())),
@@ -179,6 +193,13 @@ pub async fn run(a: DevArgs) -> i32 {
             "strom dev: {} node(s) ready; bootstrap.servers={}",
             a.nodes,
             bootstrap.join(",")
+        );
+        let consoles: Vec<String> = (1..=a.nodes)
+            .map(|i| format!("http://127.0.0.1:{}/", admin_port(&a, i)))
+            .collect();
+        println!(
+            "strom dev: web console and metrics at {}",
+            consoles.join(" ")
         );
         println!(
             "strom dev: data in {}; Ctrl-C stops the cluster",

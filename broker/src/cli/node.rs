@@ -59,8 +59,12 @@ pub async fn run(a: NodeArgs) -> i32 {
         .internal_addr
         .map(|a| format!(" internal={a}"))
         .unwrap_or_default();
+    let admin = node
+        .admin_addr
+        .map(|a| format!(" admin=http://{a}/"))
+        .unwrap_or_default();
     println!(
-        "strom node {} READY {}{internal} ready_ms={}",
+        "strom node {} READY {}{internal}{admin} ready_ms={}",
         node.node_id,
         if kafka.is_empty() {
             "controller-only".to_string()

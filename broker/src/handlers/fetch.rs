@@ -26,7 +26,9 @@ use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
     PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use strom_common::clock::now_ms;
 use strom_common::watch;
@@ -37,6 +39,7 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::fetch_session::{self, Answered, FetchState, Plan, Planned, TopicKey};
 use crate::log::LogOffsets;
+use crate::metrics::TopicStats;
 use crate::replication::FollowerRead;
 
 pub async fn handle(
@@ -183,10 +186,23 @@ fn answer(
             .finish(plan, &answered, uses_topic_ids, privileged, now_ms());
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     let mut parts: Vec<Option<_>> = round.parts.into_iter().map(Some).collect();
+    let mut codes = Vec::new();
     for i in include {
         let Some((key, name, pd)) = parts[i].take() else {
             continue;
         };
+        codes.push(pd.error_code);
+        if let (Some(n), Some(records)) = (&name, &pd.records) {
+            if !records.is_empty() {
+                let stats = b.metrics.topic(n);
+                if privileged {
+                    TopicStats::add(&stats.replication_bytes_out, records.len() as u64);
+                } else {
+                    TopicStats::add(&stats.bytes_out, records.len() as u64);
+                    TopicStats::add(&stats.records_out, crate::metrics::batch_records(records));
+                }
+            }
+        }
         let same = topics.last().is_some_and(|t| match &key {
             TopicKey::Id(id) => t.topic_id == *id,
             TopicKey::Name(n) => t.topic.0.as_str() == n,
@@ -204,6 +220,7 @@ fn answer(
         }
         topics.last_mut().expect("pushed above").partitions.push(pd);
     }
+    b.metrics.partition_errors(ApiKey::Fetch as i16, codes);
     let resp = FetchResponse::default()
         .with_responses(topics)
         .with_node_endpoints(round.endpoints);

@@ -19,7 +19,7 @@ use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
     TopicProduceResponse,
 };
-use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use strom_common::clock::now_ms;
 
@@ -243,6 +243,10 @@ pub async fn handle(
         }
     }
     if acks == 0 {
+        b.metrics.partition_errors(
+            ApiKey::Produce as i16,
+            slots.iter().map(|s| s.response.error_code),
+        );
         return None;
     }
     // acks=all: wait on every appended partition at once.
@@ -286,6 +290,10 @@ pub async fn handle(
             }
         }
     }
+    b.metrics.partition_errors(
+        ApiKey::Produce as i16,
+        slots.iter().map(|s| s.response.error_code),
+    );
     for slot in slots {
         topics[slot.topic].partition_responses.push(slot.response);
     }

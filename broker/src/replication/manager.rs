@@ -33,6 +33,7 @@ use crate::controller_client::ControllerClient;
 use crate::log::checkpoint::{decode_checkpoint, encode_checkpoint};
 use crate::log::{LogConfig, LogError, OpenOptions, PartitionLog, Storage};
 use crate::metadata_cache::MetadataCache;
+use crate::metrics::Metrics;
 
 const CLEAN_SHUTDOWN: &str = ".strom-clean-shutdown";
 const RECOVERY_POINTS: &str = "recovery-point-offset-checkpoint";
@@ -61,6 +62,7 @@ pub struct ReplicaManager {
     by_id: RwLock<BTreeMap<Uuid, String>>,
     /// Logs found on disk at start, not yet matched with metadata.
     unclaimed: tokio::sync::Mutex<BTreeMap<(String, i32), Arc<PartitionLog>>>,
+    metrics: Arc<Metrics>,
 }
 
 fn dir_name(topic: &str, partition: i32) -> String {
@@ -85,6 +87,7 @@ impl ReplicaManager {
         storage: Arc<dyn Storage>,
         log_dir: &Path,
         broker_settings: BTreeMap<String, String>,
+        metrics: Arc<Metrics>,
     ) -> Result<ReplicaManager, LogError> {
         storage.create_dir_all(log_dir).await?;
         let marker = storage.read_file(&log_dir.join(CLEAN_SHUTDOWN)).await?;
@@ -170,6 +173,7 @@ impl ReplicaManager {
             topics: RwLock::new(Arc::new(BTreeMap::new())),
             by_id: RwLock::new(BTreeMap::new()),
             unclaimed: tokio::sync::Mutex::new(unclaimed),
+            metrics,
         })
     }
 
@@ -311,6 +315,7 @@ impl ReplicaManager {
                             log,
                             self.node_id,
                             settings,
+                            self.metrics.clone(),
                         ))
                     }
                 };

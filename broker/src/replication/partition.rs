@@ -31,6 +31,7 @@ use crate::error::{batch_error_code, log_error_code};
 use crate::log::batch::{validate_batches, ValidBatch};
 use crate::log::records;
 use crate::log::{AppendInfo, LogConfig, LogError, LogOffsets, PartitionLog, TxnCheck};
+use crate::metrics::{Metrics, TopicStats};
 
 /// The partition's metadata as this broker last applied it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -88,6 +89,9 @@ pub struct Partition {
     /// The generation, for waiters that must fail when the role or epoch changes.
     generation: watch::Sender<u64>,
     role_lock: tokio::sync::RwLock<()>,
+    /// The node's counters, and this partition's topic's.
+    metrics: Arc<Metrics>,
+    pub stats: Arc<TopicStats>,
 }
 
 /// What applying metadata did.
@@ -228,9 +232,12 @@ impl Partition {
         log: Arc<PartitionLog>,
         local_id: i32,
         settings: PartitionSettings,
+        metrics: Arc<Metrics>,
     ) -> Partition {
         let (generation, _) = watch::channel(0);
         Partition {
+            stats: metrics.topic(topic),
+            metrics,
             topic: topic.to_string(),
             index,
             topic_id,
@@ -411,7 +418,7 @@ impl Partition {
         }
     }
 
-    fn min_isr(&self) -> i32 {
+    pub fn min_isr(&self) -> i32 {
         self.log.config().min_insync_replicas
     }
 
@@ -490,6 +497,11 @@ impl Partition {
                 ProduceRefusal::from_log(&e)
             })?;
         drop(_guard);
+        TopicStats::add(&self.stats.bytes_in, records.len() as u64);
+        TopicStats::add(
+            &self.stats.records_in,
+            (info.last_offset - info.first_offset + 1).max(0) as u64,
+        );
         self.maybe_increment_high_watermark(now_ms).await;
         Ok(Appended { info, generation })
     }
@@ -779,6 +791,11 @@ impl Partition {
                     {
                         return AfterAnswer::Done; // stay pending until metadata arrives
                     }
+                    let counter = match proposal.pending {
+                        PendingIsr::Expand { .. } => &self.metrics.isr_expands,
+                        PendingIsr::Shrink { .. } => &self.metrics.isr_shrinks,
+                    };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     l.isr = answer.isr.clone();
                     l.pending = None;
                     i.meta.isr = answer.isr.clone();
@@ -820,6 +837,7 @@ impl Partition {
         if !self.follows_in(leader_epoch) {
             return Ok(None);
         }
+        TopicStats::add(&self.stats.replication_bytes_in, records.len() as u64);
         self.log.append_as_follower(records, now_ms).await.map(Some)
     }
 

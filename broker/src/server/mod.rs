@@ -16,6 +16,7 @@ pub mod framing;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,8 +118,12 @@ pub async fn serve(
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let admitted = match conns.admit(peer.ip()) {
-                    Ok(a) => a,
+                    Ok(a) => {
+                        broker.metrics.connections_accepted.fetch_add(1, Relaxed);
+                        a
+                    }
                     Err(limit) => {
+                        broker.metrics.connection_refused(limit);
                         tracing::warn!(%peer, limit, "closing a new connection: over the limit");
                         drop(stream);
                         continue;
@@ -242,10 +247,16 @@ async fn connection(
             }
         };
         let body = body.copy_to_bytes(body.remaining());
-        match router
+        let started = tokio::time::Instant::now();
+        let answer = router
             .dispatch(broker.clone(), &header, listener, peer, body)
-            .await
-        {
+            .await;
+        broker.metrics.request(
+            header.request_api_key,
+            header.request_api_version,
+            started.elapsed(),
+        );
+        match answer {
             Ok(Some(resp)) => {
                 // The request was handled; its answer is lost with the connection.
                 reset.check()?;

@@ -135,7 +135,7 @@ def main():
         cfg = os.path.join(work, "strom.toml")
         with open(cfg, "w") as f:
             f.write(f'"node.id" = 1\n"listeners" = "PLAINTEXT://127.0.0.1:{sp}"\n'
-                    f'"internal.listener" = "127.0.0.1:{si}"\n"data.dir" = "{work}/strom-data"\n')
+                    f'"internal.listener" = "127.0.0.1:{si}"\n"admin.listener" = "127.0.0.1:0"\n"data.dir" = "{work}/strom-data"\n')
         brokers = [(Broker("strom", [a.strom, "node", "--config", cfg], sp, a.strom),
                     ["classic", "consumer"])]
         if a.tansu:

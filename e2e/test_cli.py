@@ -301,7 +301,7 @@ KNOWN_COMMANDS = [[], ["node"], ["dev"], ["topic"], ["topic", "create"], ["topic
                   ["topic", "delete"], ["topic", "alter-config"], ["produce"], ["consume"], ["cluster"],
                   ["cluster", "describe"], ["group"], ["bench"]]
 # Commands that do not talk to a Kafka cluster (no --bootstrap-server).
-LOCAL_COMMANDS = [[], ["node"], ["dev"]]
+LOCAL_COMMANDS = [[], ["node"], ["dev"], ["install-tools"]]
 
 
 def test_help_of_every_subcommand():

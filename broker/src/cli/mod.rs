@@ -10,6 +10,7 @@ mod cluster;
 mod consume;
 mod dev;
 mod group;
+mod kafka;
 mod node;
 mod produce;
 mod table;
@@ -48,6 +49,12 @@ enum Cmd {
     Cluster(cluster::ClusterArgs),
     /// Transactions: list, describe, describe-producers (like kafka-transactions.sh).
     Txn(txn::TxnArgs),
+    /// Link Kafka's tool names (kafka-topics, kafka-topics.sh, …) to this executable in
+    /// DIR: invoked under such a name, strom behaves as that tool.
+    InstallTools {
+        /// Where to put the links (e.g. a directory on PATH).
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Where the Kafka cluster is.
@@ -83,6 +90,17 @@ pub async fn connect(c: &Conn) -> Result<strom_client::Client, i32> {
 }
 
 pub fn main() -> i32 {
+    let mut argv = std::env::args();
+    let argv0 = argv.next().unwrap_or_default();
+    if let Some(tool) = kafka::tool_of(&argv0) {
+        let args: Vec<String> = argv.collect();
+        init_logging_quiet();
+        ignore_sigpipe_default();
+        return match runtime() {
+            Ok(rt) => rt.block_on(kafka::run(tool, args)),
+            Err(code) => code,
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -93,23 +111,11 @@ pub fn main() -> i32 {
     };
     init_logging();
     if !matches!(cli.cmd, Cmd::Node(_) | Cmd::Dev(_)) {
-        // A client command whose output goes to a pipe that closes (`| head -1`) ends
-        // quietly, as Unix tools do, instead of failing on a write to stdout. The node
-        // keeps Rust's default (SIGPIPE ignored, EPIPE from its sockets handled).
-        // SAFETY: before any thread is started; SIG_DFL is always a valid disposition.
-        unsafe {
-            libc_signal(SIGPIPE, SIG_DFL);
-        }
+        ignore_sigpipe_default();
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         match cli.cmd {
@@ -122,8 +128,38 @@ pub fn main() -> i32 {
             Cmd::Bench(a) => bench::run(a).await,
             Cmd::Cluster(a) => cluster::run(a).await,
             Cmd::Txn(a) => txn::run(a).await,
+            Cmd::InstallTools { dir } => kafka::install(&dir),
         }
     })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the runtime: {e}");
+            1
+        })
+}
+
+/// A client command whose output goes to a pipe that closes (`| head -1`) ends quietly,
+/// as Unix tools do, instead of failing on a write to stdout. The node keeps Rust's
+/// default (SIGPIPE ignored, EPIPE from its sockets handled).
+fn ignore_sigpipe_default() {
+    // SAFETY: before any thread is started; SIG_DFL is always a valid disposition.
+    unsafe {
+        libc_signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+/// Kafka's tools log nothing on the terminal unless asked (`STROM_LOG`).
+fn init_logging_quiet() {
+    let filter = std::env::var("STROM_LOG").unwrap_or_else(|_| "error".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn init_logging() {

@@ -1,0 +1,77 @@
+//! The `strom` binary under Kafka's tool names (`kafka-topics`, `kafka-topics.sh`, …):
+//! a link with such a name runs the tool of that name with Kafka's flags and output, so
+//! a tutorial's commands run unchanged. `strom install-tools DIR` makes the links.
+
+mod topics;
+
+use std::path::Path;
+
+/// The tools strom answers to, by Kafka's name (without `.sh`).
+pub const TOOLS: &[&str] = &["kafka-topics"];
+
+/// The Kafka tool `argv0` names (`/usr/bin/kafka-topics.sh` → `kafka-topics`), if any.
+pub fn tool_of(argv0: &str) -> Option<&'static str> {
+    let base = Path::new(argv0).file_name()?.to_str()?;
+    let name = base.strip_suffix(".sh").unwrap_or(base);
+    TOOLS.iter().copied().find(|t| *t == name)
+}
+
+/// Runs `tool` with `args` (after the program name); the exit code.
+pub async fn run(tool: &str, args: Vec<String>) -> i32 {
+    match tool {
+        "kafka-topics" => topics::run(args).await,
+        _ => {
+            eprintln!("{tool} is not a tool strom provides");
+            2
+        }
+    }
+}
+
+/// `strom install-tools DIR`: a symbolic link to this executable for every tool name,
+/// with and without `.sh`.
+pub fn install(dir: &Path) -> i32 {
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cannot find the strom executable: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("cannot create {}: {e}", dir.display());
+        return 1;
+    }
+    for tool in TOOLS {
+        for name in [tool.to_string(), format!("{tool}.sh")] {
+            let link = dir.join(&name);
+            if link.symlink_metadata().is_ok() {
+                if let Err(e) = std::fs::remove_file(&link) {
+                    eprintln!("cannot replace {}: {e}", link.display());
+                    return 1;
+                }
+            }
+            if let Err(e) = std::os::unix::fs::symlink(&exe, &link) {
+                eprintln!("cannot link {}: {e}", link.display());
+                return 1;
+            }
+            println!("{} -> {}", link.display(), exe.display());
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tools_are_found_by_their_names_with_or_without_sh() {
+        assert_eq!(
+            tool_of("/opt/kafka/bin/kafka-topics.sh"),
+            Some("kafka-topics")
+        );
+        assert_eq!(tool_of("kafka-topics"), Some("kafka-topics"));
+        assert_eq!(tool_of("/usr/bin/strom"), None);
+        assert_eq!(tool_of("kafka-nonsense"), None);
+    }
+}

@@ -1,0 +1,101 @@
+"""Kafka's command-line tools by name (broker/src/cli/kafka): `strom install-tools DIR`
+links `kafka-topics` and `kafka-topics.sh` to strom, and the tutorials' commands run
+through the links with Kafka's flags and output — seed 004's
+`kafka-topics --bootstrap-server localhost:9092 --create --topic my_topic --partitions 3
+--replication-factor 1` and seed 001's `--create --if-not-exists`, with this test's
+broker address in place of localhost:9092.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from strom_harness import strom_binary
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def tools(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("tools")
+    p = subprocess.run([strom_binary(), "install-tools", str(d)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    for name in ("kafka-topics", "kafka-topics.sh"):
+        assert (d / name).is_symlink(), list(d.iterdir())
+        assert os.path.realpath(d / name) == os.path.realpath(strom_binary())
+    return d
+
+
+def tool(tools: Path, name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(tools / name), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_seed_004_create_and_describe(strom, tools):
+    topic = f"my_topic_{uuid.uuid4().hex[:6]}"
+    p = tool(tools, "kafka-topics", "--bootstrap-server", strom.bootstrap, "--create", "--topic", topic,
+             "--partitions", "3", "--replication-factor", "1")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout == ("WARNING: Due to limitations in metric names, topics with a period ('.') or underscore "
+                        "('_') could collide. To avoid issues it is best to use either, but not both.\n"
+                        f"Created topic {topic}.\n"), p.stdout
+    # Really there, as a Kafka client sees it.
+    md = AdminClient({"bootstrap.servers": strom.bootstrap}).list_topics(topic, timeout=10)
+    assert len(md.topics[topic].partitions) == 3
+    # Again: Kafka's error line and exit status 1.
+    p = tool(tools, "kafka-topics.sh", "--bootstrap-server", strom.bootstrap, "--create", "--topic", topic,
+             "--partitions", "3", "--replication-factor", "1")
+    assert p.returncode == 1
+    assert p.stdout.strip().endswith(f"Error while executing topic command : Topic '{topic}' already exists."), p.stdout
+    # Describe: Kafka's header line and one line per partition.
+    p = tool(tools, "kafka-topics", "--bootstrap-server", strom.bootstrap, "--describe", "--topic", topic)
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    assert re.fullmatch(rf"Topic: {topic}\tTopicId: [0-9a-f-]{{36}}\tPartitionCount: 3\tReplicationFactor: 1\tConfigs: ",
+                        lines[0]), lines[0]
+    assert len(lines) == 4
+    for i, line in enumerate(lines[1:]):
+        assert re.fullmatch(rf"\tTopic: {topic}\tPartition: {i}\tLeader: \d+\tReplicas: \d+\tIsr: \d+", line), line
+
+
+def test_seed_001_if_not_exists_list_alter_delete(strom, tools):
+    topic = f"orders-{uuid.uuid4().hex[:6]}"
+    for _ in range(2):
+        p = tool(tools, "kafka-topics", "--bootstrap-server", strom.bootstrap, "--create", "--if-not-exists",
+                 "--topic", topic, "--partitions", "2", "--replication-factor", "1",
+                 "--config", "retention.ms=60000")
+        assert p.returncode == 0, p.stdout + p.stderr
+    p = tool(tools, "kafka-topics", "--bootstrap-server", strom.bootstrap, "--list")
+    assert p.returncode == 0 and topic in p.stdout.splitlines(), p.stdout
+    p = tool(tools, "kafka-topics", "--bootstrap-server", strom.bootstrap, "--list", "--exclude-internal")
+    assert not any(line.startswith("__") for line in p.stdout.splitlines()), p.stdout
+    p = tool(tools, "kafka-topics", "--bootstrap-server", strom.bootstrap, "--describe", "--topic", topic)
+    assert "Configs: retention.ms=60000" in p.stdout.splitlines()[0], p.stdout
+    p = tool(tools, "kafka-topics", "--bootstrap-server", strom.bootstrap, "--alter", "--topic", topic,
+             "--partitions", "4")
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = tool(tools, "kafka-topics", "--bootstrap-server", strom.bootstrap, "--describe", "--topic", topic)
+    assert "PartitionCount: 4" in p.stdout, p.stdout
+    p = tool(tools, "kafka-topics", "--bootstrap-server", strom.bootstrap, "--delete", "--topic", topic)
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = tool(tools, "kafka-topics", "--bootstrap-server", strom.bootstrap, "--describe", "--topic", topic)
+    assert p.returncode == 1 and f"Topic '{topic}' does not exist as expected" in p.stdout, p.stdout
+    p = tool(tools, "kafka-topics", "--bootstrap-server", strom.bootstrap, "--delete", "--topic", topic,
+             "--if-exists")
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_unknown_flags_and_bad_usage_fail_clearly(tools):
+    p = tool(tools, "kafka-topics", "--bootstrap-server", "127.0.0.1:1", "--list", "--frobnicate")
+    assert p.returncode != 0
+    assert "--frobnicate" in p.stderr, p.stderr
+    p = tool(tools, "kafka-topics", "--bootstrap-server", "127.0.0.1:1", "--list", "--describe")
+    assert p.returncode == 1 and "exactly one action" in p.stderr, p.stderr
+    p = tool(tools, "kafka-topics", "--list")
+    assert p.returncode == 1 and "bootstrap-server" in p.stderr, p.stderr

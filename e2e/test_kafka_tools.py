@@ -27,7 +27,7 @@ def tools(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("tools")
     p = subprocess.run([strom_binary(), "install-tools", str(d)], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
-    for name in ("kafka-topics", "kafka-topics.sh"):
+    for name in ("kafka-topics", "kafka-topics.sh", "kafka-consumer-groups", "kafka-consumer-groups.sh"):
         assert (d / name).is_symlink(), list(d.iterdir())
         assert os.path.realpath(d / name) == os.path.realpath(strom_binary())
     return d
@@ -99,3 +99,57 @@ def test_unknown_flags_and_bad_usage_fail_clearly(tools):
     assert p.returncode == 1 and "exactly one action" in p.stderr, p.stderr
     p = tool(tools, "kafka-topics", "--list")
     assert p.returncode == 1 and "bootstrap-server" in p.stderr, p.stderr
+
+
+def test_seed_004_consumer_groups_describe_and_reset(strom, tools):
+    """Seed 004: `kafka-consumer-groups ... --group payment_service --describe` and
+    `... --reset-offsets --to-earliest --topic user_events --execute`."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    b = strom.bootstrap
+    p = tool(tools, "kafka-topics", "--bootstrap-server", b, "--create", "--if-not-exists", "--topic", "user_events",
+             "--partitions", "1", "--replication-factor", "1")
+    assert p.returncode == 0, p.stdout + p.stderr
+    prod = Producer({"bootstrap.servers": b})
+    for i in range(10):
+        prod.produce("user_events", value=f"e{i}".encode())
+    assert prod.flush(30) == 0
+    c = Consumer({"bootstrap.servers": b, "group.id": "payment_service", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition("user_events", 0, 0)])
+    got = 0
+    while got < 6:
+        m = c.poll(10)
+        assert m is not None and m.error() is None
+        got += 1
+    c.commit(offsets=[TopicPartition("user_events", 0, 6)], asynchronous=False)
+    c.close()
+
+    def rows(out: str) -> list[list[str]]:
+        lines = [line for line in out.splitlines() if line.strip()]
+        i = next(i for i, line in enumerate(lines) if line.startswith("GROUP"))
+        return [line.split() for line in lines[i:]]
+
+    p = tool(tools, "kafka-consumer-groups", "--bootstrap-server", b, "--group", "payment_service", "--describe")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "Consumer group 'payment_service' has no active members." in p.stdout, p.stdout
+    r = rows(p.stdout)
+    assert r[0] == ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID",
+                    "HOST", "CLIENT-ID"], p.stdout
+    assert r[1] == ["payment_service", "user_events", "0", "6", "10", "4", "-", "-", "-"], p.stdout
+
+    p = tool(tools, "kafka-consumer-groups", "--bootstrap-server", b, "--group", "payment_service",
+             "--reset-offsets", "--to-earliest", "--topic", "user_events", "--execute")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert rows(p.stdout) == [["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"],
+                              ["payment_service", "user_events", "0", "0"]], p.stdout
+    p = tool(tools, "kafka-consumer-groups", "--bootstrap-server", b, "--group", "payment_service", "--describe")
+    assert rows(p.stdout)[1][3:6] == ["0", "10", "10"], p.stdout
+    # Without --execute: Kafka's warning, nothing changed.
+    p = tool(tools, "kafka-consumer-groups", "--bootstrap-server", b, "--group", "payment_service",
+             "--reset-offsets", "--to-latest", "--topic", "user_events")
+    assert p.stdout.startswith("WARN: No action will be performed as the --execute option is missing."), p.stdout
+    assert rows(p.stdout)[1][3] == "10"
+    p = tool(tools, "kafka-consumer-groups", "--bootstrap-server", b, "--group", "payment_service", "--describe")
+    assert rows(p.stdout)[1][3] == "0", p.stdout
+    p = tool(tools, "kafka-consumer-groups", "--bootstrap-server", b, "--list")
+    assert "payment_service" in p.stdout.splitlines(), p.stdout

@@ -107,7 +107,7 @@ pub async fn run(a: GroupArgs) -> i32 {
     }
 }
 
-async fn log_end(client: &strom_client::Client, topic: &str, partition: i32) -> Option<i64> {
+pub async fn log_end(client: &strom_client::Client, topic: &str, partition: i32) -> Option<i64> {
     let c = Consumer::new(client.clone(), ConsumerConfig::default());
     c.list_offsets(topic, partition, OffsetSpec::Latest)
         .await
@@ -205,7 +205,7 @@ async fn describe(admin: &Admin, client: strom_client::Client, group: &str) -> i
     0
 }
 
-fn parse_time(s: &str) -> Option<i64> {
+pub fn parse_time(s: &str) -> Option<i64> {
     if let Ok(ms) = s.parse::<i64>() {
         return Some(ms);
     }
@@ -266,45 +266,27 @@ async fn reset(admin: &Admin, client: strom_client::Client, r: ResetArgs) -> i32
             }
         }
     }
-    let consumer = Consumer::new(client.clone(), ConsumerConfig::default());
-    let mut plan = BTreeMap::new();
-    for (t, p) in targets {
-        let earliest = consumer
-            .list_offsets(&t, p, OffsetSpec::Earliest)
-            .await
-            .map(|o| o.offset)
-            .unwrap_or(0);
-        let latest = consumer
-            .list_offsets(&t, p, OffsetSpec::Latest)
-            .await
-            .map(|o| o.offset)
-            .unwrap_or(earliest);
-        let new = if r.to_earliest {
-            earliest
-        } else if r.to_latest {
-            latest
-        } else if let Some(o) = r.to_offset {
-            o
-        } else if let Some(n) = r.shift_by {
-            current.get(&(t.clone(), p)).copied().unwrap_or(earliest) + n
-        } else if let Some(ts) = &r.to_datetime {
-            let Some(ms) = parse_time(ts) else {
-                eprintln!("--to-datetime {ts}: expected RFC 3339 (2026-11-23T10:00:00Z) or epoch milliseconds");
-                return 2;
-            };
-            match consumer
-                .list_offsets(&t, p, OffsetSpec::Timestamp(ms))
-                .await
-            {
-                Ok(o) if o.offset >= 0 => o.offset,
-                _ => latest,
-            }
-        } else {
-            eprintln!("say where to: --to-earliest, --to-latest, --to-offset, --to-datetime or --shift-by");
+    let to = if r.to_earliest {
+        ResetTo::Earliest
+    } else if r.to_latest {
+        ResetTo::Latest
+    } else if let Some(o) = r.to_offset {
+        ResetTo::Offset(o)
+    } else if let Some(n) = r.shift_by {
+        ResetTo::ShiftBy(n)
+    } else if let Some(ts) = &r.to_datetime {
+        let Some(ms) = parse_time(ts) else {
+            eprintln!("--to-datetime {ts}: expected RFC 3339 (2026-11-23T10:00:00Z) or epoch milliseconds");
             return 2;
         };
-        plan.insert((t, p), new.clamp(earliest, latest));
-    }
+        ResetTo::Time(ms)
+    } else {
+        eprintln!(
+            "say where to: --to-earliest, --to-latest, --to-offset, --to-datetime or --shift-by"
+        );
+        return 2;
+    };
+    let plan = reset_plan(&client, &current, targets, to).await;
     let rows: Vec<Vec<String>> = plan
         .iter()
         .map(|((t, p), o)| {
@@ -333,6 +315,56 @@ async fn reset(admin: &Admin, client: strom_client::Client, r: ResetArgs) -> i32
         }
         Err(e) => super::topic::fail(e),
     }
+}
+
+/// Where an offset reset moves a group's offsets.
+#[derive(Clone, Copy, Debug)]
+pub enum ResetTo {
+    Earliest,
+    Latest,
+    Offset(i64),
+    /// The first offset at or after this time (ms since the epoch), else the log end.
+    Time(i64),
+    /// From the committed offset (or the earliest) by this many records.
+    ShiftBy(i64),
+}
+
+/// The new offset of each of `targets`, kept within each partition's log.
+pub async fn reset_plan(
+    client: &strom_client::Client,
+    current: &BTreeMap<(String, i32), i64>,
+    targets: Vec<(String, i32)>,
+    to: ResetTo,
+) -> BTreeMap<(String, i32), i64> {
+    let consumer = Consumer::new(client.clone(), ConsumerConfig::default());
+    let mut plan = BTreeMap::new();
+    for (t, p) in targets {
+        let earliest = consumer
+            .list_offsets(&t, p, OffsetSpec::Earliest)
+            .await
+            .map(|o| o.offset)
+            .unwrap_or(0);
+        let latest = consumer
+            .list_offsets(&t, p, OffsetSpec::Latest)
+            .await
+            .map(|o| o.offset)
+            .unwrap_or(earliest);
+        let new = match to {
+            ResetTo::Earliest => earliest,
+            ResetTo::Latest => latest,
+            ResetTo::Offset(o) => o,
+            ResetTo::ShiftBy(n) => current.get(&(t.clone(), p)).copied().unwrap_or(earliest) + n,
+            ResetTo::Time(ms) => match consumer
+                .list_offsets(&t, p, OffsetSpec::Timestamp(ms))
+                .await
+            {
+                Ok(o) if o.offset >= 0 => o.offset,
+                _ => latest,
+            },
+        };
+        plan.insert((t, p), new.clamp(earliest, latest));
+    }
+    plan
 }
 
 #[cfg(test)]

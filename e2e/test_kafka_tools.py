@@ -27,7 +27,8 @@ def tools(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("tools")
     p = subprocess.run([strom_binary(), "install-tools", str(d)], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
-    for name in ("kafka-topics", "kafka-topics.sh", "kafka-consumer-groups", "kafka-consumer-groups.sh"):
+    for name in ("kafka-topics", "kafka-topics.sh", "kafka-consumer-groups", "kafka-consumer-groups.sh",
+                 "kafka-console-consumer", "kafka-console-producer.sh"):
         assert (d / name).is_symlink(), list(d.iterdir())
         assert os.path.realpath(d / name) == os.path.realpath(strom_binary())
     return d
@@ -153,3 +154,45 @@ def test_seed_004_consumer_groups_describe_and_reset(strom, tools):
     assert rows(p.stdout)[1][3] == "0", p.stdout
     p = tool(tools, "kafka-consumer-groups", "--bootstrap-server", b, "--list")
     assert "payment_service" in p.stdout.splitlines(), p.stdout
+
+
+def test_console_producer_and_seed_004_console_consumer(strom, tools):
+    """Lines through kafka-console-producer (keys parsed), read back by a Kafka client
+    and by seed 004's `kafka-console-consumer ... --from-beginning` with Kafka's
+    formatter properties."""
+    from confluent_kafka import Consumer, TopicPartition
+    topic = f"console-{uuid.uuid4().hex[:6]}"
+    b = strom.bootstrap
+    p = tool(tools, "kafka-topics", "--bootstrap-server", b, "--create", "--topic", topic, "--partitions", "1",
+             "--replication-factor", "1")
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = subprocess.run([str(tools / "kafka-console-producer"), "--bootstrap-server", b, "--topic", topic,
+                        "--property", "parse.key=true", "--property", "key.separator=:"],
+                       input="k1:hello\nk2:world\nk3:{\"a\": 1}\n", capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    c = Consumer({"bootstrap.servers": b, "group.id": "check", "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    while len(got) < 3:
+        m = c.poll(10)
+        assert m is not None and m.error() is None
+        got.append((m.key(), m.value()))
+    c.close()
+    assert got == [(b"k1", b"hello"), (b"k2", b"world"), (b"k3", b'{"a": 1}')]
+
+    p = tool(tools, "kafka-console-consumer", "--bootstrap-server", b, "--topic", topic, "--from-beginning",
+             "--max-messages", "3")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout == 'hello\nworld\n{"a": 1}\n', p.stdout
+    assert "Processed a total of 3 messages" in p.stderr, p.stderr
+    p = tool(tools, "kafka-console-consumer.sh", "--bootstrap-server", b, "--topic", topic, "--from-beginning",
+             "--property", "print.key=true", "--property", "print.offset=true", "--property", "key.separator= | ",
+             "--timeout-ms", "3000")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.splitlines() == ["Offset:0 | k1 | hello", "Offset:1 | k2 | world", 'Offset:2 | k3 | {"a": 1}'], \
+        p.stdout
+    p = tool(tools, "kafka-console-consumer", "--bootstrap-server", b, "--topic", topic, "--partition", "0",
+             "--offset", "2", "--max-messages", "1")
+    assert p.stdout == '{"a": 1}\n', p.stdout
+    p = tool(tools, "kafka-console-consumer", "--bootstrap-server", b, "--topic", topic, "--group", "g")
+    assert p.returncode == 1 and "--group is not supported" in p.stderr, p.stderr

@@ -2,13 +2,19 @@
 //! a link with such a name runs the tool of that name with Kafka's flags and output, so
 //! a tutorial's commands run unchanged. `strom install-tools DIR` makes the links.
 
+mod console;
 mod consumer_groups;
 mod topics;
 
 use std::path::Path;
 
 /// The tools strom answers to, by Kafka's name (without `.sh`).
-pub const TOOLS: &[&str] = &["kafka-topics", "kafka-consumer-groups"];
+pub const TOOLS: &[&str] = &[
+    "kafka-topics",
+    "kafka-consumer-groups",
+    "kafka-console-consumer",
+    "kafka-console-producer",
+];
 
 /// The Kafka tool `argv0` names (`/usr/bin/kafka-topics.sh` → `kafka-topics`), if any.
 pub fn tool_of(argv0: &str) -> Option<&'static str> {
@@ -22,6 +28,8 @@ pub async fn run(tool: &str, args: Vec<String>) -> i32 {
     match tool {
         "kafka-topics" => topics::run(args).await,
         "kafka-consumer-groups" => consumer_groups::run(args).await,
+        "kafka-console-consumer" => console::consumer(args).await,
+        "kafka-console-producer" => console::producer(args).await,
         _ => {
             eprintln!("{tool} is not a tool strom provides");
             2

@@ -1,0 +1,464 @@
+//! `kafka-console-consumer` and `kafka-console-producer`: Kafka's console tools, with
+//! their flags, `--property` names and output format (Kafka's `DefaultMessageFormatter`
+//! and `LineMessageReader`). The consumer reads without joining a group (`--group` is
+//! refused, since strom's client has no group membership yet).
+
+use std::io::Write;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use strom_client::{
+    compression_from_name, ClientError, Consumer, ConsumerConfig, OffsetReset, Producer,
+    StartOffset,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn message(e: &ClientError) -> String {
+    match e {
+        ClientError::Kafka(k) => k
+            .message
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| k.to_string()),
+        other => other.to_string(),
+    }
+}
+
+/// `--property k=v` pairs.
+fn properties(items: &[String]) -> Result<Vec<(String, String)>, String> {
+    items
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| format!("Invalid property {p}: expected key=value"))
+        })
+        .collect()
+}
+
+fn flag(props: &[(String, String)], name: &str) -> bool {
+    props
+        .iter()
+        .any(|(k, v)| k == name && v.eq_ignore_ascii_case("true"))
+}
+
+fn prop<'a>(props: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    props
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Kafka's escapes in separators given on the command line (`\t`, `\n`).
+fn unescape(s: &str) -> String {
+    s.replace("\\t", "\t").replace("\\n", "\n")
+}
+
+fn connect_args(bootstrap: Option<String>, tool: &str) -> Result<crate::cli::Conn, i32> {
+    match bootstrap {
+        Some(b) => Ok(crate::cli::Conn {
+            bootstrap_server: b,
+        }),
+        None => {
+            eprintln!("{tool}: Missing required argument \"[bootstrap-server]\"");
+            Err(1)
+        }
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kafka-console-consumer",
+    about = "Read records of a topic and print them (Kafka's kafka-console-consumer, served by strom).",
+    disable_version_flag = true
+)]
+struct ConsumerArgs {
+    /// REQUIRED: The server(s) to connect to.
+    #[arg(long)]
+    bootstrap_server: Option<String>,
+    /// The topic to consume on.
+    #[arg(long)]
+    topic: Option<String>,
+    /// The partition to consume from (default: all).
+    #[arg(long)]
+    partition: Option<i32>,
+    /// The offset to start from: a non-negative number, or 'earliest' or 'latest'
+    /// (needs --partition unless earliest/latest).
+    #[arg(long)]
+    offset: Option<String>,
+    /// Start with the earliest message present in the log rather than the latest.
+    #[arg(long)]
+    from_beginning: bool,
+    /// The maximum number of messages to consume before exiting.
+    #[arg(long)]
+    max_messages: Option<usize>,
+    /// Exit if no message is available for consumption for this many ms.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Formatter properties: print.key, print.value, print.timestamp, print.partition,
+    /// print.offset, print.headers, key.separator, line.separator, null.literal (repeatable).
+    #[arg(long = "property")]
+    properties: Vec<String>,
+    /// read_committed or read_uncommitted (default).
+    #[arg(long, default_value = "read_uncommitted", value_parser = ["read_committed", "read_uncommitted"])]
+    isolation_level: String,
+    /// The consumer group id (not supported: strom's consumer reads without a group).
+    #[arg(long)]
+    group: Option<String>,
+    /// Consumer properties (accepted and ignored: strom's client has its own settings).
+    #[arg(long = "consumer-property")]
+    consumer_properties: Vec<String>,
+}
+
+pub async fn consumer(args: Vec<String>) -> i32 {
+    let a = match ConsumerArgs::try_parse_from(
+        std::iter::once("kafka-console-consumer".to_string()).chain(args),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let Some(topic) = a.topic.clone() else {
+        eprintln!("Exactly one of --include/--topic is required.");
+        return 1;
+    };
+    if a.group.is_some() {
+        eprintln!("--group is not supported by strom's kafka-console-consumer yet: it reads without a consumer group (use `kafka-consumer-groups` to manage groups)");
+        return 1;
+    }
+    let props = match properties(&a.properties) {
+        Ok(p) => p,
+        Err(m) => {
+            eprintln!("{m}");
+            return 1;
+        }
+    };
+    let start = match a.offset.as_deref() {
+        None if a.from_beginning => StartOffset::Earliest,
+        None => StartOffset::Latest,
+        Some("earliest") => StartOffset::Earliest,
+        Some("latest") => StartOffset::Latest,
+        Some(n) => match n.parse::<i64>() {
+            Ok(o) if o >= 0 && a.partition.is_some() => StartOffset::Offset(o),
+            Ok(_) if a.partition.is_none() => {
+                eprintln!("The partition is required when offset is specified.");
+                return 1;
+            }
+            _ => {
+                eprintln!("The provided offset value '{n}' is incorrect. Valid values are 'earliest', 'latest', or a non-negative long.");
+                return 1;
+            }
+        },
+    };
+    let conn = match connect_args(a.bootstrap_server.clone(), "kafka-console-consumer") {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let client = match crate::cli::connect(&conn).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let config = ConsumerConfig {
+        auto_offset_reset: if a.from_beginning {
+            OffsetReset::Earliest
+        } else {
+            OffsetReset::Latest
+        },
+        read_committed: a.isolation_level == "read_committed",
+        ..Default::default()
+    };
+    let mut consumer = Consumer::new(client, config);
+    let assigned = match a.partition {
+        Some(p) => consumer.assign(&topic, p, start).await.map(|_| 1),
+        None => consumer.assign_topic(&topic, start).await,
+    };
+    if let Err(e) = assigned {
+        eprintln!(
+            "Error processing message, terminating consumer process: {}",
+            message(&e)
+        );
+        return 1;
+    }
+    let print_key = flag(&props, "print.key");
+    let print_value = prop(&props, "print.value").is_none_or(|v| v.eq_ignore_ascii_case("true"));
+    let print_ts = flag(&props, "print.timestamp");
+    let print_partition = flag(&props, "print.partition");
+    let print_offset = flag(&props, "print.offset");
+    let print_headers = flag(&props, "print.headers");
+    let key_sep = unescape(prop(&props, "key.separator").unwrap_or("\t"));
+    let line_sep = unescape(prop(&props, "line.separator").unwrap_or("\n"));
+    let null = prop(&props, "null.literal").unwrap_or("null").to_string();
+    let text = |b: &Option<Bytes>| {
+        b.as_deref()
+            .map(|x| String::from_utf8_lossy(x).into_owned())
+            .unwrap_or_else(|| null.clone())
+    };
+    let mut seen = 0usize;
+    let mut idle = tokio::time::Instant::now();
+    let stdout = std::io::stdout();
+    let done = |seen: usize| {
+        eprintln!("Processed a total of {seen} messages");
+    };
+    if a.max_messages == Some(0) {
+        done(0);
+        return 0;
+    }
+    loop {
+        let records = match consumer.poll(Duration::from_millis(500)).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!(
+                    "Error processing message, terminating consumer process: {}",
+                    message(&e)
+                );
+                done(seen);
+                return 1;
+            }
+        };
+        if records.is_empty() {
+            if a.timeout_ms
+                .is_some_and(|t| idle.elapsed() >= Duration::from_millis(t))
+            {
+                // Kafka logs the timeout and exits normally.
+                done(seen);
+                return 0;
+            }
+            continue;
+        }
+        idle = tokio::time::Instant::now();
+        let mut out = stdout.lock();
+        for r in records {
+            let mut line = String::new();
+            if print_ts {
+                line.push_str(&format!("CreateTime:{}{key_sep}", r.timestamp));
+            }
+            if print_partition {
+                line.push_str(&format!("Partition:{}{key_sep}", r.partition));
+            }
+            if print_offset {
+                line.push_str(&format!("Offset:{}{key_sep}", r.offset));
+            }
+            if print_headers {
+                if r.headers.is_empty() {
+                    line.push_str("NO_HEADERS");
+                } else {
+                    let hs: Vec<String> = r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| format!("{k}:{}", text(v)))
+                        .collect();
+                    line.push_str(&hs.join(","));
+                }
+                line.push_str(&key_sep);
+            }
+            if print_key {
+                line.push_str(&text(&r.key));
+                if print_value {
+                    line.push_str(&key_sep);
+                }
+            }
+            if print_value {
+                line.push_str(&text(&r.value));
+            }
+            line.push_str(&line_sep);
+            let _ = out.write_all(line.as_bytes());
+            seen += 1;
+            if a.max_messages.is_some_and(|m| seen >= m) {
+                let _ = out.flush();
+                done(seen);
+                return 0;
+            }
+        }
+        let _ = out.flush();
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kafka-console-producer",
+    about = "Write each line of standard input as a record (Kafka's kafka-console-producer, served by strom).",
+    disable_version_flag = true
+)]
+struct ProducerArgs {
+    /// REQUIRED: The server(s) to connect to.
+    #[arg(long)]
+    bootstrap_server: Option<String>,
+    /// REQUIRED: The topic id to produce messages to.
+    #[arg(long)]
+    topic: Option<String>,
+    /// Reader properties: parse.key, key.separator, parse.headers, headers.delimiter,
+    /// headers.separator, headers.key.separator, null.marker (repeatable).
+    #[arg(long = "property")]
+    properties: Vec<String>,
+    /// Producer properties: acks, compression.type, enable.idempotence are used; others
+    /// are accepted and ignored (repeatable).
+    #[arg(long = "producer-property")]
+    producer_properties: Vec<String>,
+    /// The required acks of the producer requests (-1/all, 0 or 1).
+    #[arg(long)]
+    request_required_acks: Option<String>,
+    /// none, gzip, snappy, lz4 or zstd.
+    #[arg(long)]
+    compression_codec: Option<String>,
+    /// Send records synchronously, one at a time as they arrive.
+    #[arg(long)]
+    sync: bool,
+}
+
+pub async fn producer(args: Vec<String>) -> i32 {
+    let a = match ProducerArgs::try_parse_from(
+        std::iter::once("kafka-console-producer".to_string()).chain(args),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let Some(topic) = a.topic.clone() else {
+        eprintln!("Missing required argument \"[topic]\"");
+        return 1;
+    };
+    let (props, pprops) = match (
+        properties(&a.properties),
+        properties(&a.producer_properties),
+    ) {
+        (Ok(p), Ok(q)) => (p, q),
+        (Err(m), _) | (_, Err(m)) => {
+            eprintln!("{m}");
+            return 1;
+        }
+    };
+    let acks_text = a
+        .request_required_acks
+        .clone()
+        .or_else(|| prop(&pprops, "acks").map(str::to_string))
+        .unwrap_or_else(|| "all".to_string());
+    let acks: i16 = match acks_text.as_str() {
+        "all" | "-1" => -1,
+        "1" => 1,
+        "0" => 0,
+        other => {
+            eprintln!("Invalid value {other} for acks: expected all, -1, 0 or 1");
+            return 1;
+        }
+    };
+    let codec = a
+        .compression_codec
+        .clone()
+        .or_else(|| prop(&pprops, "compression.type").map(str::to_string))
+        .unwrap_or_else(|| "none".to_string());
+    let Some(compression) = compression_from_name(&codec) else {
+        eprintln!("Invalid compression codec {codec}: expected none, gzip, snappy, lz4 or zstd");
+        return 1;
+    };
+    let idempotent = prop(&pprops, "enable.idempotence").is_none_or(|v| v == "true") && acks == -1;
+    let parse_key = flag(&props, "parse.key");
+    let key_sep = unescape(prop(&props, "key.separator").unwrap_or("\t"));
+    let parse_headers = flag(&props, "parse.headers");
+    let headers_delim = unescape(prop(&props, "headers.delimiter").unwrap_or("\t"));
+    let headers_sep = unescape(prop(&props, "headers.separator").unwrap_or(","));
+    let headers_kv = unescape(prop(&props, "headers.key.separator").unwrap_or(":"));
+    let null_marker = prop(&props, "null.marker").map(str::to_string);
+    let conn = match connect_args(a.bootstrap_server.clone(), "kafka-console-producer") {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let client = match crate::cli::connect(&conn).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut producer = match Producer::builder(client)
+        .acks(acks)
+        .compression(compression)
+        .idempotent(idempotent)
+        .build()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}", message(&e));
+            return 1;
+        }
+    };
+    let as_bytes = |s: &str| -> Option<Bytes> {
+        if null_marker.as_deref() == Some(s) {
+            None
+        } else {
+            Some(Bytes::from(s.to_string()))
+        }
+    };
+    // Typed lines go out as they are entered; piped ones in batches.
+    let sync = a.sync || std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut pending = 0usize;
+    let mut code = 0;
+    loop {
+        let line = match lines.next_line().await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("reading standard input: {e}");
+                return 1;
+            }
+        };
+        if let Some(l) = &line {
+            let mut rest = l.as_str();
+            let mut headers = Vec::new();
+            if parse_headers {
+                let Some((h, r)) = rest.split_once(headers_delim.as_str()) else {
+                    eprintln!("No headers delimiter found on line: {l}");
+                    return 1;
+                };
+                for kv in h.split(headers_sep.as_str()).filter(|x| !x.is_empty()) {
+                    let (k, v) = kv.split_once(headers_kv.as_str()).unwrap_or((kv, ""));
+                    headers.push((k.to_string(), as_bytes(v)));
+                }
+                rest = r;
+            }
+            let (key, value) = if parse_key {
+                match rest.split_once(key_sep.as_str()) {
+                    Some((k, v)) => (as_bytes(k), as_bytes(v)),
+                    None => {
+                        eprintln!("No key separator found on line: {l}");
+                        return 1;
+                    }
+                }
+            } else {
+                (None, as_bytes(rest))
+            };
+            if let Err(e) = producer.send(&topic, None, key, value, headers, None).await {
+                eprintln!("{}", message(&e));
+                return 1;
+            }
+            pending += 1;
+        }
+        if pending > 0 && (sync || pending >= 1000 || line.is_none()) {
+            match producer.flush().await {
+                Ok(ds) => {
+                    for d in ds {
+                        if let Err(e) = d.result {
+                            eprintln!(
+                                "Error when sending message to topic {} with key: ..., value: ...: {e:?}",
+                                d.topic
+                            );
+                            code = 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{}", message(&e));
+                    return 1;
+                }
+            }
+            pending = 0;
+        }
+        if line.is_none() {
+            return code;
+        }
+    }
+}

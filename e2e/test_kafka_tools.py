@@ -28,7 +28,7 @@ def tools(tmp_path_factory) -> Path:
     p = subprocess.run([strom_binary(), "install-tools", str(d)], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
     for name in ("kafka-topics", "kafka-topics.sh", "kafka-consumer-groups", "kafka-consumer-groups.sh",
-                 "kafka-console-consumer", "kafka-console-producer.sh"):
+                 "kafka-console-consumer", "kafka-console-producer.sh", "kafka-configs"):
         assert (d / name).is_symlink(), list(d.iterdir())
         assert os.path.realpath(d / name) == os.path.realpath(strom_binary())
     return d
@@ -196,3 +196,36 @@ def test_console_producer_and_seed_004_console_consumer(strom, tools):
     assert p.stdout == '{"a": 1}\n', p.stdout
     p = tool(tools, "kafka-console-consumer", "--bootstrap-server", b, "--topic", topic, "--group", "g")
     assert p.returncode == 1 and "--group is not supported" in p.stderr, p.stderr
+
+
+def test_kafka_configs_alter_and_describe(strom, tools):
+    """kafka-configs on a topic: --add-config (with a bracketed list value), --describe
+    in Kafka's lines, --delete-config; a Kafka client sees the same configs."""
+    from confluent_kafka.admin import ConfigResource
+    topic = f"cfg-{uuid.uuid4().hex[:6]}"
+    b = strom.bootstrap
+    assert tool(tools, "kafka-topics", "--bootstrap-server", b, "--create", "--topic", topic,
+                "--replication-factor", "1").returncode == 0
+    p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--entity-type", "topics", "--entity-name", topic,
+             "--alter", "--add-config", "retention.ms=60000,cleanup.policy=[compact,delete]")
+    assert p.returncode == 0 and p.stdout == f"Completed updating config for topic {topic}.\n", p.stdout + p.stderr
+    a = AdminClient({"bootstrap.servers": b})
+    cfg = a.describe_configs([ConfigResource("topic", topic)])
+    got = {k: v.value for k, v in list(cfg.values())[0].result(30).items()}
+    assert got["retention.ms"] == "60000" and got["cleanup.policy"] == "compact,delete", got
+    p = tool(tools, "kafka-configs.sh", "--bootstrap-server", b, "--topic", topic, "--describe")
+    assert p.stdout.splitlines() == [
+        f"Dynamic configs for topic {topic} are:",
+        "  cleanup.policy=compact,delete sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:cleanup.policy=compact,delete, "
+        "DEFAULT_CONFIG:log.cleanup.policy=delete}",
+        "  retention.ms=60000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=60000, "
+        "DEFAULT_CONFIG:log.retention.ms=604800000}",
+    ], p.stdout
+    p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--topic", topic, "--alter",
+             "--delete-config", "retention.ms")
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--topic", topic, "--describe")
+    assert "retention.ms" not in p.stdout and "cleanup.policy=compact,delete" in p.stdout, p.stdout
+    p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--topic", topic, "--alter",
+             "--add-config", "no.such.config=1")
+    assert p.returncode == 1 and "Unknown topic config name: no.such.config" in p.stdout, p.stdout

@@ -2,6 +2,7 @@
 //! a link with such a name runs the tool of that name with Kafka's flags and output, so
 //! a tutorial's commands run unchanged. `strom install-tools DIR` makes the links.
 
+mod configs;
 mod console;
 mod consumer_groups;
 mod topics;
@@ -14,6 +15,7 @@ pub const TOOLS: &[&str] = &[
     "kafka-consumer-groups",
     "kafka-console-consumer",
     "kafka-console-producer",
+    "kafka-configs",
 ];
 
 /// The Kafka tool `argv0` names (`/usr/bin/kafka-topics.sh` → `kafka-topics`), if any.
@@ -30,6 +32,7 @@ pub async fn run(tool: &str, args: Vec<String>) -> i32 {
         "kafka-consumer-groups" => consumer_groups::run(args).await,
         "kafka-console-consumer" => console::consumer(args).await,
         "kafka-console-producer" => console::producer(args).await,
+        "kafka-configs" => configs::run(args).await,
         _ => {
             eprintln!("{tool} is not a tool strom provides");
             2

@@ -1,0 +1,249 @@
+//! `kafka-configs`: Kafka's `ConfigCommand` for topics and brokers — describe (dynamic
+//! configs, or `--all`) and alter (`--add-config`, `--delete-config`) — with its flags and
+//! its output.
+
+use clap::Parser;
+use strom_client::{Admin, AlterConfigOp, ClientError, ConfigEntry, ConfigResource, ConfigSource};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kafka-configs",
+    about = "Describe or change topic and broker configs (Kafka's kafka-configs, served by strom).",
+    disable_version_flag = true
+)]
+struct Args {
+    /// The Kafka server to connect to.
+    #[arg(long)]
+    bootstrap_server: Option<String>,
+    /// List configs for the given entity.
+    #[arg(long)]
+    describe: bool,
+    /// Alter the configuration for the entity.
+    #[arg(long)]
+    alter: bool,
+    /// Type of entity (topics/brokers).
+    #[arg(long, value_parser = ["topics", "brokers"])]
+    entity_type: Option<String>,
+    /// Name of entity (topic name or broker id).
+    #[arg(long)]
+    entity_name: Option<String>,
+    /// The topic's name (the same as --entity-type topics --entity-name <topic>).
+    #[arg(long)]
+    topic: Option<String>,
+    /// The broker's id (the same as --entity-type brokers --entity-name <id>).
+    #[arg(long)]
+    broker: Option<String>,
+    /// List all configs for the given entity, including static and default ones.
+    #[arg(long)]
+    all: bool,
+    /// Key Value pairs of configs to add: 'k1=v1,k2=[v1,v2,v2],k3=v3'.
+    #[arg(long)]
+    add_config: Option<String>,
+    /// Config keys to remove: 'k1,k2'.
+    #[arg(long)]
+    delete_config: Option<String>,
+}
+
+fn failed(msg: impl std::fmt::Display) -> i32 {
+    println!(
+        "Error while executing config command with args '{}'",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
+    println!("{msg}");
+    1
+}
+
+fn message(e: &ClientError) -> String {
+    match e {
+        ClientError::Kafka(k) => k
+            .message
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| k.to_string()),
+        other => other.to_string(),
+    }
+}
+
+/// Kafka's `--add-config` syntax: `k1=v1,k2=[a,b],k3=v3` (brackets keep commas in a value).
+fn parse_add(s: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut depth = 0;
+    let mut cur = String::new();
+    let mut items = Vec::new();
+    for c in s.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    items.push(cur);
+    for item in items.into_iter().filter(|i| !i.trim().is_empty()) {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(format!("Invalid entity config: all configs to be added must be in the format \"key=val\" ({item})."));
+        };
+        let v = v.trim();
+        let v = v
+            .strip_prefix('[')
+            .and_then(|x| x.strip_suffix(']'))
+            .unwrap_or(v);
+        out.push((k.trim().to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+/// One config line as Kafka prints it.
+fn line(c: &ConfigEntry) -> String {
+    let value = |v: &Option<String>, sensitive: bool| {
+        if sensitive {
+            "null".to_string()
+        } else {
+            v.clone().unwrap_or_else(|| "null".to_string())
+        }
+    };
+    let synonyms: Vec<String> = c
+        .synonyms
+        .iter()
+        .map(|s| {
+            format!(
+                "{}:{}={}",
+                s.source.name(),
+                s.name,
+                value(&s.value, c.is_sensitive)
+            )
+        })
+        .collect();
+    format!(
+        "  {}={} sensitive={} synonyms={{{}}}",
+        c.name,
+        value(&c.value, c.is_sensitive),
+        c.is_sensitive,
+        synonyms.join(", ")
+    )
+}
+
+pub async fn run(args: Vec<String>) -> i32 {
+    let a = match Args::try_parse_from(std::iter::once("kafka-configs".to_string()).chain(args)) {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    if a.describe == a.alter {
+        eprintln!("Command must include exactly one action: --describe, --alter");
+        return 1;
+    }
+    let Some(bootstrap) = a.bootstrap_server.clone() else {
+        eprintln!("One of the required --bootstrap-server or --bootstrap-controller arguments must be specified");
+        return 1;
+    };
+    let (kind, name) = match (&a.topic, &a.broker, &a.entity_type, &a.entity_name) {
+        (Some(t), None, None, None) => ("topics", t.clone()),
+        (None, Some(b), None, None) => ("brokers", b.clone()),
+        (None, None, Some(k), Some(n)) => (k.as_str(), n.clone()),
+        (None, None, Some(_), None) => {
+            eprintln!("--entity-name must be specified with --entity-type (strom does not serve --entity-default yet)");
+            return 1;
+        }
+        _ => {
+            eprintln!("An entity must be given with --entity-type and --entity-name, or --topic, or --broker");
+            return 1;
+        }
+    };
+    let resource = if kind == "topics" {
+        ConfigResource::Topic(name.clone())
+    } else {
+        match name.parse::<i32>() {
+            Ok(id) => ConfigResource::Broker(id),
+            Err(_) => {
+                eprintln!("The entity name for brokers must be a valid integer broker id, but it is: {name}");
+                return 1;
+            }
+        }
+    };
+    let what = if kind == "topics" { "topic" } else { "broker" };
+    let conn = crate::cli::Conn {
+        bootstrap_server: bootstrap,
+    };
+    let client = match crate::cli::connect(&conn).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let admin = Admin::new(client);
+    if a.describe {
+        let entries = match admin.describe_configs(&resource, None).await {
+            Ok(e) => e,
+            Err(e) => return failed(message(&e)),
+        };
+        // Kafka's filter: a topic's own overrides, or this broker's dynamic configs.
+        let own = if kind == "topics" {
+            ConfigSource::DynamicTopic
+        } else {
+            ConfigSource::DynamicBroker
+        };
+        let dynamic = |s: &ConfigSource| *s == own;
+        if a.all {
+            println!("All configs for {what} {name} are:");
+        } else {
+            println!("Dynamic configs for {what} {name} are:");
+        }
+        for c in entries.iter().filter(|c| a.all || dynamic(&c.source)) {
+            println!("{}", line(c));
+        }
+        return 0;
+    }
+    let mut ops: Vec<AlterConfigOp> = match a.add_config.as_deref().map(parse_add) {
+        None => Vec::new(),
+        Some(Ok(kvs)) => kvs
+            .into_iter()
+            .map(|(k, v)| AlterConfigOp::Set(k, v))
+            .collect(),
+        Some(Err(m)) => return failed(m),
+    };
+    if let Some(d) = &a.delete_config {
+        ops.extend(
+            d.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| AlterConfigOp::Delete(k.to_string())),
+        );
+    }
+    if ops.is_empty() {
+        eprintln!("At least one of --add-config or --delete-config must be specified with --alter");
+        return 1;
+    }
+    match admin
+        .incremental_alter_configs(&resource, &ops, false)
+        .await
+    {
+        Ok(()) => {
+            println!("Completed updating config for {what} {name}.");
+            0
+        }
+        Err(e) => failed(message(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_add;
+
+    #[test]
+    fn add_config_keeps_commas_inside_brackets() {
+        assert_eq!(
+            parse_add("retention.ms=1000,cleanup.policy=[compact,delete]").unwrap(),
+            vec![
+                ("retention.ms".to_string(), "1000".to_string()),
+                ("cleanup.policy".to_string(), "compact,delete".to_string())
+            ]
+        );
+        assert!(parse_add("nonsense").is_err());
+    }
+}

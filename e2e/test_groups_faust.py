@@ -78,7 +78,11 @@ class Worker:
     def __init__(self, tmp_path: Path, env: dict, n: int):
         self.log = tmp_path / f"faust-worker-{n}.log"
         with open(self.log, "wb") as f:
-            self.proc = subprocess.Popen([str(faust_python()), str(tmp_path / "app.py"), "worker", "-l", "info"],
+            self.proc = subprocess.Popen([str(faust_python()), str(tmp_path / "app.py"), "worker", "-l", "info",
+                                          # The CLI starts Faust's web server (port 6066) unless
+                                          # told not to, whatever web_enabled says: two workers
+                                          # in parallel tests would collide on the port.
+                                          "--without-web"],
                                          cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=f,
                                          stderr=subprocess.STDOUT, start_new_session=True)
 

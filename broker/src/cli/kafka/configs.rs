@@ -3,7 +3,7 @@
 //! its output.
 
 use clap::Parser;
-use strom_client::{Admin, AlterConfigOp, ClientError, ConfigEntry, ConfigResource, ConfigSource};
+use strom_client::{Admin, AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,17 +51,6 @@ fn failed(msg: impl std::fmt::Display) -> i32 {
     );
     println!("{msg}");
     1
-}
-
-fn message(e: &ClientError) -> String {
-    match e {
-        ClientError::Kafka(k) => k
-            .message
-            .clone()
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| k.to_string()),
-        other => other.to_string(),
-    }
 }
 
 /// Kafka's `--add-config` syntax: `k1=v1,k2=[a,b],k3=v3` (brackets keep commas in a value).
@@ -128,13 +117,9 @@ fn line(c: &ConfigEntry) -> String {
 }
 
 pub async fn run(args: Vec<String>) -> i32 {
-    let a = match Args::try_parse_from(std::iter::once("kafka-configs".to_string()).chain(args)) {
+    let a: Args = match super::parse("kafka-configs", args) {
         Ok(a) => a,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     if a.describe == a.alter {
         eprintln!("Command must include exactly one action: --describe, --alter");
@@ -180,7 +165,7 @@ pub async fn run(args: Vec<String>) -> i32 {
     if a.describe {
         let entries = match admin.describe_configs(&resource, None).await {
             Ok(e) => e,
-            Err(e) => return failed(message(&e)),
+            Err(e) => return failed(super::message(&e)),
         };
         // Kafka's filter: a topic's own overrides, or this broker's dynamic configs.
         let own = if kind == "topics" {
@@ -227,7 +212,7 @@ pub async fn run(args: Vec<String>) -> i32 {
             println!("Completed updating config for {what} {name}.");
             0
         }
-        Err(e) => failed(message(&e)),
+        Err(e) => failed(super::message(&e)),
     }
 }
 

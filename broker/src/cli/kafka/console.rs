@@ -9,21 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Parser;
 use strom_client::{
-    compression_from_name, ClientError, Consumer, ConsumerConfig, OffsetReset, Producer,
-    StartOffset,
+    compression_from_name, Consumer, ConsumerConfig, OffsetReset, Producer, StartOffset,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
-
-fn message(e: &ClientError) -> String {
-    match e {
-        ClientError::Kafka(k) => k
-            .message
-            .clone()
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| k.to_string()),
-        other => other.to_string(),
-    }
-}
 
 /// `--property k=v` pairs.
 fn properties(items: &[String]) -> Result<Vec<(String, String)>, String> {
@@ -113,15 +101,9 @@ struct ConsumerArgs {
 }
 
 pub async fn consumer(args: Vec<String>) -> i32 {
-    let a = match ConsumerArgs::try_parse_from(
-        std::iter::once("kafka-console-consumer".to_string()).chain(args),
-    ) {
+    let a: ConsumerArgs = match super::parse("kafka-console-consumer", args) {
         Ok(a) => a,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     let Some(topic) = a.topic.clone() else {
         eprintln!("Exactly one of --include/--topic is required.");
@@ -180,7 +162,7 @@ pub async fn consumer(args: Vec<String>) -> i32 {
     if let Err(e) = assigned {
         eprintln!(
             "Error processing message, terminating consumer process: {}",
-            message(&e)
+            super::message(&e)
         );
         return 1;
     }
@@ -214,7 +196,7 @@ pub async fn consumer(args: Vec<String>) -> i32 {
             Err(e) => {
                 eprintln!(
                     "Error processing message, terminating consumer process: {}",
-                    message(&e)
+                    super::message(&e)
                 );
                 done(seen);
                 return 1;
@@ -311,15 +293,9 @@ struct ProducerArgs {
 }
 
 pub async fn producer(args: Vec<String>) -> i32 {
-    let a = match ProducerArgs::try_parse_from(
-        std::iter::once("kafka-console-producer".to_string()).chain(args),
-    ) {
+    let a: ProducerArgs = match super::parse("kafka-console-producer", args) {
         Ok(a) => a,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     let Some(topic) = a.topic.clone() else {
         eprintln!("Missing required argument \"[topic]\"");
@@ -382,7 +358,7 @@ pub async fn producer(args: Vec<String>) -> i32 {
     {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("{}", message(&e));
+            eprintln!("{}", super::message(&e));
             return 1;
         }
     };
@@ -432,7 +408,7 @@ pub async fn producer(args: Vec<String>) -> i32 {
                 (None, as_bytes(rest))
             };
             if let Err(e) = producer.send(&topic, None, key, value, headers, None).await {
-                eprintln!("{}", message(&e));
+                eprintln!("{}", super::message(&e));
                 return 1;
             }
             pending += 1;
@@ -451,7 +427,7 @@ pub async fn producer(args: Vec<String>) -> i32 {
                     }
                 }
                 Err(e) => {
-                    eprintln!("{}", message(&e));
+                    eprintln!("{}", super::message(&e));
                     return 1;
                 }
             }

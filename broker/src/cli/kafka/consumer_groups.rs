@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use clap::Parser;
-use strom_client::{Admin, ClientError};
+use strom_client::Admin;
 
 use crate::cli::group::{log_end, parse_time, reset_plan, ResetTo};
 
@@ -94,27 +94,10 @@ fn failed(msg: impl std::fmt::Display) -> i32 {
     1
 }
 
-fn message(e: &ClientError) -> String {
-    match e {
-        ClientError::Kafka(k) => k
-            .message
-            .clone()
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| k.to_string()),
-        other => other.to_string(),
-    }
-}
-
 pub async fn run(args: Vec<String>) -> i32 {
-    let a = match Args::try_parse_from(
-        std::iter::once("kafka-consumer-groups".to_string()).chain(args),
-    ) {
+    let a: Args = match super::parse("kafka-consumer-groups", args) {
         Ok(a) => a,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     if a.version {
         println!("4.0.0 (strom {})", env!("CARGO_PKG_VERSION"));
@@ -156,7 +139,7 @@ pub async fn run(args: Vec<String>) -> i32 {
     let groups = if a.all_groups {
         match admin.list_groups().await {
             Ok(l) => l.into_iter().map(|g| g.group_id).collect(),
-            Err(e) => return failed(message(&e)),
+            Err(e) => return failed(super::message(&e)),
         }
     } else {
         a.groups.clone()
@@ -171,7 +154,7 @@ pub async fn run(args: Vec<String>) -> i32 {
                 }
                 0
             }
-            Err(e) => failed(message(&e)),
+            Err(e) => failed(super::message(&e)),
         };
     }
     if a.describe {
@@ -206,7 +189,7 @@ pub async fn run(args: Vec<String>) -> i32 {
                 }
                 code
             }
-            Err(e) => failed(message(&e)),
+            Err(e) => failed(super::message(&e)),
         };
     }
     reset(&admin, &client, &groups, &a).await
@@ -241,7 +224,7 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
 async fn describe(admin: &Admin, client: &strom_client::Client, group: &str, a: &Args) -> i32 {
     let d = match admin.describe_group(group).await {
         Ok(d) => d,
-        Err(e) => return failed(message(&e)),
+        Err(e) => return failed(super::message(&e)),
     };
     if d.state == "Dead" || d.error.as_ref().is_some_and(|e| e.code == 69) {
         return failed(format!("Consumer group '{group}' does not exist."));
@@ -297,7 +280,7 @@ async fn describe(admin: &Admin, client: &strom_client::Client, group: &str, a: 
     }
     let offsets = match admin.group_offsets(group).await {
         Ok(o) => o,
-        Err(e) => return failed(message(&e)),
+        Err(e) => return failed(super::message(&e)),
     };
     if d.members.is_empty() {
         println!("\nConsumer group '{group}' has no active members.");
@@ -399,7 +382,7 @@ async fn reset(admin: &Admin, client: &strom_client::Client, groups: &[String], 
     for group in groups {
         let d = match admin.describe_group(group).await {
             Ok(d) => d,
-            Err(e) => return failed(message(&e)),
+            Err(e) => return failed(super::message(&e)),
         };
         if a.execute && !d.members.is_empty() {
             return failed(format!(
@@ -409,7 +392,7 @@ async fn reset(admin: &Admin, client: &strom_client::Client, groups: &[String], 
         }
         let current = match admin.group_offsets(group).await {
             Ok(o) => o,
-            Err(e) => return failed(message(&e)),
+            Err(e) => return failed(super::message(&e)),
         };
         let mut targets: Vec<(String, i32)> = Vec::new();
         if a.all_topics {
@@ -431,7 +414,7 @@ async fn reset(admin: &Admin, client: &strom_client::Client, groups: &[String], 
                 Some(ps) => targets.extend(ps.into_iter().map(|p| (t.clone(), p))),
                 None => match client.topic_metadata(&t).await {
                     Ok(m) => targets.extend(m.partitions.iter().map(|p| (t.clone(), p.partition))),
-                    Err(e) => return failed(message(&e)),
+                    Err(e) => return failed(super::message(&e)),
                 },
             }
         }
@@ -440,7 +423,7 @@ async fn reset(admin: &Admin, client: &strom_client::Client, groups: &[String], 
         let plan = reset_plan(client, &current, targets, to).await;
         if a.execute {
             if let Err(e) = admin.commit_group_offsets(group, &plan).await {
-                return failed(message(&e));
+                return failed(super::message(&e));
             }
         }
         for ((t, p), o) in &plan {

@@ -9,6 +9,8 @@ mod topics;
 
 use std::path::Path;
 
+use strom_client::ClientError;
+
 /// The tools strom answers to, by Kafka's name (without `.sh`).
 pub const TOOLS: &[&str] = &[
     "kafka-topics",
@@ -38,6 +40,29 @@ pub async fn run(tool: &str, args: Vec<String>) -> i32 {
             2
         }
     }
+}
+
+/// A broker's error as Kafka's tools show it: its message, else the error's description.
+fn message(e: &ClientError) -> String {
+    match e {
+        ClientError::Kafka(k) => k
+            .message
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| k.to_string()),
+        other => other.to_string(),
+    }
+}
+
+/// A tool's arguments, parsed with `name` as the program name; on bad usage (or
+/// `--help`) the parser's text is printed and the exit code returned (Kafka's tools exit
+/// 1 on bad usage).
+fn parse<T: clap::Parser>(name: &str, args: Vec<String>) -> Result<T, i32> {
+    T::try_parse_from(std::iter::once(name.to_string()).chain(args)).map_err(|e| {
+        let code = if e.use_stderr() { 1 } else { 0 };
+        let _ = e.print();
+        code
+    })
 }
 
 /// `strom install-tools DIR`: a symbolic link to this executable for every tool name,

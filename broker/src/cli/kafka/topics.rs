@@ -82,26 +82,10 @@ fn failed(msg: impl std::fmt::Display) -> i32 {
     1
 }
 
-/// A broker's error as Kafka's tools show it: its message, else the error's description.
-fn message(e: &ClientError) -> String {
-    match e {
-        ClientError::Kafka(k) => k
-            .message
-            .clone()
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| k.to_string()),
-        other => other.to_string(),
-    }
-}
-
 pub async fn run(args: Vec<String>) -> i32 {
-    let a = match Args::try_parse_from(std::iter::once("kafka-topics".to_string()).chain(args)) {
+    let a: Args = match super::parse("kafka-topics", args) {
         Ok(a) => a,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     if a.version {
         println!("4.0.0 (strom {})", env!("CARGO_PKG_VERSION"));
@@ -181,7 +165,7 @@ async fn create(admin: &Admin, a: &Args) -> i32 {
             }
             0
         }
-        Err(e) => failed(message(&e)),
+        Err(e) => failed(super::message(&e)),
     }
 }
 
@@ -211,7 +195,7 @@ async fn all_topics(admin: &Admin) -> Result<Vec<TopicMetadata>, ClientError> {
 async fn list(admin: &Admin, a: &Args) -> i32 {
     let all = match all_topics(admin).await {
         Ok(t) => t,
-        Err(e) => return failed(message(&e)),
+        Err(e) => return failed(super::message(&e)),
     };
     match matching(a, all) {
         Ok(ts) => {
@@ -234,7 +218,7 @@ fn ids(v: &[i32]) -> String {
 async fn describe(admin: &Admin, a: &Args) -> i32 {
     let all = match all_topics(admin).await {
         Ok(t) => t,
-        Err(e) => return failed(message(&e)),
+        Err(e) => return failed(super::message(&e)),
     };
     let topics = match matching(a, all) {
         Ok(t) => t,
@@ -326,7 +310,7 @@ async fn alter(admin: &Admin, a: &Args) -> i32 {
         .await
     {
         Ok(ts) => ts.iter().any(|t| t.error.is_none()),
-        Err(e) => return failed(message(&e)),
+        Err(e) => return failed(super::message(&e)),
     };
     if !exists {
         if a.if_exists {
@@ -346,14 +330,14 @@ async fn alter(admin: &Admin, a: &Args) -> i32 {
             }
             0
         }
-        Err(e) => failed(message(&e)),
+        Err(e) => failed(super::message(&e)),
     }
 }
 
 async fn delete(admin: &Admin, a: &Args) -> i32 {
     let all = match all_topics(admin).await {
         Ok(t) => t,
-        Err(e) => return failed(message(&e)),
+        Err(e) => return failed(super::message(&e)),
     };
     let names: Vec<String> = match matching(a, all) {
         Ok(t) => t.into_iter().map(|t| t.name).collect(),
@@ -377,6 +361,6 @@ async fn delete(admin: &Admin, a: &Args) -> i32 {
             }
             0
         }
-        Err(e) => failed(message(&e)),
+        Err(e) => failed(super::message(&e)),
     }
 }

@@ -107,7 +107,61 @@ pub async fn run(a: GroupArgs) -> i32 {
     }
 }
 
-pub async fn log_end(client: &strom_client::Client, topic: &str, partition: i32) -> Option<i64> {
+/// One row per partition the group has an offset for or is assigned: topic, partition,
+/// committed offset, log end offset, lag, and the owning member's id, host and client id
+/// ("-" where there is none), as `kafka-consumer-groups --describe` lists them.
+pub async fn offset_rows(
+    client: &strom_client::Client,
+    d: &strom_client::GroupDescription,
+    offsets: &BTreeMap<(String, i32), i64>,
+) -> Vec<Vec<String>> {
+    let mut owner: BTreeMap<(String, i32), (String, String, String)> = BTreeMap::new();
+    for m in &d.members {
+        for (t, ps) in &m.assignment {
+            for p in ps {
+                owner.insert(
+                    (t.clone(), *p),
+                    (
+                        m.member_id.clone(),
+                        m.client_host.clone(),
+                        m.client_id.clone(),
+                    ),
+                );
+            }
+        }
+    }
+    let mut keys: Vec<(String, i32)> = offsets.keys().cloned().collect();
+    keys.extend(owner.keys().cloned());
+    keys.sort();
+    keys.dedup();
+    let mut rows = Vec::new();
+    for (t, p) in keys {
+        let current = offsets.get(&(t.clone(), p)).copied();
+        let end = log_end(client, &t, p).await;
+        let lag = match (current, end) {
+            (Some(c), Some(e)) => (e - c).max(0).to_string(),
+            _ => "-".into(),
+        };
+        let (member, host, client_id) =
+            owner
+                .get(&(t.clone(), p))
+                .cloned()
+                .unwrap_or(("-".into(), "-".into(), "-".into()));
+        rows.push(vec![
+            t,
+            p.to_string(),
+            current.map_or("-".into(), |c| c.to_string()),
+            end.map_or("-".into(), |e| e.to_string()),
+            lag,
+            member,
+            host,
+            client_id,
+        ]);
+    }
+    rows
+}
+
+async fn log_end(client: &strom_client::Client, topic: &str, partition: i32) -> Option<i64> {
     let c = Consumer::new(client.clone(), ConsumerConfig::default());
     c.list_offsets(topic, partition, OffsetSpec::Latest)
         .await
@@ -146,49 +200,7 @@ async fn describe(admin: &Admin, client: strom_client::Client, group: &str) -> i
         d.members.len()
     );
     println!();
-    let mut owner: BTreeMap<(String, i32), (String, String, String)> = BTreeMap::new();
-    for m in &d.members {
-        for (t, ps) in &m.assignment {
-            for p in ps {
-                owner.insert(
-                    (t.clone(), *p),
-                    (
-                        m.member_id.clone(),
-                        m.client_host.clone(),
-                        m.client_id.clone(),
-                    ),
-                );
-            }
-        }
-    }
-    let mut keys: Vec<(String, i32)> = offsets.keys().cloned().collect();
-    keys.extend(owner.keys().cloned());
-    keys.sort();
-    keys.dedup();
-    let mut rows = Vec::new();
-    for (t, p) in keys {
-        let current = offsets.get(&(t.clone(), p)).copied();
-        let end = log_end(&client, &t, p).await;
-        let lag = match (current, end) {
-            (Some(c), Some(e)) => (e - c).max(0).to_string(),
-            _ => "-".into(),
-        };
-        let (member, host, client_id) =
-            owner
-                .get(&(t.clone(), p))
-                .cloned()
-                .unwrap_or(("-".into(), "-".into(), "-".into()));
-        rows.push(vec![
-            t,
-            p.to_string(),
-            current.map_or("-".into(), |c| c.to_string()),
-            end.map_or("-".into(), |e| e.to_string()),
-            lag,
-            member,
-            host,
-            client_id,
-        ]);
-    }
+    let rows = offset_rows(&client, &d, &offsets).await;
     table::print(
         &[
             "TOPIC",

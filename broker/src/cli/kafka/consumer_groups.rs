@@ -1,12 +1,10 @@
 //! `kafka-consumer-groups`: Kafka's `ConsumerGroupCommand` — list, describe (offsets and
 //! lag), reset offsets and delete groups — with its flags and its output.
 
-use std::collections::BTreeMap;
-
 use clap::Parser;
 use strom_client::Admin;
 
-use crate::cli::group::{log_end, parse_time, reset_plan, ResetTo};
+use crate::cli::group::{offset_rows, parse_time, reset_plan, ResetTo};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -285,50 +283,11 @@ async fn describe(admin: &Admin, client: &strom_client::Client, group: &str, a: 
     if d.members.is_empty() {
         println!("\nConsumer group '{group}' has no active members.");
     }
-    let mut owner: BTreeMap<(String, i32), (String, String, String)> = BTreeMap::new();
-    for m in &d.members {
-        for (t, ps) in &m.assignment {
-            for p in ps {
-                owner.insert(
-                    (t.clone(), *p),
-                    (
-                        m.member_id.clone(),
-                        m.client_host.clone(),
-                        m.client_id.clone(),
-                    ),
-                );
-            }
-        }
-    }
-    let mut keys: Vec<(String, i32)> = offsets.keys().cloned().collect();
-    keys.extend(owner.keys().cloned());
-    keys.sort();
-    keys.dedup();
-    let mut rows = Vec::new();
-    for (t, p) in keys {
-        let current = offsets.get(&(t.clone(), p)).copied();
-        let end = log_end(client, &t, p).await;
-        let lag = match (current, end) {
-            (Some(c), Some(e)) => (e - c).max(0).to_string(),
-            _ => "-".into(),
-        };
-        let (member, host, client_id) =
-            owner
-                .get(&(t.clone(), p))
-                .cloned()
-                .unwrap_or(("-".into(), "-".into(), "-".into()));
-        rows.push(vec![
-            group.to_string(),
-            t,
-            p.to_string(),
-            current.map_or("-".into(), |c| c.to_string()),
-            end.map_or("-".into(), |e| e.to_string()),
-            lag,
-            member,
-            host,
-            client_id,
-        ]);
-    }
+    let rows: Vec<Vec<String>> = offset_rows(client, &d, &offsets)
+        .await
+        .into_iter()
+        .map(|r| std::iter::once(group.to_string()).chain(r).collect())
+        .collect();
     println!();
     print_table(
         &[

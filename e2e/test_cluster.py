@@ -778,3 +778,23 @@ def test_idempotent_producer_rides_out_a_fenced_leader(cluster_factory, new_topi
     finally:
         raw.close()
         record_property("timings", f"fenced leader, producer: {timings}")
+
+
+def test_a_ten_thousand_partition_topic_commits_and_the_quorum_goes_on(strom_cluster, new_topic):
+    """One CreateTopics of 10,000 partitions is one metadata entry of ~0.5 MB. openraft
+    gives a follower one heartbeat interval (50 ms) to take an AppendEntries: with the
+    payload written as a JSON array of numbers (~2 MB) a debug build never made it, the
+    leader resent forever and every later metadata change timed out. Now it commits, and
+    the quorum takes the next change at once."""
+    big, small = new_topic("wide"), new_topic("after-wide")
+    a = AdminClient({"bootstrap.servers": strom_cluster.bootstrap})
+    a.create_topics([NewTopic(big, num_partitions=10_000, replication_factor=1)],
+                    operation_timeout=60, request_timeout=90)[big].result(120)
+    try:
+        t0 = time.monotonic()
+        a.create_topics([NewTopic(small, num_partitions=1, replication_factor=3)])[small].result(30)
+        assert time.monotonic() - t0 < 15, "the quorum was slow to take the next change"
+        md = a.list_topics(big, timeout=30)
+        assert len(md.topics[big].partitions) == 10_000
+    finally:
+        a.delete_topics([big], operation_timeout=60)[big].result(120)

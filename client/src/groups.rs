@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use crate::admin::Admin;
+use crate::consumer::{Consumer, ConsumerConfig, OffsetSpec};
 use crate::error::{ClientError, KafkaError};
 
 /// A group as ListGroups reports it.
@@ -263,4 +264,54 @@ impl Admin {
         }
         Ok(out)
     }
+}
+
+/// Where an offset reset moves a group's offsets.
+#[derive(Clone, Copy, Debug)]
+pub enum ResetTo {
+    Earliest,
+    Latest,
+    Offset(i64),
+    /// The first offset at or after this time (ms since the epoch), else the log end.
+    Time(i64),
+    /// From the committed offset (or the earliest) by this many records.
+    ShiftBy(i64),
+}
+
+/// The new offset of each of `targets`, kept within each partition's log.
+pub async fn reset_plan(
+    client: &crate::Client,
+    current: &BTreeMap<(String, i32), i64>,
+    targets: Vec<(String, i32)>,
+    to: ResetTo,
+) -> BTreeMap<(String, i32), i64> {
+    let consumer = Consumer::new(client.clone(), ConsumerConfig::default());
+    let mut plan = BTreeMap::new();
+    for (t, p) in targets {
+        let earliest = consumer
+            .list_offsets(&t, p, OffsetSpec::Earliest)
+            .await
+            .map(|o| o.offset)
+            .unwrap_or(0);
+        let latest = consumer
+            .list_offsets(&t, p, OffsetSpec::Latest)
+            .await
+            .map(|o| o.offset)
+            .unwrap_or(earliest);
+        let new = match to {
+            ResetTo::Earliest => earliest,
+            ResetTo::Latest => latest,
+            ResetTo::Offset(o) => o,
+            ResetTo::ShiftBy(n) => current.get(&(t.clone(), p)).copied().unwrap_or(earliest) + n,
+            ResetTo::Time(ms) => match consumer
+                .list_offsets(&t, p, OffsetSpec::Timestamp(ms))
+                .await
+            {
+                Ok(o) if o.offset >= 0 => o.offset,
+                _ => latest,
+            },
+        };
+        plan.insert((t, p), new.clamp(earliest, latest));
+    }
+    plan
 }

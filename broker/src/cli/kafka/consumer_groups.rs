@@ -4,7 +4,8 @@
 use clap::Parser;
 use strom_client::Admin;
 
-use crate::cli::group::{offset_rows, parse_time, reset_plan, ResetTo};
+use crate::cli::group::{offset_rows, parse_time};
+use strom_client::groups::{reset_plan, ResetTo};
 
 #[derive(Parser, Debug)]
 #[command(

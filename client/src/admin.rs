@@ -22,6 +22,34 @@ use uuid::Uuid;
 use crate::client::{BrokerInfo, Client, TopicMetadata};
 use crate::error::{ClientError, KafkaError};
 
+/// One replica of the metadata log, as DescribeQuorum reports it (-1: unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumReplica {
+    /// Node id.
+    pub id: i32,
+    /// Its metadata log end offset as the leader last saw it.
+    pub log_end_offset: i64,
+    /// When it last fetched from the leader (ms since the epoch).
+    pub last_fetch_timestamp: i64,
+    /// When it was last caught up with the leader (ms since the epoch).
+    pub last_caught_up_timestamp: i64,
+}
+
+/// The metadata quorum as its leader reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumDescription {
+    /// The leader's node id (-1: none).
+    pub leader_id: i32,
+    /// The leader's epoch (the Raft term).
+    pub leader_epoch: i32,
+    /// The committed end of the metadata log.
+    pub high_watermark: i64,
+    /// The voters, leader included.
+    pub voters: Vec<QuorumReplica>,
+    /// The brokers that follow the log without voting.
+    pub observers: Vec<QuorumReplica>,
+}
+
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTopic {
@@ -671,6 +699,50 @@ impl Admin {
                 })
             })
             .collect())
+    }
+
+    /// The metadata quorum as its leader reports it (DescribeQuorum, as
+    /// `kafka-metadata-quorum describe` asks it): leader, epoch, high watermark, and the
+    /// voters' and observers' replication state.
+    pub async fn describe_quorum(&self) -> Result<QuorumDescription, ClientError> {
+        use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+        use kafka_protocol::messages::DescribeQuorumRequest;
+        let conn = self.client.any_connection().await?;
+        let version = conn.version_for::<DescribeQuorumRequest>(2)?;
+        let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+            .with_topic_name(topic_name("__cluster_metadata"))
+            .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+        let resp = conn.send(req, version).await?;
+        if let Some(e) = KafkaError::from_code(resp.error_code, resp.error_message.as_deref()) {
+            return Err(e.into());
+        }
+        let p = resp
+            .topics
+            .into_iter()
+            .flat_map(|t| t.partitions)
+            .next()
+            .ok_or_else(|| ClientError::Decode("DescribeQuorum answered no partition".into()))?;
+        if let Some(e) = KafkaError::from_code(p.error_code, p.error_message.as_deref()) {
+            return Err(e.into());
+        }
+        let replicas =
+            |rs: Vec<kafka_protocol::messages::describe_quorum_response::ReplicaState>| {
+                rs.into_iter()
+                    .map(|r| QuorumReplica {
+                        id: r.replica_id.0,
+                        log_end_offset: r.log_end_offset,
+                        last_fetch_timestamp: r.last_fetch_timestamp,
+                        last_caught_up_timestamp: r.last_caught_up_timestamp,
+                    })
+                    .collect()
+            };
+        Ok(QuorumDescription {
+            leader_id: p.leader_id.0,
+            leader_epoch: p.leader_epoch,
+            high_watermark: p.high_watermark,
+            voters: replicas(p.current_voters),
+            observers: replicas(p.observers),
+        })
     }
 
     /// Every broker's log directories with partition sizes (DescribeLogDirs to each).

@@ -22,7 +22,8 @@ pub mod transactions;
 
 pub use admin::{
     Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigSource,
-    ConfigSynonym, LogDir, LogDirPartition, NewTopic, Reassignment, TopicListing, TopicResult,
+    ConfigSynonym, LogDir, LogDirPartition, NewTopic, QuorumDescription, QuorumReplica,
+    Reassignment, TopicListing, TopicResult,
 };
 pub use client::{
     BrokerInfo, Client, ClientConfig, ClusterMetadata, PartitionMetadata, TopicMetadata,

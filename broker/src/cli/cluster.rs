@@ -4,9 +4,6 @@
 //! space (like `kafka-log-dirs.sh`).
 
 use clap::{Args, Subcommand};
-use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use strom_client::Admin;
 
 use super::{connect, table, Conn};
@@ -44,26 +41,11 @@ pub async fn run(a: ClusterArgs) -> i32 {
         Ok(c) => c,
         Err(e) => return super::topic::fail(e),
     };
-    let conn = match client.any_connection().await {
-        Ok(c) => c,
-        Err(e) => return super::topic::fail(e),
-    };
-    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    let quorum = match conn.version_for::<DescribeQuorumRequest>(2) {
-        Ok(v) => conn.send(req, v).await.ok(),
-        Err(_) => None,
-    };
+    let quorum = admin.describe_quorum().await.ok();
     println!(
         "Cluster id: {}",
         cluster.cluster_id.clone().unwrap_or_default()
     );
-    let part = quorum
-        .as_ref()
-        .and_then(|q| q.topics.first())
-        .and_then(|t| t.partitions.first())
-        .cloned();
     let now = strom_common::clock::now_ms();
     let ago = |ts: i64| {
         if ts > 0 {
@@ -72,21 +54,21 @@ pub async fn run(a: ClusterArgs) -> i32 {
             "-".to_string()
         }
     };
-    match &part {
-        Some(p) if p.error_code == 0 => println!(
+    match &quorum {
+        Some(q) => println!(
             "Quorum leader: {}   leader epoch: {}   high watermark: {}",
-            p.leader_id.0, p.leader_epoch, p.high_watermark
+            q.leader_id, q.leader_epoch, q.high_watermark
         ),
-        _ => println!("Quorum: no leader reachable"),
+        None => println!("Quorum: no leader reachable"),
     }
     println!();
-    let observers: std::collections::BTreeMap<i32, (i64, i64)> = part
+    let observers: std::collections::BTreeMap<i32, (i64, i64)> = quorum
         .as_ref()
-        .map(|p| {
-            p.current_voters
+        .map(|q| {
+            q.voters
                 .iter()
-                .chain(p.observers.iter())
-                .map(|o| (o.replica_id.0, (o.log_end_offset, o.last_fetch_timestamp)))
+                .chain(q.observers.iter())
+                .map(|o| (o.id, (o.log_end_offset, o.last_fetch_timestamp)))
                 .collect()
         })
         .unwrap_or_default();
@@ -119,23 +101,23 @@ pub async fn run(a: ClusterArgs) -> i32 {
         &rows,
     );
     println!();
-    if let Some(p) = &part {
-        let rows: Vec<Vec<String>> = p
-            .current_voters
+    if let Some(q) = &quorum {
+        let rows: Vec<Vec<String>> = q
+            .voters
             .iter()
             .map(|v| {
-                let role = if v.replica_id == p.leader_id {
+                let role = if v.id == q.leader_id {
                     "leader"
                 } else {
                     "follower"
                 };
                 let lag = if v.log_end_offset > 0 {
-                    (p.high_watermark - v.log_end_offset).max(0).to_string()
+                    (q.high_watermark - v.log_end_offset).max(0).to_string()
                 } else {
                     "-".into()
                 };
                 vec![
-                    v.replica_id.0.to_string(),
+                    v.id.to_string(),
                     role.to_string(),
                     v.log_end_offset.to_string(),
                     lag,

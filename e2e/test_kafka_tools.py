@@ -8,6 +8,7 @@ broker address in place of localhost:9092.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from e2e_util import wait_until
 from strom_harness import strom_binary
 
 pytestmark = pytest.mark.timeout(120)
@@ -229,3 +231,183 @@ def test_kafka_configs_alter_and_describe(strom, tools):
     p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--topic", topic, "--alter",
              "--add-config", "no.such.config=1")
     assert p.returncode == 1 and "Unknown topic config name: no.such.config" in p.stdout, p.stdout
+
+
+def test_kafka_metadata_quorum_describe(strom, tools):
+    ids = sorted(n.node_id for n in strom.nodes)
+    p = tool(tools, "kafka-metadata-quorum", "--bootstrap-server", strom.bootstrap, "describe", "--status")
+    assert p.returncode == 0, p.stdout + p.stderr
+    fields = dict(re.fullmatch(r"(\w+):\s+(.*)", line).groups() for line in p.stdout.splitlines())
+    assert list(fields) == ["ClusterId", "LeaderId", "LeaderEpoch", "HighWatermark", "MaxFollowerLag",
+                            "MaxFollowerLagTimeMs", "CurrentVoters", "CurrentObservers"], p.stdout
+    assert fields["ClusterId"] == AdminClient({"bootstrap.servers": strom.bootstrap}).list_topics(timeout=10).cluster_id
+    assert int(fields["LeaderId"]) in ids
+    assert int(fields["LeaderEpoch"]) >= 1 and int(fields["HighWatermark"]) > 0
+    assert fields["CurrentVoters"] == "[" + ",".join(map(str, ids)) + "]"
+    p = tool(tools, "kafka-metadata-quorum.sh", "--bootstrap-controller", strom.bootstrap, "describe",
+             "--replication")
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = [[c.strip() for c in line.split("\t") if c.strip()] for line in p.stdout.splitlines()]
+    assert rows[0] == ["NodeId", "LogEndOffset", "Lag", "LastFetchTimestamp", "LastCaughtUpTimestamp", "Status"]
+    assert rows[1][5] == "Leader" and int(rows[1][0]) == int(fields["LeaderId"])
+    assert sorted(int(r[0]) for r in rows[1:] if r[5] in ("Leader", "Follower")) == ids
+    assert all(int(r[1]) > 0 and int(r[2]) >= 0 for r in rows[1:]), rows
+    p = tool(tools, "kafka-metadata-quorum", "--bootstrap-server", strom.bootstrap, "describe")
+    assert p.returncode == 1 and "--status or --replication" in p.stderr, p.stderr
+
+
+def test_kafka_leader_election(strom, tools, tmp_path):
+    topic = f"elect-{uuid.uuid4().hex[:6]}"
+    n = len(strom.nodes)
+    a = AdminClient({"bootstrap.servers": strom.bootstrap})
+    from confluent_kafka.admin import NewTopic
+    a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=n)])[topic].result(30)
+    # The preferred replica leads already: nothing to do, as Kafka says it.
+    p = tool(tools, "kafka-leader-election", "--bootstrap-server", strom.bootstrap, "--election-type", "preferred",
+             "--topic", topic, "--partition", "0")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout == f"Valid replica already elected for partitions {topic}-0\n", p.stdout
+    if n > 1:
+        # Put another broker first in the replica list; a preferred election moves the leader there.
+        leader = a.list_topics(topic, timeout=10).topics[topic].partitions[0].leader
+        order = [leader % n + 1] + [b for b in range(1, n + 1) if b != leader % n + 1]
+        r = subprocess.run([strom_binary(), "topic", "reassign", topic, "-p", "0", "--replicas",
+                            ",".join(map(str, order)), "--bootstrap-server", strom.bootstrap],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        f = tmp_path / "election.json"
+        f.write_text(json.dumps({"partitions": [{"topic": topic, "partition": 0}]}))
+
+        def elected():
+            p = tool(tools, "kafka-leader-election", "--bootstrap-server", strom.bootstrap, "--election-type",
+                     "PREFERRED", "--path-to-json-file", str(f))
+            return p if p.returncode == 0 and "Successfully" in p.stdout else None
+        p = wait_until(elected, 30, interval=0.5, what="a preferred election")
+        assert p.stdout == f"Successfully completed leader election (PREFERRED) for partitions {topic}-0\n"
+        assert a.list_topics(topic, timeout=10).topics[topic].partitions[0].leader == order[0]
+    p = tool(tools, "kafka-leader-election", "--bootstrap-server", strom.bootstrap, "--election-type", "preferred",
+             "--all-topic-partitions")
+    assert p.returncode == 0, p.stdout + p.stderr
+    # A partition that does not exist: Kafka's error line, exit status 1.
+    p = tool(tools, "kafka-leader-election", "--bootstrap-server", strom.bootstrap, "--election-type", "preferred",
+             "--topic", f"{topic}-none", "--partition", "0")
+    assert p.returncode == 1
+    assert p.stdout.startswith(f"Error completing leader election (PREFERRED) for partition: {topic}-none-0: "), p.stdout
+    p = tool(tools, "kafka-leader-election", "--bootstrap-server", strom.bootstrap, "--election-type", "preferred",
+             "--topic", topic, "--partition", "0", "--all-topic-partitions")
+    assert p.returncode == 1 and "One and only one" in p.stderr, p.stderr
+
+
+def test_kafka_reassign_partitions_generate_execute_verify(strom, tools, tmp_path):
+    topic = f"move-{uuid.uuid4().hex[:6]}"
+    ids = sorted(n.node_id for n in strom.nodes)
+    a = AdminClient({"bootstrap.servers": strom.bootstrap})
+    from confluent_kafka.admin import NewTopic
+    a.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
+    topics = tmp_path / "topics.json"
+    topics.write_text(json.dumps({"version": 1, "topics": [{"topic": topic}]}))
+    target = ids[-1]
+    p = tool(tools, "kafka-reassign-partitions", "--bootstrap-server", strom.bootstrap, "--generate",
+             "--topics-to-move-json-file", str(topics), "--broker-list", str(target))
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "Current partition replica assignment"
+    assert lines[3] == "Proposed partition reassignment configuration"
+    current, proposed = json.loads(lines[1]), json.loads(lines[4])
+    assert [x["partition"] for x in current["partitions"]] == [0, 1]
+    assert proposed == {"version": 1, "partitions": [
+        {"topic": topic, "partition": q, "replicas": [target], "log_dirs": ["any"]} for q in (0, 1)]}
+    plan = tmp_path / "plan.json"
+    plan.write_text(lines[4])
+    p = tool(tools, "kafka-reassign-partitions.sh", "--bootstrap-server", strom.bootstrap, "--execute",
+             "--reassignment-json-file", str(plan))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.startswith("Current partition replica assignment\n\n{")
+    assert "Save this to use as the --reassignment-json-file option during rollback\n" in p.stdout
+    assert p.stdout.endswith(f"Successfully started partition reassignments for {topic}-0,{topic}-1\n"), p.stdout
+
+    def verified():
+        p = tool(tools, "kafka-reassign-partitions", "--bootstrap-server", strom.bootstrap, "--verify",
+                 "--reassignment-json-file", str(plan))
+        return p if p.returncode == 0 and "still in progress" not in p.stdout else None
+    p = wait_until(verified, 60, interval=0.5, what="the moves to finish")
+    assert p.stdout == ("Status of partition reassignment:\n"
+                        f"Reassignment of partition {topic}-0 is completed.\n"
+                        f"Reassignment of partition {topic}-1 is completed.\n"), p.stdout
+    md = a.list_topics(topic, timeout=10).topics[topic]
+    assert all(md.partitions[q].replicas == [target] for q in (0, 1))
+    p = tool(tools, "kafka-reassign-partitions", "--bootstrap-server", strom.bootstrap, "--list")
+    assert p.returncode == 0 and p.stdout == "No partition reassignments found.\n", p.stdout
+    p = tool(tools, "kafka-reassign-partitions", "--bootstrap-server", strom.bootstrap, "--execute")
+    assert p.returncode == 1 and "--reassignment-json-file" in p.stderr, p.stderr
+
+
+def test_kafka_transactions_list_describe_and_producers(strom, tools):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import NewTopic
+    topic, tid = f"txn-{uuid.uuid4().hex[:6]}", f"tool-txn-{uuid.uuid4().hex[:6]}"
+    a = AdminClient({"bootstrap.servers": strom.bootstrap})
+    a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=len(strom.nodes))])[topic].result(30)
+    p = Producer({"bootstrap.servers": strom.bootstrap, "transactional.id": tid})
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic, value=b"open")
+    assert p.flush(30) == 0
+
+    def table(*args):
+        r = tool(tools, "kafka-transactions", "--bootstrap-server", strom.bootstrap, *args)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return [[c.strip() for c in line.split("\t") if c.strip()] for line in r.stdout.splitlines()]
+    rows = table("describe", "--transactional-id", tid)
+    assert rows[0] == ["CoordinatorId", "TransactionalId", "ProducerId", "ProducerEpoch", "TransactionState",
+                       "TransactionTimeoutMs", "CurrentTransactionStartTimeMs", "TransactionDurationMs",
+                       "TopicPartitions"]
+    assert rows[1][1] == tid and rows[1][4] == "Ongoing" and rows[1][8] == f"{topic}-0", rows
+    producer_id = rows[1][2]
+    rows = table("describe-producers", "--topic", topic, "--partition", "0")
+    assert rows[0] == ["ProducerId", "ProducerEpoch", "LatestCoordinatorEpoch", "LastSequence", "LastTimestamp",
+                       "CurrentTransactionStartOffset"]
+    mine = [r for r in rows[1:] if r[0] == producer_id]
+    assert mine and mine[0][5] == "0", rows
+    p.commit_transaction(30)
+    rows = table("list")
+    assert rows[0] == ["TransactionalId", "Coordinator", "ProducerId", "TransactionState"]
+    assert [r for r in rows[1:] if r[0] == tid][0][3] in ("CompleteCommit", "Empty"), rows
+    rows = table("describe-producers", "--topic", topic, "--partition", "0")
+    assert [r for r in rows[1:] if r[0] == producer_id][0][5] == "None", rows
+    r = tool(tools, "kafka-transactions", "--bootstrap-server", strom.bootstrap, "find-hanging", "--broker-id", "1")
+    assert r.returncode == 1 and "not served" in r.stderr
+
+
+def test_kafka_perf_tests(strom, tools):
+    import time
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    topic = f"perf-{uuid.uuid4().hex[:6]}"
+    a = AdminClient({"bootstrap.servers": strom.bootstrap})
+    a.create_topics([NewTopic(topic, num_partitions=3, replication_factor=len(strom.nodes))])[topic].result(30)
+    p = tool(tools, "kafka-producer-perf-test", "--topic", topic, "--num-records", "5000", "--record-size", "100",
+             "--throughput", "-1", "--producer-props", f"bootstrap.servers={strom.bootstrap}", "acks=all")
+    assert p.returncode == 0, p.stdout + p.stderr
+    last = p.stdout.splitlines()[-1]
+    assert re.fullmatch(r"5000 records sent, [\d.]+ records/sec \([\d.]+ MB/sec\), [\d.]+ ms avg latency, "
+                        r"[\d.]+ ms max latency, \d+ ms 50th, \d+ ms 95th, \d+ ms 99th, \d+ ms 99\.9th\.", last), last
+    c = Consumer({"bootstrap.servers": strom.bootstrap, "group.id": "probe"})
+    ends = [c.get_watermark_offsets(TopicPartition(topic, q), timeout=10)[1] for q in range(3)]
+    c.close()
+    assert sum(ends) == 5000, ends
+    # --throughput paces: 300 records at 100 a second take at least 2 s (Kafka's throttle).
+    t0 = time.monotonic()
+    p = tool(tools, "kafka-producer-perf-test.sh", "--topic", topic, "--num-records", "300", "--record-size", "1000",
+             "--throughput", "100", "--bootstrap-server", strom.bootstrap)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert time.monotonic() - t0 >= 2.0
+    p = tool(tools, "kafka-consumer-perf-test", "--bootstrap-server", strom.bootstrap, "--topic", topic,
+             "--messages", "5300", "--timeout", "20000")
+    assert p.returncode == 0, p.stdout + p.stderr
+    header, line = p.stdout.splitlines()
+    assert header == ("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
+                      "rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec")
+    cols = line.split(", ")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}", cols[0]), cols
+    assert cols[4] == "5300" and cols[2] == f"{(5000 * 100 + 300 * 1000) / 1048576:.4f}", cols

@@ -5,7 +5,12 @@
 mod configs;
 mod console;
 mod consumer_groups;
+mod leader_election;
+mod metadata_quorum;
+mod perf;
+mod reassign_partitions;
 mod topics;
+mod transactions;
 
 use std::path::Path;
 
@@ -18,6 +23,12 @@ pub const TOOLS: &[&str] = &[
     "kafka-console-consumer",
     "kafka-console-producer",
     "kafka-configs",
+    "kafka-metadata-quorum",
+    "kafka-leader-election",
+    "kafka-reassign-partitions",
+    "kafka-transactions",
+    "kafka-producer-perf-test",
+    "kafka-consumer-perf-test",
 ];
 
 /// The Kafka tool `argv0` names (`/usr/bin/kafka-topics.sh` → `kafka-topics`), if any.
@@ -35,6 +46,12 @@ pub async fn run(tool: &str, args: Vec<String>) -> i32 {
         "kafka-console-consumer" => console::consumer(args).await,
         "kafka-console-producer" => console::producer(args).await,
         "kafka-configs" => configs::run(args).await,
+        "kafka-metadata-quorum" => metadata_quorum::run(args).await,
+        "kafka-leader-election" => leader_election::run(args).await,
+        "kafka-reassign-partitions" => reassign_partitions::run(args).await,
+        "kafka-transactions" => transactions::run(args).await,
+        "kafka-producer-perf-test" => perf::producer(args).await,
+        "kafka-consumer-perf-test" => perf::consumer(args).await,
         _ => {
             eprintln!("{tool} is not a tool strom provides");
             2
@@ -63,6 +80,31 @@ fn parse<T: clap::Parser>(name: &str, args: Vec<String>) -> Result<T, i32> {
         let _ = e.print();
         code
     })
+}
+
+/// Kafka's tables (ToolsUtils.prettyPrintTable): each value padded to its column's
+/// width, then a tab; one line per row, the headers first.
+fn pretty_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, v) in r.iter().enumerate() {
+            widths[i] = widths[i].max(v.len());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{v:<w$}\t", w = widths[i]))
+            .collect::<String>()
+    };
+    let mut out = line(headers.to_vec());
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out
 }
 
 /// `strom install-tools DIR`: a symbolic link to this executable for every tool name,

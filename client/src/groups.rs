@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use crate::admin::Admin;
-use crate::consumer::{Consumer, ConsumerConfig, OffsetSpec};
+use crate::consumer::{list_offsets_many, OffsetSpec};
 use crate::error::{ClientError, KafkaError};
 
 /// A group as ListGroups reports it.
@@ -278,40 +278,37 @@ pub enum ResetTo {
     ShiftBy(i64),
 }
 
-/// The new offset of each of `targets`, kept within each partition's log.
+/// The new offset of each of `targets`, kept within each partition's log. The log
+/// bounds (and offsets by time) come from one ListOffsets per leader for all targets.
 pub async fn reset_plan(
     client: &crate::Client,
     current: &BTreeMap<(String, i32), i64>,
     targets: Vec<(String, i32)>,
     to: ResetTo,
 ) -> BTreeMap<(String, i32), i64> {
-    let consumer = Consumer::new(client.clone(), ConsumerConfig::default());
+    let (earliest, latest) = futures::join!(
+        list_offsets_many(client, &targets, OffsetSpec::Earliest),
+        list_offsets_many(client, &targets, OffsetSpec::Latest)
+    );
+    let at_time = match to {
+        ResetTo::Time(ms) => list_offsets_many(client, &targets, OffsetSpec::Timestamp(ms)).await,
+        _ => BTreeMap::new(),
+    };
     let mut plan = BTreeMap::new();
-    for (t, p) in targets {
-        let earliest = consumer
-            .list_offsets(&t, p, OffsetSpec::Earliest)
-            .await
-            .map(|o| o.offset)
-            .unwrap_or(0);
-        let latest = consumer
-            .list_offsets(&t, p, OffsetSpec::Latest)
-            .await
-            .map(|o| o.offset)
-            .unwrap_or(earliest);
+    for k in targets {
+        let start = earliest.get(&k).copied().unwrap_or(0);
+        let end = latest.get(&k).copied().unwrap_or(start);
         let new = match to {
-            ResetTo::Earliest => earliest,
-            ResetTo::Latest => latest,
+            ResetTo::Earliest => start,
+            ResetTo::Latest => end,
             ResetTo::Offset(o) => o,
-            ResetTo::ShiftBy(n) => current.get(&(t.clone(), p)).copied().unwrap_or(earliest) + n,
-            ResetTo::Time(ms) => match consumer
-                .list_offsets(&t, p, OffsetSpec::Timestamp(ms))
-                .await
-            {
-                Ok(o) if o.offset >= 0 => o.offset,
-                _ => latest,
+            ResetTo::ShiftBy(n) => current.get(&k).copied().unwrap_or(start) + n,
+            ResetTo::Time(_) => match at_time.get(&k) {
+                Some(&o) if o >= 0 => o,
+                _ => end,
             },
         };
-        plan.insert((t, p), new.clamp(earliest, latest));
+        plan.insert(k, new.clamp(start, end.max(start)));
     }
     plan
 }

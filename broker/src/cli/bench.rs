@@ -102,6 +102,24 @@ pub async fn run(a: BenchArgs) -> i32 {
     }
 }
 
+/// How often a running benchmark reports (on stderr; stdout keeps the result lines).
+const PROGRESS: Duration = Duration::from_secs(5);
+
+/// Prints `line(elapsed)` on stderr every `every` until the task is aborted.
+fn progress_every(
+    every: Duration,
+    line: impl Fn(Duration) -> String + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let start = Instant::now();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(start + every, every);
+        loop {
+            tick.tick().await;
+            eprintln!("{}", line(start.elapsed()));
+        }
+    })
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -191,6 +209,7 @@ async fn produce(client: strom_client::Client, a: ProduceBench) -> i32 {
     let batch_value_bytes = (per_batch * a.record_size) as u64;
     let target = a.bytes;
     let sent = Arc::new(AtomicU64::new(0));
+    let acked_so_far = Arc::new(AtomicU64::new(0));
     let duration = a.duration_s.map(Duration::from_secs);
     // Every request goes to one leader, so workers own partitions of one leader each:
     // worker w serves leader w modulo the leaders, and a leader's workers split its
@@ -230,6 +249,7 @@ async fn produce(client: strom_client::Client, a: ProduceBench) -> i32 {
         let topic = a.topic.clone();
         let batch = batch.clone();
         let sent = sent.clone();
+        let acked_so_far = acked_so_far.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut acked = 0u64;
@@ -306,6 +326,7 @@ async fn produce(client: strom_client::Client, a: ProduceBench) -> i32 {
                         .await
                         .map_err(|e| e.to_string())?;
                     acked += per_request;
+                    acked_so_far.fetch_add(per_request, Ordering::Relaxed);
                     continue;
                 }
                 let resp = conn
@@ -325,12 +346,23 @@ async fn produce(client: strom_client::Client, a: ProduceBench) -> i32 {
                     }
                 }
                 acked += per_request;
+                acked_so_far.fetch_add(per_request, Ordering::Relaxed);
             }
             Ok((lat, acked))
         }));
     }
     start_line.wait().await;
     let start = Instant::now();
+    let progress = progress_every(PROGRESS, move |elapsed| {
+        let done = acked_so_far.load(Ordering::Relaxed);
+        format!(
+            "[bench] {:.0} s: {} of {} MB acknowledged ({:.1} MB/s)",
+            elapsed.as_secs_f64(),
+            done / 1_000_000,
+            target / 1_000_000,
+            done as f64 / elapsed.as_secs_f64() / 1e6
+        )
+    });
     let mut lat = Vec::new();
     let mut acked_bytes = 0u64;
     for t in tasks {
@@ -349,6 +381,7 @@ async fn produce(client: strom_client::Client, a: ProduceBench) -> i32 {
             }
         }
     }
+    progress.abort();
     let secs = start.elapsed().as_secs_f64();
     let requests = lat.len() as u64;
     lat.sort_by(|x, y| x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal));
@@ -402,7 +435,17 @@ async fn consume(client: strom_client::Client, a: ConsumeBench) -> i32 {
     let mut bytes = 0u64;
     let mut records = 0u64;
     let mut idle = 0;
+    let mut last_report = start;
     loop {
+        if last_report.elapsed() >= PROGRESS {
+            last_report = Instant::now();
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!(
+                "[bench] {secs:.0} s: {} MB, {records} records read ({:.1} MB/s)",
+                bytes / 1_000_000,
+                bytes as f64 / secs / 1e6
+            );
+        }
         let rs = match c.poll(Duration::from_millis(500)).await {
             Ok(r) => r,
             Err(e) => return super::topic::fail(e),

@@ -299,6 +299,11 @@ async fn reset(admin: &Admin, client: strom_client::Client, r: ResetArgs) -> i32
         );
         return 2;
     };
+    let started = std::time::Instant::now();
+    eprintln!(
+        "[reset] finding the new offsets of {} partition(s)",
+        targets.len()
+    );
     let plan = reset_plan(&client, &current, targets, to).await;
     let rows: Vec<Vec<String>> = plan
         .iter()
@@ -321,9 +326,15 @@ async fn reset(admin: &Admin, client: strom_client::Client, r: ResetArgs) -> i32
         println!("\n(dry run: nothing changed; add --execute to commit these offsets)");
         return 0;
     }
+    eprintln!("[reset] committing {} offset(s)", plan.len());
     match admin.commit_group_offsets(&r.group, &plan).await {
         Ok(()) => {
-            println!("\ncommitted {} offset(s) for group {}", plan.len(), r.group);
+            println!(
+                "\ncommitted {} offset(s) for group {} ({:.1} s)",
+                plan.len(),
+                r.group,
+                started.elapsed().as_secs_f64()
+            );
             0
         }
         Err(e) => super::topic::fail(e),

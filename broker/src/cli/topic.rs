@@ -68,6 +68,10 @@ enum TopicCmd {
         /// List the moves in progress.
         #[arg(long)]
         list: bool,
+        /// Wait until the move is done, showing how far behind each new replica is
+        /// (Ctrl-C stops waiting, not the move).
+        #[arg(long)]
+        wait: bool,
     },
     /// Elect leaders: the preferred (first) replica where it can lead, or with --unclean a
     /// replica of a leaderless partition that may lack committed records.
@@ -239,7 +243,14 @@ pub async fn run(a: TopicArgs) -> i32 {
             replicas,
             cancel,
             list,
-        } => reassign(&admin, name, partition, replicas, cancel, list).await,
+            wait,
+        } => {
+            let code = reassign(&admin, name.clone(), partition, replicas, cancel, list).await;
+            match (code, wait && !cancel && !list, name, partition) {
+                (0, true, Some(n), Some(p)) => wait_for_move(&admin, &n, p).await,
+                _ => code,
+            }
+        }
         TopicCmd::ElectLeaders {
             names,
             partition,
@@ -353,6 +364,72 @@ async fn reassign(
             code
         }
         Err(e) => fail(e),
+    }
+}
+
+/// Polls until `topic`-`partition` has no move in progress, printing on stderr every
+/// 2 s how much of the leader's log (bytes on disk) each adding replica holds.
+async fn wait_for_move(admin: &Admin, topic: &str, partition: i32) -> i32 {
+    let start = std::time::Instant::now();
+    loop {
+        let moves = match admin.list_partition_reassignments().await {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        let Some(m) = moves
+            .into_iter()
+            .find(|m| m.topic == topic && m.partition == partition)
+        else {
+            let replicas = admin
+                .describe_topics(Some(&[topic.to_string()]))
+                .await
+                .ok()
+                .and_then(|ts| ts.into_iter().next())
+                .and_then(|t| t.partitions.into_iter().find(|p| p.partition == partition))
+                .map(|p| join(&p.replicas))
+                .unwrap_or_else(|| "?".into());
+            println!(
+                "moved {topic}-{partition}: replicas {replicas} ({:.1} s)",
+                start.elapsed().as_secs_f64()
+            );
+            return 0;
+        };
+        // Each new replica's size on disk against the leader's.
+        let dirs = admin.describe_log_dirs().await.unwrap_or_default();
+        let size_on = |b: i32| {
+            dirs.iter()
+                .flat_map(|d| &d.partitions)
+                .find(|p| p.broker == b && p.topic == topic && p.partition == partition)
+                .map(|p| p.size)
+        };
+        let leader = admin
+            .client()
+            .leader_for(topic, partition)
+            .await
+            .ok()
+            .and_then(size_on);
+        let mb = |b: i64| format!("{:.1} MB", b as f64 / 1e6);
+        let behind: Vec<String> = m
+            .adding
+            .iter()
+            .map(|b| match (size_on(*b), leader) {
+                (Some(s), Some(l)) => format!("broker {b}: {} of {}", mb(s), mb(l)),
+                (Some(s), None) => format!("broker {b}: {}", mb(s)),
+                (None, _) => format!("broker {b}: no replica yet"),
+            })
+            .collect();
+        let removing = if m.removing.is_empty() {
+            String::new()
+        } else {
+            format!(", removing {}", join(&m.removing))
+        };
+        eprintln!(
+            "[reassign] {:.0} s: {topic}-{partition} adding {} ({}){removing}",
+            start.elapsed().as_secs_f64(),
+            join(&m.adding),
+            behind.join("; "),
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }
 

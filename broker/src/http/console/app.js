@@ -239,8 +239,10 @@ async function topicView(m, name, tab) {
       p.leader < 0 ? pill("offline", "bad") : p.isr.length < p.replicas.length ? pill("under-replicated", "warn") : pill("in sync", "ok"),
       fmt(p.log_start_offset), fmt(p.log_end_offset), bytes(p.size_bytes)],
   }));
+  const turn = (p) => { partPage = p; show(true); };
+  if (ps.length > PAGE) m.append(pager(ps.length, page, turn));
   m.append(table(["partition#", "leader#", "replicas", "ISR", "state", "start offset#", "end offset#", "size#"], rows, { id: "partitions" }));
-  if (ps.length > PAGE) m.append(pager(ps.length, page, (p) => { partPage = p; show(true); }));
+  if (ps.length > PAGE) m.append(pager(ps.length, page, turn));
   if (writable()) {
     m.append(h("h2", {}, "Danger zone"));
     const out = h("span", {});

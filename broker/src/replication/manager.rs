@@ -255,18 +255,36 @@ impl ReplicaManager {
             cluster: &cluster,
             static_settings: &self.broker_settings,
         };
+        // This runs on every metadata change, over every topic: resolve the layers once
+        // for the topics without overrides (most of them), and only for topics this
+        // broker hosts.
+        let defaults = LogConfig::resolve_layers(&BTreeMap::new(), &layers);
+        let config_of = |name: &str| {
+            let overrides = img.topic_configs(name);
+            if overrides.is_empty() {
+                defaults.clone()
+            } else {
+                LogConfig::resolve_layers(&overrides, &layers)
+            }
+        };
+        let hosts = |t: &strom_controller::metadata::TopicImage| {
+            t.partitions
+                .values()
+                .any(|p| p.replicas.contains(&self.node_id))
+        };
         // New partition logs are created several at a time: each is a few files and
         // fsyncs, and a CreateTopics of many partitions is answered once they exist.
         let mut wanted = Vec::new();
-        for t in img.topics.values() {
-            let config = LogConfig::resolve_layers(&img.topic_configs(&t.name), &layers);
+        for t in img.topics.values().filter(|t| hosts(t)) {
+            let mut config = None;
             for (&index, p) in &t.partitions {
                 let exists = current
                     .get(&t.name)
                     .and_then(|m| m.get(&index))
                     .is_some_and(|x| x.topic_id == t.id);
                 if p.replicas.contains(&self.node_id) && !exists {
-                    wanted.push((t.name.clone(), index, t.id, config.clone()));
+                    let config = config.get_or_insert_with(|| config_of(&t.name)).clone();
+                    wanted.push((t.name.clone(), index, t.id, config));
                 }
             }
         }
@@ -282,9 +300,8 @@ impl ReplicaManager {
             created.insert(key, log?);
         }
         drop(creations);
-        for t in img.topics.values() {
-            let overrides = img.topic_configs(&t.name);
-            let config = LogConfig::resolve_layers(&overrides, &layers);
+        for t in img.topics.values().filter(|t| hosts(t)) {
+            let config = config_of(&t.name);
             for (&index, p) in &t.partitions {
                 if !p.replicas.contains(&self.node_id) {
                     continue;

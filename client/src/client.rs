@@ -306,6 +306,16 @@ impl Client {
         topic: &str,
         partition: i32,
     ) -> Result<(i32, i32), ClientError> {
+        // The cached answer, looked up in place: cloning a topic of thousands of
+        // partitions for each of them made per-partition loops quadratic.
+        let cached = lock(&self.inner.metadata).topics.get(topic).and_then(|t| {
+            let ps = &t.partitions;
+            let i = ps.binary_search_by_key(&partition, |p| p.partition).ok()?;
+            (ps[i].leader >= 0).then_some((ps[i].leader, ps[i].leader_epoch))
+        });
+        if let Some(found) = cached {
+            return Ok(found);
+        }
         for attempt in 0..2 {
             if attempt > 0 {
                 self.invalidate_topic(topic);

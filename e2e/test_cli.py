@@ -963,3 +963,24 @@ def test_cluster_describe(cli, admin, strom, new_topic):
             assert (dn["cluster_id"], dn["brokers"], sorted(dn["voters"])) == \
                 (d["cluster_id"], d["brokers"], sorted(d["voters"])), n
             assert dn["quorum_leader"] == d["quorum_leader"]
+
+
+def test_long_running_commands_show_progress(cli, admin, new_topic):
+    """bench reports every 5 s on stderr (stdout keeps its two result lines); reassign
+    --wait follows the move to its end; reset-offsets says what it is doing."""
+    topic = new_topic("progress")
+    ok(cli.topic("create", topic, "-p", "1", "-r", "1"))
+    wait_topic(admin, topic, 1)
+    p = ok(cli("bench", "produce", "-t", topic, "--bytes", "100000000000", "--duration-s", "6",
+               "--throughput-mbs", "2", "--record-size", "100", timeout=60))
+    assert re.search(r"^\[bench\] 5 s: \d+ of 100000 MB acknowledged \([\d.]+ MB/s\)$", p.stderr, re.M), show(p)
+    assert len(p.stdout.splitlines()) == 2 and p.stdout.startswith("produce: "), show(p)
+    target = broker_ids(admin)[-1]
+    p = ok(cli.topic("reassign", topic, "-p", "0", "--replicas", str(target), "--wait", timeout=60))
+    assert re.search(rf"^moved {re.escape(topic)}-0: replicas {target} \([\d.]+ s\)$", p.stdout, re.M), show(p)
+    group = new_topic("progress-group")
+    ok(cli("group", "reset-offsets", group, "--topic", topic, "--to-earliest", "--execute"))
+    p = ok(cli("group", "reset-offsets", group, "--topic", topic, "--to-latest", "--execute"))
+    assert "[reset] finding the new offsets of 1 partition(s)" in p.stderr, show(p)
+    assert "[reset] committing 1 offset(s)" in p.stderr, show(p)
+    assert re.search(rf"committed 1 offset\(s\) for group {re.escape(group)} \([\d.]+ s\)", p.stdout), show(p)

@@ -284,7 +284,9 @@ def test_kafka_leader_election(strom, tools, tmp_path):
             return p if p.returncode == 0 and "Successfully" in p.stdout else None
         p = wait_until(elected, 30, interval=0.5, what="a preferred election")
         assert p.stdout == f"Successfully completed leader election (PREFERRED) for partitions {topic}-0\n"
-        assert a.list_topics(topic, timeout=10).topics[topic].partitions[0].leader == order[0]
+        # The client's metadata catches up with the new leader (a broker's cache may lag a moment).
+        wait_until(lambda: a.list_topics(topic, timeout=10).topics[topic].partitions[0].leader == order[0], 15,
+                   interval=0.2, what=f"broker {order[0]} leading {topic}-0")
     p = tool(tools, "kafka-leader-election", "--bootstrap-server", strom.bootstrap, "--election-type", "preferred",
              "--all-topic-partitions")
     assert p.returncode == 0, p.stdout + p.stderr
@@ -411,3 +413,34 @@ def test_kafka_perf_tests(strom, tools):
     cols = line.split(", ")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}", cols[0]), cols
     assert cols[4] == "5300" and cols[2] == f"{(5000 * 100 + 300 * 1000) / 1048576:.4f}", cols
+
+
+def test_kafka_configs_entity_default_for_brokers(strom, tools):
+    """--entity-type brokers --entity-default: the cluster-wide dynamic default (set to
+    its default value here, so the module's other tests see no change)."""
+    b = strom.bootstrap
+    p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--entity-type", "brokers", "--entity-default",
+             "--alter", "--add-config", "log.retention.bytes=-1")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout == "Completed updating default config for brokers in the cluster.\n", p.stdout
+    p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--entity-type", "brokers", "--entity-default",
+             "--describe")
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "Default configs for brokers in the cluster are:", p.stdout
+    assert any(line.startswith("  log.retention.bytes=-1 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:"
+                               "log.retention.bytes=-1") for line in lines[1:]), p.stdout
+    # Each broker sees it as a cluster-wide default.
+    for n in strom.nodes:
+        p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--broker", str(n.node_id), "--describe", "--all")
+        assert any(line.startswith("  log.retention.bytes=-1") and "DYNAMIC_DEFAULT_BROKER_CONFIG" in line
+                   for line in p.stdout.splitlines()), p.stdout
+    p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--entity-type", "brokers", "--entity-default",
+             "--alter", "--delete-config", "log.retention.bytes")
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--entity-type", "brokers", "--entity-default",
+             "--describe")
+    assert "log.retention.bytes" not in p.stdout, p.stdout
+    p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--entity-type", "topics", "--entity-default",
+             "--describe")
+    assert p.returncode == 1 and "brokers only" in p.stderr, p.stderr

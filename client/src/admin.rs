@@ -115,6 +115,9 @@ pub enum ConfigResource {
     Topic(String),
     /// A broker, by node id.
     Broker(i32),
+    /// The cluster-wide dynamic broker defaults (Kafka's `--entity-default`: a broker
+    /// resource with an empty name).
+    BrokerDefault,
 }
 
 impl ConfigResource {
@@ -122,6 +125,7 @@ impl ConfigResource {
         match self {
             ConfigResource::Topic(name) => (2, name.clone()),
             ConfigResource::Broker(id) => (4, id.to_string()),
+            ConfigResource::BrokerDefault => (4, String::new()),
         }
     }
 }
@@ -366,7 +370,9 @@ impl Admin {
     ) -> Result<Vec<ConfigEntry>, ClientError> {
         let conn = match resource {
             ConfigResource::Broker(id) => self.client.broker_connection(*id).await?,
-            ConfigResource::Topic(_) => self.client.any_connection().await?,
+            ConfigResource::Topic(_) | ConfigResource::BrokerDefault => {
+                self.client.any_connection().await?
+            }
         };
         let version = conn.version_for::<DescribeConfigsRequest>(4)?;
         let (resource_type, resource_name) = resource.type_and_name();
@@ -419,7 +425,9 @@ impl Admin {
     ) -> Result<(), ClientError> {
         let conn = match resource {
             ConfigResource::Broker(id) => self.client.broker_connection(*id).await?,
-            ConfigResource::Topic(_) => self.client.controller_connection().await?,
+            ConfigResource::Topic(_) | ConfigResource::BrokerDefault => {
+                self.client.controller_connection().await?
+            }
         };
         let version = conn.version_for::<IncrementalAlterConfigsRequest>(1)?;
         let (resource_type, resource_name) = resource.type_and_name();

@@ -27,6 +27,9 @@ struct Args {
     /// Name of entity (topic name or broker id).
     #[arg(long)]
     entity_name: Option<String>,
+    /// The cluster-wide default (with --entity-type brokers).
+    #[arg(long)]
+    entity_default: bool,
     /// The topic's name (the same as --entity-type topics --entity-name <topic>).
     #[arg(long)]
     topic: Option<String>,
@@ -132,9 +135,16 @@ pub async fn run(args: Vec<String>) -> i32 {
     let (kind, name) = match (&a.topic, &a.broker, &a.entity_type, &a.entity_name) {
         (Some(t), None, None, None) => ("topics", t.clone()),
         (None, Some(b), None, None) => ("brokers", b.clone()),
-        (None, None, Some(k), Some(n)) => (k.as_str(), n.clone()),
+        (None, None, Some(k), Some(n)) if !a.entity_default => (k.as_str(), n.clone()),
+        (None, None, Some(k), None) if a.entity_default && k == "brokers" => {
+            ("brokers", String::new())
+        }
+        (None, None, Some(_), None) if a.entity_default => {
+            eprintln!("--entity-default is served for --entity-type brokers only");
+            return 1;
+        }
         (None, None, Some(_), None) => {
-            eprintln!("--entity-name must be specified with --entity-type (strom does not serve --entity-default yet)");
+            eprintln!("an entity name or default entity must be specified with --entity-type: --entity-name or --entity-default");
             return 1;
         }
         _ => {
@@ -144,6 +154,8 @@ pub async fn run(args: Vec<String>) -> i32 {
     };
     let resource = if kind == "topics" {
         ConfigResource::Topic(name.clone())
+    } else if name.is_empty() {
+        ConfigResource::BrokerDefault
     } else {
         match name.parse::<i32>() {
             Ok(id) => ConfigResource::Broker(id),
@@ -174,12 +186,20 @@ pub async fn run(args: Vec<String>) -> i32 {
             ConfigSource::DynamicBroker
         };
         let dynamic = |s: &ConfigSource| *s == own;
-        if a.all {
+        let default = resource == ConfigResource::BrokerDefault;
+        if default {
+            println!("Default configs for brokers in the cluster are:");
+        } else if a.all {
             println!("All configs for {what} {name} are:");
         } else {
             println!("Dynamic configs for {what} {name} are:");
         }
-        for c in entries.iter().filter(|c| a.all || dynamic(&c.source)) {
+        let shown = |c: &&ConfigEntry| {
+            a.all
+                || dynamic(&c.source)
+                || (default && c.source == ConfigSource::DynamicDefaultBroker)
+        };
+        for c in entries.iter().filter(shown) {
             println!("{}", line(c));
         }
         return 0;
@@ -209,7 +229,11 @@ pub async fn run(args: Vec<String>) -> i32 {
         .await
     {
         Ok(()) => {
-            println!("Completed updating config for {what} {name}.");
+            if resource == ConfigResource::BrokerDefault {
+                println!("Completed updating default config for brokers in the cluster.");
+            } else {
+                println!("Completed updating config for {what} {name}.");
+            }
             0
         }
         Err(e) => failed(super::message(&e)),

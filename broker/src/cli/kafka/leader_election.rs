@@ -127,10 +127,7 @@ pub async fn run(args: Vec<String>) -> i32 {
             }
         }
     };
-    let conn = crate::cli::Conn {
-        bootstrap_server: bootstrap,
-    };
-    let client = match crate::cli::connect(&conn).await {
+    let client = match super::connect(bootstrap).await {
         Ok(c) => c,
         Err(code) => return code,
     };

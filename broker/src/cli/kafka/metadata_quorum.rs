@@ -162,10 +162,7 @@ pub async fn run(args: Vec<String>) -> i32 {
         eprintln!("One of --status or --replication must be specified with describe sub-command");
         return 1;
     }
-    let conn = crate::cli::Conn {
-        bootstrap_server: bootstrap,
-    };
-    let client = match crate::cli::connect(&conn).await {
+    let client = match super::connect(bootstrap).await {
         Ok(c) => c,
         Err(code) => return code,
     };

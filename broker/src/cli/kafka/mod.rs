@@ -59,6 +59,14 @@ pub async fn run(tool: &str, args: Vec<String>) -> i32 {
     }
 }
 
+/// A client of `bootstrap`, or the exit code after the connection error was printed.
+async fn connect(bootstrap: String) -> Result<strom_client::Client, i32> {
+    crate::cli::connect(&crate::cli::Conn {
+        bootstrap_server: bootstrap,
+    })
+    .await
+}
+
 /// A broker's error as Kafka's tools show it: its message, else the error's description.
 fn message(e: &ClientError) -> String {
     match e {

@@ -330,10 +330,7 @@ pub async fn producer(args: Vec<String>) -> i32 {
     // Kafka 3's default: idempotent when acks=all, unless turned off.
     let idempotent =
         acks == -1 && props.get("enable.idempotence").map(String::as_str) != Some("false");
-    let conn = crate::cli::Conn {
-        bootstrap_server: bootstrap,
-    };
-    let client = match crate::cli::connect(&conn).await {
+    let client = match super::connect(bootstrap).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -531,10 +528,7 @@ pub async fn consumer(args: Vec<String>) -> i32 {
         eprintln!("kafka-consumer-perf-test: only the default --date-format is served");
         return 1;
     }
-    let conn = crate::cli::Conn {
-        bootstrap_server: bootstrap,
-    };
-    let client = match crate::cli::connect(&conn).await {
+    let client = match super::connect(bootstrap).await {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -218,10 +218,7 @@ pub async fn run(args: Vec<String>) -> i32 {
     if a.throttle.is_some() || a.replica_alter_log_dirs_throttle.is_some() {
         eprintln!("strom does not throttle replication: the throttle is ignored.");
     }
-    let conn = crate::cli::Conn {
-        bootstrap_server: bootstrap,
-    };
-    let client = match crate::cli::connect(&conn).await {
+    let client = match super::connect(bootstrap).await {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -64,7 +64,7 @@ def test_seed_004_create_and_describe(strom, tools):
                         lines[0]), lines[0]
     assert len(lines) == 4
     for i, line in enumerate(lines[1:]):
-        assert re.fullmatch(rf"\tTopic: {topic}\tPartition: {i}\tLeader: \d+\tReplicas: \d+\tIsr: \d+", line), line
+        assert re.fullmatch(rf"\tTopic: {topic}\tPartition: {i}\tLeader: \d+\tReplicas: \d+\tIsr: \d+\tElr: \tLastKnownElr: ", line), line
 
 
 def test_seed_001_if_not_exists_list_alter_delete(strom, tools):
@@ -196,8 +196,122 @@ def test_console_producer_and_seed_004_console_consumer(strom, tools):
     p = tool(tools, "kafka-console-consumer", "--bootstrap-server", b, "--topic", topic, "--partition", "0",
              "--offset", "2", "--max-messages", "1")
     assert p.stdout == '{"a": 1}\n', p.stdout
-    p = tool(tools, "kafka-console-consumer", "--bootstrap-server", b, "--topic", topic, "--group", "g")
-    assert p.returncode == 1 and "--group is not supported" in p.stderr, p.stderr
+
+
+def test_console_consumer_in_a_group(strom, tools):
+    """`kafka-console-consumer --group`: a group member that commits what it printed (and
+    no more, with --max-messages), shares the partitions with other console consumers
+    and a librdkafka consumer in the same group (range assignment, every record read
+    once), and leaves the group on SIGTERM so the others take its partitions."""
+    import signal
+    import time
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    topic = f"grp-{uuid.uuid4().hex[:6]}"
+    b = strom.bootstrap
+    p = tool(tools, "kafka-topics", "--bootstrap-server", b, "--create", "--topic", topic, "--partitions", "4",
+             "--replication-factor", str(len(strom.nodes)))
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = subprocess.run([str(tools / "kafka-console-producer"), "--bootstrap-server", b, "--topic", topic,
+                        "--property", "parse.key=true", "--property", "key.separator=:"],
+                       input="".join(f"k{i}:v{i}\n" for i in range(40)), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+    def committed(group: str) -> dict[int, int]:
+        c = Consumer({"bootstrap.servers": b, "group.id": group})
+        offs = c.committed([TopicPartition(topic, q) for q in range(4)], timeout=10)
+        c.close()
+        return {tp.partition: tp.offset for tp in offs if tp.offset >= 0}
+
+    group = f"console-{uuid.uuid4().hex[:6]}"
+    p = tool(tools, "kafka-console-consumer", "--bootstrap-server", b, "--topic", topic, "--group", group,
+             "--from-beginning", "--max-messages", "10")
+    assert p.returncode == 0, p.stdout + p.stderr
+    first = p.stdout.splitlines()
+    assert len(first) == 10, p.stdout
+    assert sum(committed(group).values()) == 10, committed(group)
+    # The next member of the group goes on from the commits: the other 30, none again.
+    p = tool(tools, "kafka-console-consumer", "--bootstrap-server", b, "--topic", topic, "--group", group,
+             "--from-beginning", "--timeout-ms", "3000")
+    assert p.returncode == 0, p.stdout + p.stderr
+    rest = p.stdout.splitlines()
+    assert sorted(first + rest) == sorted(f"v{i}" for i in range(40)), (first, rest)
+    assert sum(committed(group).values()) == 40, committed(group)
+    p = tool(tools, "kafka-consumer-groups", "--bootstrap-server", b, "--group", group, "--describe")
+    lags = [line.split()[5] for line in p.stdout.splitlines() if line.startswith(group)]
+    assert lags == ["0"] * 4, p.stdout
+
+    # Two console consumers and a librdkafka consumer in one group, which starts at
+    # offset 40 everywhere (committed beforehand, so no member races a "latest" reset).
+    shared = f"shared-{uuid.uuid4().hex[:6]}"
+    c = Consumer({"bootstrap.servers": b, "group.id": shared})
+    c.commit(offsets=[TopicPartition(topic, q, o) for q, o in committed(group).items()], asynchronous=False)
+    c.close()
+    procs = [subprocess.Popen([str(tools / "kafka-console-consumer"), "--bootstrap-server", b, "--topic", topic,
+                               "--group", shared, "--property", "print.partition=true",
+                               "--consumer-property", "heartbeat.interval.ms=500"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    rd = Consumer({"bootstrap.servers": b, "group.id": shared, "auto.offset.reset": "latest",
+                   "partition.assignment.strategy": "range"})
+    rd.subscribe([topic])
+    a = AdminClient({"bootstrap.servers": b})
+    try:
+        def members():
+            d = a.describe_consumer_groups([shared])[shared].result(10)
+            return d.state.name, {m.member_id: sorted(tp.partition for tp in m.assignment.topic_partitions)
+                                  for m in d.members}
+        deadline = time.monotonic() + 60
+        state = None
+        while time.monotonic() < deadline:
+            rd.poll(0.2)
+            state = members()
+            owned = sorted(q for qs in state[1].values() for q in qs)
+            if state[0] == "STABLE" and len(state[1]) == 3 and owned == [0, 1, 2, 3]:
+                break
+        else:
+            pytest.fail(f"the group never settled with three members owning 0-3 once: {state}")
+        assert sorted(len(qs) for qs in state[1].values()) == [1, 1, 2], state
+        mine = sorted(tp.partition for tp in rd.assignment())
+        # Produce 40 more; each is read exactly once, by whoever owns its partition.
+        pr = Producer({"bootstrap.servers": b})
+        for i in range(40, 80):
+            pr.produce(topic, key=f"k{i}", value=f"v{i}")
+        pr.flush(30)
+        seen_rd = []
+        deadline = time.monotonic() + 8  # the console consumers read meanwhile
+        while time.monotonic() < deadline:
+            m = rd.poll(0.2)
+            if m is not None and m.error() is None:
+                seen_rd.append((m.partition(), m.value().decode()))
+        # SIGTERM: each console consumer commits, leaves, and prints its count.
+        outs = []
+        for pr_ in procs:
+            pr_.send_signal(signal.SIGTERM)
+            try:
+                out, err = pr_.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                pr_.kill()
+                out, err = pr_.communicate()
+                pytest.fail(f"a console consumer did not stop on SIGTERM: {err[-3000:]}")
+            assert pr_.returncode == 0, err
+            assert "Processed a total of" in err, err
+            outs += [tuple(line.split("\t", 1)) for line in out.splitlines()]
+        console = [(int(part.split(":")[1]), v) for part, v in outs]
+        values = sorted(v for _, v in console) + sorted(v for _, v in seen_rd)
+        assert sorted(values) == sorted(f"v{i}" for i in range(40, 80)), (console, seen_rd)
+        assert {q for q, _ in seen_rd} <= set(mine) and not {q for q, _ in console} & set(mine), (mine, console)
+        # The console consumers left: the librdkafka member gets every partition.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            rd.poll(0.2)
+            if sorted(tp.partition for tp in rd.assignment()) == [0, 1, 2, 3]:
+                break
+        else:
+            pytest.fail(f"after the others left the librdkafka member owns {rd.assignment()}")
+    finally:
+        for pr_ in procs:
+            if pr_.poll() is None:
+                pr_.kill()
+        rd.close()
 
 
 def test_kafka_configs_alter_and_describe(strom, tools):
@@ -377,8 +491,67 @@ def test_kafka_transactions_list_describe_and_producers(strom, tools):
     assert [r for r in rows[1:] if r[0] == tid][0][3] in ("CompleteCommit", "Empty"), rows
     rows = table("describe-producers", "--topic", topic, "--partition", "0")
     assert [r for r in rows[1:] if r[0] == producer_id][0][5] == "None", rows
-    r = tool(tools, "kafka-transactions", "--bootstrap-server", strom.bootstrap, "find-hanging", "--broker-id", "1")
-    assert r.returncode == 1 and "not served" in r.stderr
+
+
+def test_kafka_transactions_find_hanging_and_abort(strom, tools):
+    """An open transaction its coordinator holds is not hanging; `abort --start-offset`
+    ends it on the partition (the last stable offset moves past it and a read_committed
+    consumer never sees its records), and a second abort finds nothing open."""
+    import time
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    topic, tid = f"hang-{uuid.uuid4().hex[:6]}", f"hang-txn-{uuid.uuid4().hex[:6]}"
+    b = strom.bootstrap
+    a = AdminClient({"bootstrap.servers": b})
+    a.create_topics([NewTopic(topic, num_partitions=2, replication_factor=len(strom.nodes))])[topic].result(30)
+    p = Producer({"bootstrap.servers": b, "transactional.id": tid})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, value=f"open-{i}".encode(), partition=0)
+    assert p.flush(30) == 0
+
+    def run(*args):
+        return tool(tools, "kafka-transactions", "--bootstrap-server", b, *args)
+
+    def rows(out):
+        return [[c.strip() for c in line.split("\t") if c.strip()] for line in out.splitlines()]
+    header = ["Topic", "Partition", "ProducerId", "ProducerEpoch", "CoordinatorEpoch", "StartOffset",
+              "LastTimestamp", "Duration(min)"]
+    r = run("find-hanging", "--topic", topic, "--max-transaction-timeout", "0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert rows(r.stdout) == [header], r.stdout  # open, but its coordinator will end it
+    r = run("find-hanging", "--broker-id", str(strom.nodes[0].node_id))
+    assert r.returncode == 0 and rows(r.stdout) == [header], r.stdout + r.stderr  # 15 minutes by default
+    r = run("find-hanging")
+    assert r.returncode == 1 and "requires either --topic or --broker-id" in r.stderr, r.stderr
+
+    r = run("abort", "--topic", topic, "--partition", "0", "--start-offset", "0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    pd = rows(run("describe-producers", "--topic", topic, "--partition", "0").stdout)
+    assert all(row[5] == "None" for row in pd[1:]), pd
+    r = run("abort", "--topic", topic, "--partition", "0", "--start-offset", "0")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"Could not find any open transactions starting at offset 0 on partition {topic}-0" in r.stderr
+    r = run("abort", "--topic", topic, "--partition", "0")
+    assert r.returncode == 1 and "--start-offset" in r.stderr, r.stderr
+    # The producer's own commit still completes; its records stay aborted on partition 0
+    # and later records are read.
+    p.commit_transaction(30)
+    p.begin_transaction()
+    p.produce(topic, value=b"after", partition=0)
+    p.commit_transaction(30)
+    c = Consumer({"bootstrap.servers": b, "group.id": f"rc-{uuid.uuid4().hex[:6]}",
+                  "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and b"after" not in got:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+    c.close()
+    assert got == [b"after"], got  # without the abort the commit would have shown open-0..2
 
 
 def test_kafka_perf_tests(strom, tools):
@@ -404,8 +577,9 @@ def test_kafka_perf_tests(strom, tools):
              "--throughput", "100", "--bootstrap-server", strom.bootstrap)
     assert p.returncode == 0, p.stdout + p.stderr
     assert time.monotonic() - t0 >= 2.0
+    group = f"perf-{uuid.uuid4().hex[:6]}"
     p = tool(tools, "kafka-consumer-perf-test", "--bootstrap-server", strom.bootstrap, "--topic", topic,
-             "--messages", "5300", "--timeout", "20000")
+             "--messages", "5300", "--timeout", "20000", "--group", group)
     assert p.returncode == 0, p.stdout + p.stderr
     header, line = p.stdout.splitlines()
     assert header == ("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
@@ -413,6 +587,13 @@ def test_kafka_perf_tests(strom, tools):
     cols = line.split(", ")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}", cols[0]), cols
     assert cols[4] == "5300" and cols[2] == f"{(5000 * 100 + 300 * 1000) / 1048576:.4f}", cols
+    # It consumed as a member of the group: joining took time apart from fetching, and
+    # on leaving it committed everything it read.
+    assert int(cols[6]) >= 0 and int(cols[7]) > 0, cols
+    c = Consumer({"bootstrap.servers": strom.bootstrap, "group.id": group})
+    offs = c.committed([TopicPartition(topic, q) for q in range(3)], timeout=10)
+    c.close()
+    assert sum(tp.offset for tp in offs) == 5300, offs
 
 
 def test_kafka_configs_entity_default_for_brokers(strom, tools):

@@ -629,6 +629,60 @@ impl Admin {
             .collect())
     }
 
+    /// Each partition's eligible leader replicas and last known ELR (KIP-966), from
+    /// DescribeTopicPartitions, paged with its cursor. `None` when the broker does not
+    /// serve that API (Kafka's tools then print `N/A`).
+    pub async fn partition_elrs(
+        &self,
+        topics: &[String],
+    ) -> Result<Option<BTreeMap<(String, i32), (Vec<i32>, Vec<i32>)>>, ClientError> {
+        use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+        use kafka_protocol::messages::DescribeTopicPartitionsRequest;
+        let conn = self.client.any_connection().await?;
+        let Ok(version) = conn.version_for::<DescribeTopicPartitionsRequest>(0) else {
+            return Ok(None);
+        };
+        let mut out = BTreeMap::new();
+        let mut cursor = None;
+        loop {
+            let req = DescribeTopicPartitionsRequest::default()
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|t| {
+                            TopicRequest::default()
+                                .with_name(TopicName(StrBytes::from_string(t.clone())))
+                        })
+                        .collect(),
+                )
+                .with_response_partition_limit(2000)
+                .with_cursor(cursor.take());
+            let resp = conn.send(req, version).await?;
+            for t in resp.topics {
+                let Some(name) = t.name else { continue };
+                for p in t.partitions {
+                    let ids = |v: Option<Vec<kafka_protocol::messages::BrokerId>>| {
+                        v.unwrap_or_default().into_iter().map(|b| b.0).collect()
+                    };
+                    out.insert(
+                        (name.0.to_string(), p.partition_index),
+                        (ids(p.eligible_leader_replicas), ids(p.last_known_elr)),
+                    );
+                }
+            }
+            match resp.next_cursor {
+                Some(c) => {
+                    cursor = Some(
+                        Cursor::default()
+                            .with_topic_name(c.topic_name)
+                            .with_partition_index(c.partition_index),
+                    )
+                }
+                None => return Ok(Some(out)),
+            }
+        }
+    }
+
     /// The partition moves in progress.
     pub async fn list_partition_reassignments(&self) -> Result<Vec<Reassignment>, ClientError> {
         use kafka_protocol::messages::ListPartitionReassignmentsRequest;

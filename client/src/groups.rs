@@ -9,8 +9,8 @@ use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest,
-    GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, GroupId,
+    ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -78,26 +78,7 @@ impl Admin {
 
     /// The broker coordinating a key: a group (`key_type` 0) or a transactional id (1).
     pub async fn find_coordinator_of(&self, key: &str, key_type: i8) -> Result<i32, ClientError> {
-        let group_id = key;
-        let conn = self.client().any_connection().await?;
-        let version = conn.version_for::<FindCoordinatorRequest>(3)?;
-        let req = FindCoordinatorRequest::default()
-            .with_key(StrBytes::from_string(key.to_string()))
-            .with_key_type(key_type);
-        for _ in 0..20 {
-            let resp = conn.send(req.clone(), version).await?;
-            match KafkaError::from_code(resp.error_code, resp.error_message.as_deref()) {
-                None => return Ok(resp.node_id.0),
-                Some(e) if e.is_retriable() => {
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await
-                }
-                Some(e) => return Err(ClientError::Kafka(e)),
-            }
-        }
-        Err(ClientError::Kafka(
-            KafkaError::from_code(15, Some(&format!("no coordinator for group {group_id}")))
-                .expect("an error code"),
-        ))
+        crate::group_consumer::find_coordinator(self.client(), key, key_type).await
     }
 
     /// Every group on every broker.

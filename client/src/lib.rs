@@ -9,13 +9,16 @@
 //! - [`consumer`]: assigned partitions, Fetch, ListOffsets.
 //! - [`error`]: typed errors and Kafka error code names.
 //!
-//! Consumer groups and transactions are not here.
+//! - [`group_consumer`]: a consumer group member (classic protocol, range assignor).
+//! - [`groups`]: consumer group administration.
+//! - [`transactions`]: describing transactions and producers.
 
 pub mod admin;
 pub mod client;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod group_consumer;
 pub mod groups;
 pub mod producer;
 pub mod transactions;
@@ -34,6 +37,7 @@ pub use consumer::{
     PartitionPosition, StartOffset,
 };
 pub use error::{error_name, ClientError, KafkaError};
+pub use group_consumer::{GroupConfig, GroupConsumer};
 pub use groups::{GroupDescription, GroupListing, GroupMember};
 pub use kafka_protocol::records::Compression;
 pub use producer::{

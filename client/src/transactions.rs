@@ -1,11 +1,15 @@
 //! Transaction administration, as `kafka-transactions.sh` does it (KIP-664): list the
 //! transactional ids every broker coordinates, describe one at its coordinator, and
-//! describe the producers a partition's leader keeps state for.
+//! describe the producers a partition's leader keeps state for, and abort a hanging
+//! transaction with an abort marker written by the partition's leader.
 
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
 use kafka_protocol::messages::{
-    DescribeProducersRequest, DescribeTransactionsRequest, ListTransactionsRequest, TopicName,
-    TransactionalId,
+    DescribeProducersRequest, DescribeTransactionsRequest, ListTransactionsRequest, ProducerId,
+    TopicName, TransactionalId, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -50,6 +54,15 @@ pub struct ProducerDescription {
 impl Admin {
     /// Every transactional id on every broker.
     pub async fn list_transactions(&self) -> Result<Vec<TransactionListing>, ClientError> {
+        self.list_transactions_of(&[]).await
+    }
+
+    /// The transactional ids on every broker whose producer id is one of `producer_ids`
+    /// (all of them when empty).
+    pub async fn list_transactions_of(
+        &self,
+        producer_ids: &[i64],
+    ) -> Result<Vec<TransactionListing>, ClientError> {
         self.client().refresh_metadata(Some(&[])).await?;
         let brokers: Vec<i32> = self.client().metadata().brokers.keys().copied().collect();
         let mut out = Vec::new();
@@ -58,7 +71,11 @@ impl Admin {
             let version = conn.version_for::<ListTransactionsRequest>(1)?;
             let resp = conn
                 .send(
-                    ListTransactionsRequest::default().with_duration_filter(-1),
+                    ListTransactionsRequest::default()
+                        .with_duration_filter(-1)
+                        .with_producer_id_filters(
+                            producer_ids.iter().map(|p| ProducerId(*p)).collect(),
+                        ),
                     version,
                 )
                 .await?;
@@ -152,5 +169,44 @@ impl Admin {
                 current_txn_start_offset: s.current_txn_start_offset,
             })
             .collect())
+    }
+
+    /// Aborts a producer's open transaction on one partition, as Kafka's
+    /// `Admin.abortTransaction` does: the partition's leader writes an abort marker for
+    /// `producer_id`/`producer_epoch` with `coordinator_epoch` (fenced if a newer
+    /// coordinator already wrote one). For hanging transactions, whose coordinator will
+    /// never end them.
+    pub async fn abort_transaction(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), ClientError> {
+        let (_, conn) = self.client().leader_connection(topic, partition).await?;
+        let version = conn.version_for::<WriteTxnMarkersRequest>(1)?;
+        let req =
+            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(producer_epoch)
+                .with_transaction_result(false)
+                .with_coordinator_epoch(coordinator_epoch)
+                .with_topics(vec![WritableTxnMarkerTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partition_indexes(vec![partition])])]);
+        let resp = conn.send(req, version).await?;
+        let code = resp
+            .markers
+            .iter()
+            .flat_map(|m| &m.topics)
+            .flat_map(|t| &t.partitions)
+            .map(|p| p.error_code)
+            .next()
+            .ok_or_else(|| ClientError::Decode("empty WriteTxnMarkers answer".into()))?;
+        match KafkaError::from_code(code, None) {
+            Some(e) => Err(ClientError::Kafka(e)),
+            None => Ok(()),
+        }
     }
 }

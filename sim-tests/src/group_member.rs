@@ -8,9 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as OwnedTp;
-use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTp;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -18,9 +17,9 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
-use strom_client::{Client, Connection};
+use strom_client::{group_consumer, Client, Connection};
 use tokio::time::Instant;
 
 /// Closes a crashed member's open ownership intervals at the crash: a crashed process
@@ -132,40 +131,18 @@ async fn coordinator(client: &Client, group: &str) -> Option<(i32, Arc<Connectio
 }
 
 fn subscription(topic: &str) -> Bytes {
-    let mut b = BytesMut::new();
-    b.extend_from_slice(&0i16.to_be_bytes());
-    ConsumerProtocolSubscription::default()
-        .with_topics(vec![s(topic)])
-        .encode(&mut b, 0)
-        .expect("encode");
-    b.freeze()
+    group_consumer::encode_subscription(&[topic.to_owned()])
 }
 
 fn assignment(topic: &str, partitions: Vec<i32>) -> Bytes {
-    let mut b = BytesMut::new();
-    b.extend_from_slice(&0i16.to_be_bytes());
-    ConsumerProtocolAssignment::default()
-        .with_assigned_partitions(vec![AssignedTp::default()
-            .with_topic(TopicName(s(topic)))
-            .with_partitions(partitions)])
-        .encode(&mut b, 0)
-        .expect("encode");
-    b.freeze()
+    group_consumer::encode_assignment(&BTreeMap::from([(topic.to_owned(), partitions)]))
 }
 
-fn decode_assignment(mut b: Bytes) -> Vec<i32> {
-    if b.len() < 2 {
-        return Vec::new();
-    }
-    let v = b.get_i16();
-    ConsumerProtocolAssignment::decode(&mut b, v.clamp(0, 3))
-        .map(|a| {
-            a.assigned_partitions
-                .into_iter()
-                .flat_map(|t| t.partitions)
-                .collect()
-        })
-        .unwrap_or_default()
+fn decode_assignment(b: Bytes) -> Vec<i32> {
+    group_consumer::decode_assignment(b)
+        .into_values()
+        .flatten()
+        .collect()
 }
 
 async fn committed(

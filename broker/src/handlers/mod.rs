@@ -272,7 +272,7 @@ pub fn code<T, E: Into<kafka_protocol::error::ResponseError>>(r: Result<T, E>) -
 }
 
 /// Whether a request comes from another broker of this cluster, for the requests Kafka
-/// takes only from brokers (its CLUSTER_ACTION permission): WriteTxnMarkers and the
+/// takes only from brokers (its CLUSTER_ACTION permission): commit markers (WriteTxnMarkers) and the
 /// batched AddPartitionsToTxn of KIP-890. strom has no authentication yet, so it goes
 /// by the client id its brokers send (`strom-<purpose>-<broker id>`, of a registered
 /// broker); clients get CLUSTER_AUTHORIZATION_FAILED and nothing is applied.

@@ -1,6 +1,12 @@
 //! WriteTxnMarkers, from a transaction coordinator to this broker as the leader of the
 //! transaction's partitions: each marker is appended as a control batch and answered
 //! once the in-sync replicas have it (see `txn::markers`).
+//!
+//! Kafka takes WriteTxnMarkers from whoever holds CLUSTER_ACTION; its admin client sends
+//! one to abort a hanging transaction (`kafka-transactions abort`, KIP-664). strom has no
+//! authentication yet: commit markers come only from its brokers, abort markers from
+//! anyone (an abort is what the tool sends, and what a transaction's coordinator would
+//! have written had it not lost the transaction).
 
 use std::sync::Arc;
 
@@ -20,13 +26,18 @@ pub async fn handle(
     ctx: RequestContext,
     req: WriteTxnMarkersRequest,
 ) -> Option<WriteTxnMarkersResponse> {
-    let allowed = super::from_broker(&b, &ctx, "txn-markers");
-    if !allowed {
-        tracing::warn!(client_id = ?ctx.client_id, peer = %ctx.peer,
-            "refused WriteTxnMarkers from a client (brokers only)");
-    }
+    let from_broker = super::from_broker(&b, &ctx, "txn-markers");
     let mut out = Vec::with_capacity(req.markers.len());
     for mk in &req.markers {
+        let allowed = from_broker || !mk.transaction_result;
+        if !allowed {
+            tracing::warn!(client_id = ?ctx.client_id, peer = %ctx.peer,
+                "refused a commit marker from a client (brokers only)");
+        } else if !from_broker {
+            tracing::info!(client_id = ?ctx.client_id, peer = %ctx.peer,
+                producer_id = mk.producer_id.0, producer_epoch = mk.producer_epoch,
+                "a client aborts a transaction (kafka-transactions abort)");
+        }
         let m = Marker {
             producer_id: mk.producer_id.0,
             producer_epoch: mk.producer_epoch,

@@ -1,7 +1,9 @@
 //! `kafka-console-consumer` and `kafka-console-producer`: Kafka's console tools, with
 //! their flags, `--property` names and output format (Kafka's `DefaultMessageFormatter`
-//! and `LineMessageReader`). The consumer reads without joining a group (`--group` is
-//! refused, since strom's client has no group membership yet).
+//! and `LineMessageReader`). As Kafka's, the consumer joins a consumer group unless it
+//! reads one `--partition`: the `--group` given (offsets committed automatically, and
+//! on exit exactly up to the last message printed), or a generated
+//! `console-consumer-NNNNN` group without commits.
 
 use std::io::Write;
 use std::time::Duration;
@@ -9,7 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Parser;
 use strom_client::{
-    compression_from_name, Consumer, ConsumerConfig, OffsetReset, Producer, StartOffset,
+    compression_from_name, Admin, Consumer, ConsumerConfig, ConsumerRecord, GroupConfig,
+    GroupConsumer, OffsetReset, Producer, StartOffset,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -92,12 +95,82 @@ struct ConsumerArgs {
     /// read_committed or read_uncommitted (default).
     #[arg(long, default_value = "read_uncommitted", value_parser = ["read_committed", "read_uncommitted"])]
     isolation_level: String,
-    /// The consumer group id (not supported: strom's consumer reads without a group).
+    /// The consumer group id of the consumer.
     #[arg(long)]
     group: Option<String>,
-    /// Consumer properties (accepted and ignored: strom's client has its own settings).
+    /// Consumer properties: group.id, enable.auto.commit, auto.offset.reset,
+    /// session.timeout.ms, heartbeat.interval.ms and auto.commit.interval.ms are used;
+    /// others are accepted and ignored (repeatable).
     #[arg(long = "consumer-property")]
     consumer_properties: Vec<String>,
+}
+
+/// Where the console consumer's records come from.
+enum Source {
+    /// Assigned partitions (`--partition`), committed for `group` on exit if one was given.
+    Assigned(Consumer, Option<String>),
+    /// A group member.
+    Group(Box<GroupConsumer>),
+}
+
+impl Source {
+    async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, strom_client::ClientError> {
+        let wait = Duration::from_millis(500);
+        match self {
+            Source::Assigned(c, _) => c.poll(wait).await,
+            Source::Group(g) => g.poll(wait).await,
+        }
+    }
+
+    /// Gives back records taken but not printed, so that no commit passes them.
+    async fn rewind(&mut self, unused: &[ConsumerRecord]) {
+        match self {
+            Source::Group(g) => {
+                let _ = g.rewind(unused).await;
+            }
+            Source::Assigned(c, _) => {
+                for r in unused {
+                    let pos = c
+                        .assignments()
+                        .get(&(r.topic.clone(), r.partition))
+                        .copied();
+                    if pos.is_some_and(|p| p.position > r.offset) {
+                        let _ = c
+                            .seek(&r.topic, r.partition, StartOffset::Offset(r.offset))
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Commits (when the group's settings say so) and leaves the group.
+    async fn close(self, client: strom_client::Client) {
+        match self {
+            Source::Group(g) => {
+                if let Err(e) = g.close().await {
+                    eprintln!("[strom] leaving the consumer group: {}", super::message(&e));
+                }
+            }
+            Source::Assigned(c, Some(group)) => {
+                let offsets = c
+                    .assignments()
+                    .iter()
+                    .map(|(k, p)| (k.clone(), p.position))
+                    .collect();
+                if let Err(e) = Admin::new(client)
+                    .commit_group_offsets(&group, &offsets)
+                    .await
+                {
+                    eprintln!(
+                        "[strom] committing offsets of group {group}: {}",
+                        super::message(&e)
+                    );
+                }
+            }
+            Source::Assigned(_, None) => {}
+        }
+    }
 }
 
 pub async fn consumer(args: Vec<String>) -> i32 {
@@ -109,14 +182,56 @@ pub async fn consumer(args: Vec<String>) -> i32 {
         eprintln!("Exactly one of --include/--topic is required.");
         return 1;
     };
-    if a.group.is_some() {
-        eprintln!("--group is not supported by strom's kafka-console-consumer yet: it reads without a consumer group (use `kafka-consumer-groups` to manage groups)");
-        return 1;
-    }
-    let props = match properties(&a.properties) {
-        Ok(p) => p,
-        Err(m) => {
+    let (props, cprops) = match (
+        properties(&a.properties),
+        properties(&a.consumer_properties),
+    ) {
+        (Ok(p), Ok(c)) => (p, c),
+        (Err(m), _) | (_, Err(m)) => {
             eprintln!("{m}");
+            return 1;
+        }
+    };
+    // As Kafka's: the group from --group or group.id (they must agree), else a generated
+    // one that commits nothing unless told to.
+    let group_prop = prop(&cprops, "group.id").map(str::to_owned);
+    if let (Some(g), Some(p)) = (&a.group, &group_prop) {
+        if g != p {
+            eprintln!(
+                "Provided Group ID '{g}' and the group.id consumer property '{p}' are different"
+            );
+            return 1;
+        }
+    }
+    let given_group = a.group.clone().or(group_prop);
+    let auto_commit = match prop(&cprops, "enable.auto.commit") {
+        Some(v) => v.eq_ignore_ascii_case("true"),
+        None => given_group.is_some(),
+    };
+    let ms = |name: &str, default: u64| -> Result<Duration, i32> {
+        match prop(&cprops, name) {
+            None => Ok(Duration::from_millis(default)),
+            Some(v) => v.parse().map(Duration::from_millis).map_err(|_| {
+                eprintln!("Invalid value {v} for configuration {name}: Not a number of type LONG");
+                1
+            }),
+        }
+    };
+    let (session, heartbeat, commit_every) = match (
+        ms("session.timeout.ms", 45_000),
+        ms("heartbeat.interval.ms", 3_000),
+        ms("auto.commit.interval.ms", 5_000),
+    ) {
+        (Ok(s), Ok(h), Ok(c)) => (s, h, c),
+        _ => return 1,
+    };
+    let reset = match prop(&cprops, "auto.offset.reset") {
+        _ if a.from_beginning => OffsetReset::Earliest,
+        None | Some("latest") => OffsetReset::Latest,
+        Some("earliest") => OffsetReset::Earliest,
+        Some("none") => OffsetReset::None,
+        Some(v) => {
+            eprintln!("Invalid value {v} for configuration auto.offset.reset: String must be one of: latest, earliest, none");
             return 1;
         }
     };
@@ -146,26 +261,52 @@ pub async fn consumer(args: Vec<String>) -> i32 {
         Err(code) => return code,
     };
     let config = ConsumerConfig {
-        auto_offset_reset: if a.from_beginning {
-            OffsetReset::Earliest
-        } else {
-            OffsetReset::Latest
-        },
+        auto_offset_reset: reset,
         read_committed: a.isolation_level == "read_committed",
         ..Default::default()
     };
-    let mut consumer = Consumer::new(client, config);
-    let assigned = match a.partition {
-        Some(p) => consumer.assign(&topic, p, start).await.map(|_| 1),
-        None => consumer.assign_topic(&topic, start).await,
+    let mut source = match a.partition {
+        Some(p) => {
+            let mut consumer = Consumer::new(client.clone(), config);
+            if let Err(e) = consumer.assign(&topic, p, start).await {
+                eprintln!(
+                    "Error processing message, terminating consumer process: {}",
+                    super::message(&e)
+                );
+                return 1;
+            }
+            Source::Assigned(consumer, given_group.filter(|_| auto_commit))
+        }
+        None if a.offset.is_some() => {
+            // Only "earliest"/"latest" get here: all partitions, no group to commit.
+            let mut consumer = Consumer::new(client.clone(), config);
+            if let Err(e) = consumer.assign_topic(&topic, start).await {
+                eprintln!(
+                    "Error processing message, terminating consumer process: {}",
+                    super::message(&e)
+                );
+                return 1;
+            }
+            Source::Assigned(consumer, None)
+        }
+        None => {
+            let group = given_group.unwrap_or_else(|| {
+                use std::hash::{BuildHasher, Hasher};
+                let random = std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish();
+                format!("console-consumer-{}", random % 100_000)
+            });
+            let mut g = GroupConfig::new(group);
+            g.auto_commit = auto_commit;
+            g.session_timeout = session;
+            g.heartbeat_interval = heartbeat;
+            g.auto_commit_interval = commit_every;
+            let mut member = GroupConsumer::new(client.clone(), config, g);
+            member.subscribe([topic.clone()]);
+            Source::Group(Box::new(member))
+        }
     };
-    if let Err(e) = assigned {
-        eprintln!(
-            "Error processing message, terminating consumer process: {}",
-            super::message(&e)
-        );
-        return 1;
-    }
     let print_key = flag(&props, "print.key");
     let print_value = prop(&props, "print.value").is_none_or(|v| v.eq_ignore_ascii_case("true"));
     let print_ts = flag(&props, "print.timestamp");
@@ -187,17 +328,31 @@ pub async fn consumer(args: Vec<String>) -> i32 {
         eprintln!("Processed a total of {seen} messages");
     };
     if a.max_messages == Some(0) {
+        source.close(client).await;
         done(0);
         return 0;
     }
+    let interrupted = crate::cli::node::wait_for_signal();
+    tokio::pin!(interrupted);
     loop {
-        let records = match consumer.poll(Duration::from_millis(500)).await {
+        let polled = tokio::select! {
+            biased;
+            _ = &mut interrupted => {
+                // Ctrl-C or SIGTERM: commit and leave the group, as Kafka's tool does.
+                source.close(client).await;
+                done(seen);
+                return 0;
+            }
+            r = source.poll() => r,
+        };
+        let records = match polled {
             Ok(r) => r,
             Err(e) => {
                 eprintln!(
                     "Error processing message, terminating consumer process: {}",
                     super::message(&e)
                 );
+                source.close(client).await;
                 done(seen);
                 return 1;
             }
@@ -207,6 +362,7 @@ pub async fn consumer(args: Vec<String>) -> i32 {
                 .is_some_and(|t| idle.elapsed() >= Duration::from_millis(t))
             {
                 // Kafka logs the timeout and exits normally.
+                source.close(client).await;
                 done(seen);
                 return 0;
             }
@@ -214,7 +370,8 @@ pub async fn consumer(args: Vec<String>) -> i32 {
         }
         idle = tokio::time::Instant::now();
         let mut out = stdout.lock();
-        for r in records {
+        let mut records = records.into_iter();
+        while let Some(r) = records.next() {
             let mut line = String::new();
             if print_ts {
                 line.push_str(&format!("CreateTime:{}{key_sep}", r.timestamp));
@@ -252,6 +409,10 @@ pub async fn consumer(args: Vec<String>) -> i32 {
             seen += 1;
             if a.max_messages.is_some_and(|m| seen >= m) {
                 let _ = out.flush();
+                drop(out);
+                let unused: Vec<ConsumerRecord> = records.collect();
+                source.rewind(&unused).await;
+                source.close(client).await;
                 done(seen);
                 return 0;
             }

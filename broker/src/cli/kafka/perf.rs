@@ -4,9 +4,11 @@
 //!
 //! The producer keeps `max.in.flight.requests.per.connection` (5) batches of
 //! `batch.size` (16384) bytes in flight, each record's latency from its send to its
-//! acknowledgement, paced to `--throughput` records a second. The consumer reads every
-//! partition of the topic without joining a group (strom's client has no group
-//! membership), so its rebalance time is 0.
+//! acknowledgement, paced to `--throughput` records a second. The consumer joins a
+//! consumer group (`--group`, or a generated `perf-consumer-NNNNN` as Kafka's), reads
+//! from the log start (or end, `--from-latest`) where the group has no offsets, commits
+//! automatically, and reports the time its joins took as `rebalance.time.ms`, the rest as
+//! `fetch.time.ms`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +19,8 @@ use bytes::Bytes;
 use clap::Parser;
 use parking_lot::Mutex;
 use strom_client::{
-    compression_from_name, Client, Consumer, ConsumerConfig, OffsetReset, Producer, StartOffset,
+    compression_from_name, Client, ConsumerConfig, GroupConfig, GroupConsumer, OffsetReset,
+    Producer,
 };
 use tokio::time::Instant;
 
@@ -82,7 +85,7 @@ struct ConsumerArgs {
     /// Records to consume.
     #[arg(long)]
     messages: Option<u64>,
-    /// Group id (accepted; strom's client reads without joining a group).
+    /// The group id to consume in (default: a generated perf-consumer-NNNNN).
     #[arg(long)]
     group: Option<String>,
     /// Bytes a partition per fetch.
@@ -532,31 +535,29 @@ pub async fn consumer(args: Vec<String>) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let meta = match client.topic_metadata(&topic).await {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("{}", super::message(&e));
-            return 1;
-        }
-    };
+    if let Err(e) = client.topic_metadata(&topic).await {
+        eprintln!("{}", super::message(&e));
+        return 1;
+    }
     let config = ConsumerConfig {
         partition_max_bytes: a.fetch_size,
-        auto_offset_reset: OffsetReset::Earliest,
+        auto_offset_reset: if a.from_latest {
+            OffsetReset::Latest
+        } else {
+            OffsetReset::Earliest
+        },
         ..ConsumerConfig::default()
     };
-    let mut consumer = Consumer::new(client, config);
-    let from = if a.from_latest {
-        StartOffset::Latest
-    } else {
-        StartOffset::Earliest
-    };
+    let group = a.group.clone().unwrap_or_else(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        format!("perf-consumer-{}", random % 100_000)
+    });
+    let mut consumer = GroupConsumer::new(client, config, GroupConfig::new(group));
+    consumer.subscribe([topic.clone()]);
     let start_ms = strom_common::clock::now_ms();
-    for p in &meta.partitions {
-        if let Err(e) = consumer.assign(&topic, p.partition, from).await {
-            eprintln!("{}", super::message(&e));
-            return 1;
-        }
-    }
     let start = Instant::now();
     let header = "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec";
     let detail_header = "time, threadId, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec";
@@ -573,6 +574,7 @@ pub async fn consumer(args: Vec<String>) -> i32 {
     let (mut count, mut bytes) = (0u64, 0u64);
     let (mut last_count, mut last_bytes, mut last_report) = (0u64, 0u64, start);
     let mut last_record = Instant::now();
+    let mut last_rebalance = Duration::ZERO;
     let interval = Duration::from_millis(a.reporting_interval.max(1));
     while count < messages {
         let got = match consumer.poll(Duration::from_millis(100)).await {
@@ -592,21 +594,27 @@ pub async fn consumer(args: Vec<String>) -> i32 {
         }
         let now = Instant::now();
         if a.show_detailed_stats && now.duration_since(last_report) >= interval {
-            let secs = now.duration_since(last_report).as_secs_f64();
+            let rebalance = consumer.rebalances().1;
+            let joins = rebalance - last_rebalance;
+            let elapsed = now.duration_since(last_report);
+            let fetching = elapsed.saturating_sub(joins).as_secs_f64().max(1e-9);
+            let secs = elapsed.as_secs_f64();
             let mb = (bytes - last_bytes) as f64 / MB;
             let n = count - last_count;
             println!(
-                "{}, 0, {:.4}, {:.4}, {}, {:.4}, 0, {}, {:.4}, {:.4}",
+                "{}, 0, {:.4}, {:.4}, {}, {:.4}, {}, {}, {:.4}, {:.4}",
                 format_time(strom_common::clock::now_ms()),
                 bytes as f64 / MB,
                 mb / secs,
                 count,
                 n as f64 / secs,
-                now.duration_since(last_report).as_millis(),
-                mb / secs,
-                n as f64 / secs
+                joins.as_millis(),
+                elapsed.saturating_sub(joins).as_millis(),
+                mb / fetching,
+                n as f64 / fetching
             );
             (last_count, last_bytes, last_report) = (count, bytes, now);
+            last_rebalance = rebalance;
         }
         if now.duration_since(last_record) > Duration::from_millis(a.timeout) {
             eprintln!(
@@ -617,20 +625,28 @@ pub async fn consumer(args: Vec<String>) -> i32 {
         }
     }
     let end_ms = strom_common::clock::now_ms();
+    let elapsed = start.elapsed();
+    let rebalance = consumer.rebalances().1;
+    if let Err(e) = consumer.close().await {
+        eprintln!("[strom] leaving the consumer group: {}", super::message(&e));
+    }
     if !a.show_detailed_stats {
-        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let fetching = elapsed.saturating_sub(rebalance);
+        let fetch_secs = fetching.as_secs_f64().max(1e-9);
         let mb = bytes as f64 / MB;
         println!(
-            "{}, {}, {:.4}, {:.4}, {}, {:.4}, 0, {}, {:.4}, {:.4}",
+            "{}, {}, {:.4}, {:.4}, {}, {:.4}, {}, {}, {:.4}, {:.4}",
             format_time(start_ms),
             format_time(end_ms),
             mb,
             mb / secs,
             count,
             count as f64 / secs,
-            start.elapsed().as_millis(),
-            mb / secs,
-            count as f64 / secs
+            rebalance.as_millis(),
+            fetching.as_millis(),
+            mb / fetch_secs,
+            count as f64 / fetch_secs
         );
     }
     0

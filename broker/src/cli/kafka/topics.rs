@@ -1,9 +1,13 @@
 //! `kafka-topics`: Kafka's `TopicCommand` — create, list, describe, alter (partitions)
 //! and delete topics — with its flags and its output.
 
+use std::collections::BTreeMap;
+
 use clap::Parser;
 use regex::Regex;
-use strom_client::{Admin, ClientError, ConfigResource, ConfigSource, NewTopic, TopicMetadata};
+use strom_client::{
+    Admin, ClientError, ConfigResource, ConfigSource, NewTopic, Reassignment, TopicMetadata,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -234,6 +238,17 @@ async fn describe(admin: &Admin, a: &Args) -> i32 {
         || a.unavailable_partitions
         || a.under_min_isr_partitions
         || a.at_min_isr_partitions;
+    // Kafka 3.8+ asks DescribeTopicPartitions and prints ELR columns (N/A without it),
+    // and shows a reassignment's adding and removing replicas.
+    let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+    let elrs = admin.partition_elrs(&names).await.ok().flatten();
+    let moving: BTreeMap<(String, i32), Reassignment> = admin
+        .list_partition_reassignments()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| ((r.topic.clone(), r.partition), r))
+        .collect();
     for t in topics {
         let configs = admin
             .describe_configs(&ConfigResource::Topic(t.name.clone()), None)
@@ -284,7 +299,8 @@ async fn describe(admin: &Admin, a: &Args) -> i32 {
             } else {
                 p.leader.to_string()
             };
-            println!(
+            let key = (t.name.clone(), p.partition);
+            let mut line = format!(
                 "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
                 t.name,
                 p.partition,
@@ -292,6 +308,22 @@ async fn describe(admin: &Admin, a: &Args) -> i32 {
                 ids(&p.replicas),
                 ids(&p.isr)
             );
+            if let Some(r) = moving.get(&key) {
+                line.push_str(&format!(
+                    "\tAdding Replicas: {}\tRemoving Replicas: {}",
+                    ids(&r.adding),
+                    ids(&r.removing)
+                ));
+            }
+            match elrs.as_ref().map(|e| e.get(&key)) {
+                Some(Some((elr, last_known))) => line.push_str(&format!(
+                    "\tElr: {}\tLastKnownElr: {}",
+                    ids(elr),
+                    ids(last_known)
+                )),
+                _ => line.push_str("\tElr: N/A\tLastKnownElr: N/A"),
+            }
+            println!("{line}");
         }
     }
     0

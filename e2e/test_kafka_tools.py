@@ -595,6 +595,31 @@ def test_kafka_perf_tests(strom, tools):
     c.close()
     assert sum(tp.offset for tp in offs) == 5300, offs
 
+    # Transactions: 2,000 records at 2,000 a second, a commit every 200 ms; a
+    # read_committed consumer reads them all, and each commit left a marker in each
+    # partition (at least two transactions, so at least 6 markers over 3 partitions).
+    txn_topic, tid = f"perf-txn-{uuid.uuid4().hex[:6]}", f"perf-tx-{uuid.uuid4().hex[:6]}"
+    a.create_topics([NewTopic(txn_topic, num_partitions=3, replication_factor=len(strom.nodes))])[txn_topic].result(30)
+    p = tool(tools, "kafka-producer-perf-test", "--topic", txn_topic, "--num-records", "2000", "--record-size", "50",
+             "--throughput", "2000", "--transactional-id", tid, "--transaction-duration-ms", "200",
+             "--producer-props", f"bootstrap.servers={strom.bootstrap}")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.splitlines()[-1].startswith("2000 records sent"), p.stdout
+    c = Consumer({"bootstrap.servers": strom.bootstrap, "group.id": f"rc-{uuid.uuid4().hex[:6]}",
+                  "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(txn_topic, q, 0) for q in range(3)])
+    n, deadline = 0, time.monotonic() + 30
+    while n < 2000 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            n += 1
+    ends = [c.get_watermark_offsets(TopicPartition(txn_topic, q), timeout=10)[1] for q in range(3)]
+    c.close()
+    assert n == 2000, n
+    assert sum(ends) - 2000 >= 6, ends
+    r = tool(tools, "kafka-transactions", "--bootstrap-server", strom.bootstrap, "describe", "--transactional-id", tid)
+    assert r.returncode == 0 and "CompleteCommit" in r.stdout, r.stdout + r.stderr
+
 
 def test_kafka_configs_entity_default_for_brokers(strom, tools):
     """--entity-type brokers --entity-default: the cluster-wide dynamic default (set to

@@ -5,16 +5,25 @@
 //!
 //! Each batch is encoded once, so a retry after NOT_LEADER_OR_FOLLOWER or a lost
 //! connection resends the same bytes with the same sequence. There is no background
-//! sender, linger timer or transaction support.
+//! sender or linger timer.
+//!
+//! With a `transactional_id` the producer is transactional, as Kafka's (KIP-98, the
+//! client side of transaction version 1): `init_transactions` gets the producer id and
+//! epoch from the transaction coordinator (fencing older instances), each partition is
+//! added to the open transaction (AddPartitionsToTxn) before its first batch goes, and
+//! `commit_transaction`/`abort_transaction` flush and end it (EndTxn). A transaction
+//! in which a batch failed can only be aborted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::{
+    EndTxnRequest, InitProducerIdRequest, ProduceRequest, TopicName, TransactionalId,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -43,6 +52,10 @@ pub struct ProducerConfig {
     pub max_batch_bytes: usize,
     /// Resends after a retriable error (stale leader, lost connection) before giving up.
     pub retries: u32,
+    /// `transactional.id`: makes the producer transactional (and idempotent).
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms` (60 s): the coordinator aborts a transaction open longer.
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -54,6 +67,8 @@ impl Default for ProducerConfig {
             produce_timeout: Duration::from_secs(30),
             max_batch_bytes: 1024 * 1024,
             retries: 3,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -112,6 +127,12 @@ impl ProducerBuilder {
         self
     }
 
+    /// Makes the producer transactional (`transactional.id`), or not with `None`.
+    pub fn transactional_id(mut self, id: Option<String>) -> Self {
+        self.config.transactional_id = id;
+        self
+    }
+
     /// Sets the number of retries.
     pub fn retries(mut self, retries: u32) -> Self {
         self.config.retries = retries;
@@ -133,14 +154,16 @@ impl ProducerBuilder {
                 c.acks
             )));
         }
-        if c.idempotent && c.acks != -1 {
+        let idempotent = c.idempotent || c.transactional_id.is_some();
+        if idempotent && c.acks != -1 {
             return Err(ClientError::InvalidArgument(
-                "idempotence requires acks=-1".into(),
+                "idempotence and transactions require acks=-1".into(),
             ));
         }
         Ok(Producer {
             client: self.client,
-            idempotence: self.config.idempotent.then(ProducerIdState::default),
+            txn: self.config.transactional_id.clone().map(TxnState::new),
+            idempotence: idempotent.then(ProducerIdState::default),
             config: self.config,
             buffers: BTreeMap::new(),
             next_index: 0,
@@ -183,6 +206,31 @@ pub struct Producer {
     completed: Vec<(usize, Delivery)>,
     round_robin: BTreeMap<String, u32>,
     idempotence: Option<ProducerIdState>,
+    txn: Option<TxnState>,
+}
+
+/// A transactional producer's state.
+struct TxnState {
+    id: String,
+    coordinator: Option<std::sync::Arc<crate::connection::Connection>>,
+    /// Between `begin_transaction` and the end of the transaction.
+    open: bool,
+    /// Partitions added to the open transaction.
+    partitions: BTreeSet<(String, i32)>,
+    /// Why the open transaction can only be aborted, if something failed in it.
+    failed: Option<String>,
+}
+
+impl TxnState {
+    fn new(id: String) -> Self {
+        TxnState {
+            id,
+            coordinator: None,
+            open: false,
+            partitions: BTreeSet::new(),
+            failed: None,
+        }
+    }
 }
 
 impl Producer {
@@ -235,8 +283,14 @@ impl Producer {
         if full {
             self.send_buffered().await?;
         }
+        if self.txn.as_ref().is_some_and(|t| !t.open) {
+            return Err(ClientError::InvalidArgument(
+                "a transactional producer sends only inside a transaction (begin_transaction)"
+                    .into(),
+            ));
+        }
         let record = Record {
-            transactional: false,
+            transactional: self.txn.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
@@ -303,6 +357,35 @@ impl Producer {
             return Ok(());
         }
         let producer = self.ensure_producer_id().await?;
+        if self.txn.is_some() {
+            let new: Vec<(String, i32)> = self
+                .buffers
+                .keys()
+                .filter(|k| {
+                    self.txn
+                        .as_ref()
+                        .is_some_and(|t| !t.partitions.contains(*k))
+                })
+                .cloned()
+                .collect();
+            if !new.is_empty() {
+                if let Err(e) = self.add_partitions(&new).await {
+                    // Nothing of these partitions can go: fail their records, and the
+                    // transaction with them.
+                    let error = to_delivery_error(e);
+                    for ((topic, partition), buffer) in std::mem::take(&mut self.buffers) {
+                        let batch = Batch {
+                            topic,
+                            partition,
+                            records: Bytes::new(),
+                            indexes: buffer.indexes,
+                        };
+                        self.fail(&batch, error.clone());
+                    }
+                    return Ok(());
+                }
+            }
+        }
         let mut batches = Vec::new();
         for ((topic, partition), buffer) in std::mem::take(&mut self.buffers) {
             let base_sequence = match (&mut self.idempotence, producer) {
@@ -434,9 +517,17 @@ impl Producer {
 
     fn fail(&mut self, batch: &Batch, error: DeliveryError) {
         // The broker may or may not hold the batch: sequences are now unsure, so the next
-        // flush starts over with a new producer id.
-        if let Some(state) = &mut self.idempotence {
-            state.id = None;
+        // flush starts over with a new producer id — or, in a transaction, the
+        // transaction must be aborted (which resets the sequences).
+        match &mut self.txn {
+            Some(t) => {
+                t.failed.get_or_insert_with(|| error.to_string());
+            }
+            None => {
+                if let Some(state) = &mut self.idempotence {
+                    state.id = None;
+                }
+            }
         }
         for &index in &batch.indexes {
             self.completed
@@ -456,6 +547,11 @@ impl Producer {
         };
         if let Some(id) = state.id {
             return Ok(Some(id));
+        }
+        if self.txn.is_some() {
+            return Err(ClientError::InvalidArgument(
+                "a transactional producer needs init_transactions first".into(),
+            ));
         }
         let mut attempt = 0;
         let id = loop {
@@ -477,6 +573,287 @@ impl Producer {
         state.id = Some(id);
         state.sequences.clear();
         Ok(Some(id))
+    }
+}
+
+/// Kafka's error codes a transactional producer retries its coordinator requests on:
+/// COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR,
+/// CONCURRENT_TRANSACTIONS, and the request timing out.
+const TXN_RETRIABLE: [i16; 5] = [14, 15, 16, 51, 7];
+
+/// The transactional side of the producer.
+impl Producer {
+    /// Gets the producer id and epoch for the transactional id from its coordinator,
+    /// which fences any older producer with the same id and aborts what it left open.
+    pub async fn init_transactions(&mut self) -> Result<(), ClientError> {
+        let (id, timeout) = match &self.txn {
+            Some(t) => (t.id.clone(), self.config.transaction_timeout),
+            None => {
+                return Err(ClientError::InvalidArgument(
+                    "init_transactions needs a transactional_id".into(),
+                ))
+            }
+        };
+        let resp = self
+            .txn_request(|conn| {
+                let id = id.clone();
+                async move {
+                    let version = conn.version_for::<InitProducerIdRequest>(4)?;
+                    let req = InitProducerIdRequest::default()
+                        .with_transactional_id(Some(TransactionalId(StrBytes::from_string(id))))
+                        .with_transaction_timeout_ms(
+                            timeout.as_millis().min(i32::MAX as u128) as i32
+                        )
+                        .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+                        .with_producer_epoch(-1);
+                    let r = conn.send(req, version).await?;
+                    Ok((r.error_code, (r.producer_id.0, r.producer_epoch)))
+                }
+            })
+            .await?;
+        if let Some(state) = &mut self.idempotence {
+            state.id = Some(resp);
+            state.sequences.clear();
+        }
+        if let Some(t) = &mut self.txn {
+            t.open = false;
+            t.partitions.clear();
+            t.failed = None;
+        }
+        Ok(())
+    }
+
+    /// Opens a transaction (locally: the coordinator hears of it with the first partition).
+    pub fn begin_transaction(&mut self) -> Result<(), ClientError> {
+        match &mut self.txn {
+            Some(t) if t.open => Err(ClientError::InvalidArgument(
+                "a transaction is already open".into(),
+            )),
+            Some(t) => {
+                t.open = true;
+                t.partitions.clear();
+                t.failed = None;
+                Ok(())
+            }
+            None => Err(ClientError::InvalidArgument(
+                "begin_transaction needs a transactional_id".into(),
+            )),
+        }
+    }
+
+    /// Flushes and commits the open transaction; the deliveries since the last flush are
+    /// returned. If any record of the transaction failed, nothing is committed and the
+    /// error says so: abort the transaction then.
+    pub async fn commit_transaction(&mut self) -> Result<Vec<Delivery>, ClientError> {
+        self.require_open()?;
+        let deliveries = self.flush().await?;
+        if let Some(why) = self.txn.as_ref().and_then(|t| t.failed.clone()) {
+            return Err(ClientError::InvalidArgument(format!(
+                "the transaction cannot commit, a record failed ({why}): abort it"
+            )));
+        }
+        self.end_transaction(true).await?;
+        Ok(deliveries)
+    }
+
+    /// Drops what is buffered (reported as failed) and aborts the open transaction.
+    pub async fn abort_transaction(&mut self) -> Result<Vec<Delivery>, ClientError> {
+        self.require_open()?;
+        // Records never sent: reported as failed, without touching the sequences.
+        for ((topic, partition), buffer) in std::mem::take(&mut self.buffers) {
+            let batch = Batch {
+                topic,
+                partition,
+                records: Bytes::new(),
+                indexes: buffer.indexes,
+            };
+            let aborted = DeliveryError::Client("the transaction was aborted".into());
+            for &index in &batch.indexes {
+                self.completed
+                    .push((index, delivery(&batch, Err(aborted.clone()))));
+            }
+        }
+        let deliveries = self.flush().await?;
+        self.end_transaction(false).await?;
+        Ok(deliveries)
+    }
+
+    fn require_open(&self) -> Result<(), ClientError> {
+        match &self.txn {
+            Some(t) if t.open => Ok(()),
+            Some(_) => Err(ClientError::InvalidArgument(
+                "no transaction is open".into(),
+            )),
+            None => Err(ClientError::InvalidArgument(
+                "not a transactional producer".into(),
+            )),
+        }
+    }
+
+    /// EndTxn, unless no partition joined the transaction (then there is nothing at the
+    /// coordinator to end, as in Kafka's client).
+    async fn end_transaction(&mut self, commit: bool) -> Result<(), ClientError> {
+        let (id, started) = match &self.txn {
+            Some(t) => (t.id.clone(), !t.partitions.is_empty()),
+            None => return Ok(()),
+        };
+        if started {
+            let (pid, epoch) = self.txn_producer()?;
+            self.txn_request(|conn| {
+                let id = id.clone();
+                async move {
+                    let version = conn.version_for::<EndTxnRequest>(3)?;
+                    let req = EndTxnRequest::default()
+                        .with_transactional_id(TransactionalId(StrBytes::from_string(id)))
+                        .with_producer_id(kafka_protocol::messages::ProducerId(pid))
+                        .with_producer_epoch(epoch)
+                        .with_committed(commit);
+                    let r = conn.send(req, version).await?;
+                    Ok((r.error_code, ()))
+                }
+            })
+            .await?;
+        }
+        let failed = match &mut self.txn {
+            Some(t) => {
+                t.open = false;
+                t.partitions.clear();
+                t.failed.take().is_some()
+            }
+            None => false,
+        };
+        if failed {
+            // A failed batch may or may not be in the log, so its partition's sequence is
+            // unknown: a new epoch starts the sequences over.
+            self.init_transactions().await?;
+        }
+        Ok(())
+    }
+
+    /// Adds partitions to the open transaction at the coordinator.
+    async fn add_partitions(&mut self, partitions: &[(String, i32)]) -> Result<(), ClientError> {
+        use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+        use kafka_protocol::messages::AddPartitionsToTxnRequest;
+        let id = self.txn.as_ref().map(|t| t.id.clone()).unwrap_or_default();
+        let (pid, epoch) = self.txn_producer()?;
+        let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (t, p) in partitions {
+            topics.entry(t.clone()).or_default().push(*p);
+        }
+        self.txn_request(|conn| {
+            let (id, topics) = (id.clone(), topics.clone());
+            async move {
+                let version = conn.version_for::<AddPartitionsToTxnRequest>(3)?;
+                let req = AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_string(id)))
+                    .with_v3_and_below_producer_id(kafka_protocol::messages::ProducerId(pid))
+                    .with_v3_and_below_producer_epoch(epoch)
+                    .with_v3_and_below_topics(
+                        topics
+                            .into_iter()
+                            .map(|(t, ps)| {
+                                AddPartitionsToTxnTopic::default()
+                                    .with_name(TopicName(StrBytes::from_string(t)))
+                                    .with_partitions(ps)
+                            })
+                            .collect(),
+                    );
+                let r = conn.send(req, version).await?;
+                // OPERATION_NOT_ATTEMPTED (55) marks partitions held back by another's error.
+                let codes: Vec<i16> = r
+                    .results_by_topic_v3_and_below
+                    .iter()
+                    .flat_map(|t| &t.results_by_partition)
+                    .map(|p| p.partition_error_code)
+                    .filter(|c| *c != 0)
+                    .collect();
+                let code = codes
+                    .iter()
+                    .copied()
+                    .find(|c| *c != 55)
+                    .or(codes.first().copied())
+                    .unwrap_or(r.error_code);
+                Ok((code, ()))
+            }
+        })
+        .await?;
+        if let Some(t) = &mut self.txn {
+            t.partitions.extend(partitions.iter().cloned());
+        }
+        Ok(())
+    }
+
+    fn txn_producer(&self) -> Result<(i64, i16), ClientError> {
+        self.idempotence.as_ref().and_then(|s| s.id).ok_or_else(|| {
+            ClientError::InvalidArgument(
+                "a transactional producer needs init_transactions first".into(),
+            )
+        })
+    }
+
+    /// Runs a request against the transaction coordinator until it answers with no
+    /// error or one that is not retriable, finding the coordinator again when it moved.
+    async fn txn_request<T, F, Fut>(&mut self, call: F) -> Result<T, ClientError>
+    where
+        F: Fn(std::sync::Arc<crate::connection::Connection>) -> Fut,
+        Fut: std::future::Future<Output = Result<(i16, T), ClientError>>,
+    {
+        let id = self.txn.as_ref().map(|t| t.id.clone()).unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + self.config.transaction_timeout;
+        let mut last = None;
+        while tokio::time::Instant::now() < deadline {
+            let conn = match self.txn.as_ref().and_then(|t| t.coordinator.clone()) {
+                Some(c) if !c.is_closed() => c,
+                _ => {
+                    let found = async {
+                        let node =
+                            crate::group_consumer::find_coordinator(&self.client, &id, 1).await?;
+                        self.client.broker_connection(node).await
+                    }
+                    .await;
+                    match found {
+                        Ok(c) => {
+                            if let Some(t) = &mut self.txn {
+                                t.coordinator = Some(c.clone());
+                            }
+                            c
+                        }
+                        Err(e) => {
+                            last = Some(e);
+                            tokio::time::sleep(self.client.config().retry_backoff).await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            match call(conn).await {
+                Ok((0, v)) => return Ok(v),
+                Ok((code, _)) if TXN_RETRIABLE.contains(&code) => {
+                    if matches!(code, 15 | 16) {
+                        if let Some(t) = &mut self.txn {
+                            t.coordinator = None;
+                        }
+                    }
+                    last = KafkaError::from_code(code, None).map(ClientError::Kafka);
+                }
+                Ok((code, _)) => {
+                    return Err(KafkaError::from_code(code, None)
+                        .map(ClientError::Kafka)
+                        .unwrap_or_else(|| ClientError::Decode("no error code".into())))
+                }
+                Err(e) if retriable_client_error(&e) => {
+                    if let Some(t) = &mut self.txn {
+                        t.coordinator = None;
+                    }
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(self.client.config().retry_backoff).await;
+        }
+        Err(last.unwrap_or_else(|| {
+            ClientError::InvalidArgument("the transaction coordinator never answered".into())
+        }))
     }
 }
 
@@ -531,6 +908,12 @@ async fn produce_to(
         })
         .collect();
     let req = ProduceRequest::default()
+        .with_transactional_id(
+            config
+                .transactional_id
+                .as_ref()
+                .map(|t| TransactionalId(StrBytes::from_string(t.clone()))),
+        )
         .with_acks(config.acks)
         .with_timeout_ms(config.produce_timeout.as_millis().min(i32::MAX as u128) as i32)
         .with_topic_data(topic_data);

@@ -62,9 +62,10 @@ struct ProducerArgs {
     /// Print the client's metrics at the end (strom's client has none: refused).
     #[arg(long)]
     print_metrics: bool,
-    /// Produce in transactions (not served by strom's perf test yet).
+    /// Produce in transactions with this transactional id.
     #[arg(long)]
     transactional_id: Option<String>,
+    /// Commit each transaction once it is this old (ms; 3000 when transactional).
     #[arg(long)]
     transaction_duration_ms: Option<u64>,
 }
@@ -242,10 +243,6 @@ pub async fn producer(args: Vec<String>) -> i32 {
         );
         return 1;
     };
-    if a.transactional_id.is_some() || a.transaction_duration_ms.is_some() {
-        eprintln!("kafka-producer-perf-test: transactions are not served by strom's perf test yet");
-        return 1;
-    }
     if a.print_metrics {
         eprintln!(
             "kafka-producer-perf-test: --print-metrics: strom's client keeps no client metrics"
@@ -333,6 +330,29 @@ pub async fn producer(args: Vec<String>) -> i32 {
     // Kafka 3's default: idempotent when acks=all, unless turned off.
     let idempotent =
         acks == -1 && props.get("enable.idempotence").map(String::as_str) != Some("false");
+    // Transactions as Kafka's perf test runs them: on with a transactional id (flag or
+    // property) or a duration; each transaction is committed once it is this old. One
+    // transactional id is one producer, so its batches go one request at a time.
+    let txn_id = a
+        .transactional_id
+        .clone()
+        .or_else(|| props.get("transactional.id").cloned());
+    let txn = match (txn_id, a.transaction_duration_ms) {
+        (None, None) => None,
+        (_, Some(0)) => {
+            eprintln!("--transaction-duration-ms should be greater than zero.");
+            return 1;
+        }
+        (id, ms) => Some((
+            id.unwrap_or_else(|| "performance-producer-default-transactional-id".to_string()),
+            Duration::from_millis(ms.unwrap_or(3000)),
+        )),
+    };
+    if txn.is_some() && acks != -1 {
+        eprintln!("Must set acks to all in order to use the transactional producer.");
+        return 1;
+    }
+    let in_flight = if txn.is_some() { 1 } else { in_flight };
     let client = match super::connect(bootstrap).await {
         Ok(c) => c,
         Err(code) => return code,
@@ -364,6 +384,7 @@ pub async fn producer(args: Vec<String>) -> i32 {
             stats.clone(),
             payloads.clone(),
         );
+        let txn = txn.clone();
         workers.push(tokio::spawn(async move {
             produce_worker(
                 client,
@@ -380,6 +401,7 @@ pub async fn producer(args: Vec<String>) -> i32 {
                 compression,
                 idempotent,
                 batch_bytes,
+                txn,
             )
             .await
         }));
@@ -427,19 +449,39 @@ async fn produce_worker(
     compression: strom_client::Compression,
     idempotent: bool,
     batch_bytes: usize,
+    txn: Option<(String, Duration)>,
 ) -> Result<(), String> {
     let mut producer = Producer::builder(client)
         .acks(acks)
         .compression(compression)
         .idempotent(idempotent)
         .max_batch_bytes(batch_bytes.max(1024))
+        .transactional_id(txn.as_ref().map(|(id, _)| id.clone()))
         .build()
         .map_err(|e| format!("cannot build a producer: {e}"))?;
+    if txn.is_some() {
+        producer
+            .init_transactions()
+            .await
+            .map_err(|e| format!("cannot initialise transactions: {e}"))?;
+    }
+    // When the open transaction began (None: none open).
+    let mut open_since: Option<Instant> = None;
     let mut pick = worker.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     loop {
         let first = next.fetch_add(per_chunk, Ordering::Relaxed);
         if first >= num {
+            if open_since.is_some() {
+                producer
+                    .commit_transaction()
+                    .await
+                    .map_err(|e| format!("cannot commit the transaction: {e}"))?;
+            }
             return Ok(());
+        }
+        if txn.is_some() && open_since.is_none() {
+            producer.begin_transaction().map_err(|e| format!("{e}"))?;
+            open_since = Some(Instant::now());
         }
         let n = per_chunk.min(num - first);
         // Kafka's throttle: sleep until the records before these are due.
@@ -470,15 +512,33 @@ async fn produce_worker(
             .iter()
             .filter_map(|d| d.result.as_ref().err())
             .collect();
-        let mut s = stats.lock();
-        if let Some(e) = failed.first() {
-            if s.errors == 0 {
-                eprintln!("Error when sending message to topic {topic}: {e}");
+        {
+            let mut s = stats.lock();
+            if let Some(e) = failed.first() {
+                if s.errors == 0 {
+                    eprintln!("Error when sending message to topic {topic}: {e}");
+                }
+                s.errors += failed.len() as u64;
             }
-            s.errors += failed.len() as u64;
+            let ok = n - failed.len() as u64;
+            s.record(ok, bytes * ok / n.max(1), latency_ms);
         }
-        let ok = n - failed.len() as u64;
-        s.record(ok, bytes * ok / n.max(1), latency_ms);
+        let failed_any = !failed.is_empty();
+        if let (Some((_, every)), Some(since)) = (&txn, open_since) {
+            if failed_any {
+                producer
+                    .abort_transaction()
+                    .await
+                    .map_err(|e| format!("cannot abort the transaction: {e}"))?;
+                open_since = None;
+            } else if since.elapsed() >= *every {
+                producer
+                    .commit_transaction()
+                    .await
+                    .map_err(|e| format!("cannot commit the transaction: {e}"))?;
+                open_since = None;
+            }
+        }
     }
 }
 

@@ -649,4 +649,24 @@ def test_kafka_configs_entity_default_for_brokers(strom, tools):
     assert "log.retention.bytes" not in p.stdout, p.stdout
     p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--entity-type", "topics", "--entity-default",
              "--describe")
-    assert p.returncode == 1 and "brokers only" in p.stderr, p.stderr
+    assert p.returncode == 1 and "--entity-default is not valid for --entity-type topics" in p.stderr, p.stderr
+    p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--entity-type", "clients", "--entity-default",
+             "--describe")
+    assert p.returncode == 1 and "no client quotas" in p.stderr, p.stderr
+
+
+def test_kafka_configs_for_a_consumer_group(strom, tools):
+    """KIP-848 group configs through `kafka-configs --entity-type groups` (Kafka 4.0)."""
+    b, group = strom.bootstrap, f"cfg-{uuid.uuid4().hex[:6]}"
+    p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--entity-type", "groups", "--entity-name", group,
+             "--alter", "--add-config", "consumer.session.timeout.ms=50000")
+    assert p.returncode == 0 and p.stdout == f"Completed updating config for group {group}.\n", p.stdout + p.stderr
+    p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--entity-type", "groups", "--entity-name", group,
+             "--describe")
+    assert p.stdout.splitlines() == [
+        f"Dynamic configs for group {group} are:",
+        "  consumer.session.timeout.ms=50000 sensitive=false synonyms={GROUP_CONFIG:consumer.session.timeout.ms=50000}",
+    ], p.stdout
+    p = tool(tools, "kafka-configs", "--bootstrap-server", b, "--entity-type", "groups", "--entity-name", group,
+             "--alter", "--add-config", "consumer.session.timeout.ms=1")
+    assert p.returncode == 1, p.stdout + p.stderr  # below the broker's minimum: refused

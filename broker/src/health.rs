@@ -8,6 +8,13 @@
 //! it is unfenced and caught up. A broker that cannot reach the quorum for a session
 //! timeout is not ready: the quorum fences it by then, and its metadata may be stale.
 //! A controller-only node is ready when it knows a quorum leader.
+//!
+//! A broker is also not ready while one of its replicas is out of the ISR although the
+//! partition's leader is up ([`replicas_out_of_sync`]): after a restart, the node says
+//! ready only once its followers have caught up and rejoined. That is what a rolling
+//! restart (the StatefulSet controller waits for each pod to be ready before it stops
+//! the next) needs so as never to take a partition below `min.insync.replicas`. A
+//! replica still being added by a reassignment is not waited for.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -115,8 +122,39 @@ impl Health {
     }
 }
 
+/// The partitions with a replica on `node` that is out of the ISR while the leader, on
+/// another active (registered, unfenced, not shutting down) broker, could take it back: how many, and the
+/// first few (`topic-partition`).
+pub fn replicas_out_of_sync(
+    img: &strom_controller::metadata::MetadataImage,
+    node: i32,
+) -> (usize, Vec<String>) {
+    let live = |b: i32| img.brokers.get(&b).is_some_and(|r| r.is_active());
+    let mut count = 0;
+    let mut first = Vec::new();
+    for t in img.topics.values() {
+        for (p, part) in &t.partitions {
+            if part.replicas.contains(&node)
+                && !part.isr.contains(&node)
+                && !part.adding_replicas.contains(&node)
+                && part.leader >= 0
+                && part.leader != node
+                && live(part.leader)
+            {
+                count += 1;
+                if first.len() < 3 {
+                    first.push(format!("{}-{p}", t.name));
+                }
+            }
+        }
+    }
+    (count, first)
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[tokio::test]
@@ -155,5 +193,51 @@ mod tests {
         assert!(!h.readiness().ready);
         h.set_quorum_leader_known(true);
         assert!(h.readiness().ready);
+    }
+
+    #[test]
+    fn replicas_out_of_the_isr_under_a_live_leader_are_counted() {
+        use strom_controller::metadata::{
+            BrokerRegistration, MetadataImage, PartitionImage, TopicImage,
+        };
+        let broker = |id: i32, fenced: bool| BrokerRegistration {
+            broker_id: id,
+            broker_epoch: 1,
+            incarnation_id: String::new(),
+            endpoints: Vec::new(),
+            rack: String::new(),
+            fenced,
+            in_controlled_shutdown: false,
+        };
+        let part = |leader: i32, isr: Vec<i32>, adding: Vec<i32>| PartitionImage {
+            replicas: vec![1, 2, 3],
+            isr,
+            leader,
+            adding_replicas: adding,
+            ..PartitionImage::default()
+        };
+        let mut img = MetadataImage::default();
+        for (id, fenced) in [(1, false), (2, false), (3, true)] {
+            img.brokers.insert(id, broker(id, fenced));
+        }
+        let id = uuid::Uuid::from_u128(7);
+        img.topics.insert(
+            id,
+            TopicImage {
+                name: "t".into(),
+                id,
+                partitions: BTreeMap::from([
+                    (0, part(1, vec![1, 2], vec![])), // 3 is out, leader 1 is up
+                    (1, part(3, vec![3], vec![])),    // leader 3 is fenced: nothing to wait for
+                    (2, part(2, vec![2], vec![3])),   // 3 is being added by a reassignment
+                    (3, part(-1, vec![], vec![])),    // no leader
+                    (4, part(2, vec![1, 2, 3], vec![])),
+                ]),
+            },
+        );
+        assert_eq!(replicas_out_of_sync(&img, 3), (1, vec!["t-0".to_string()]));
+        assert_eq!(replicas_out_of_sync(&img, 2), (0, vec![]));
+        // Node 1 is out of partition 1's ISR, but its leader (3) is fenced.
+        assert_eq!(replicas_out_of_sync(&img, 1).0, 1); // partition 2: leader 2 is up
     }
 }

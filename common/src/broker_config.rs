@@ -88,6 +88,11 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("replica.fetch.backoff.ms", "1000"),
     ("replica.high.watermark.checkpoint.interval.ms", "5000"),
     ("inter.broker.listener.name", ""),
+    // Kafka's KRaft names: the listener of `listeners` that is the controller quorum's
+    // (taken as `internal.listener`), and each listener's security protocol
+    // (PLAINTEXT only here).
+    ("controller.listener.names", ""),
+    ("listener.security.protocol.map", ""),
     ("auto.leader.rebalance.enable", "true"),
     ("leader.imbalance.check.interval.seconds", "300"),
     ("eligible.leader.replicas.enable", "true"),

@@ -10,6 +10,7 @@ mod cluster;
 mod consume;
 mod dev;
 mod group;
+mod health;
 mod kafka;
 mod node;
 mod produce;
@@ -49,6 +50,9 @@ enum Cmd {
     Cluster(cluster::ClusterArgs),
     /// Transactions: list, describe, describe-producers (like kafka-transactions.sh).
     Txn(txn::TxnArgs),
+    /// Ask a node's admin listener whether it is live or ready (exit 0 if so): the
+    /// container health check.
+    Health(health::HealthArgs),
     /// Link Kafka's tool names (kafka-topics, kafka-topics.sh, …) to this executable in
     /// DIR: invoked under such a name, strom behaves as that tool.
     InstallTools {
@@ -128,6 +132,7 @@ pub fn main() -> i32 {
             Cmd::Bench(a) => bench::run(a).await,
             Cmd::Cluster(a) => cluster::run(a).await,
             Cmd::Txn(a) => txn::run(a).await,
+            Cmd::Health(a) => health::run(a).await,
             Cmd::InstallTools { dir } => kafka::install(&dir),
         }
     })

@@ -98,7 +98,19 @@ impl AdminState {
         if let Some(c) = &self.controller {
             self.health.set_quorum_leader_known(c.leader().is_some());
         }
-        self.health.readiness()
+        let mut r = self.health.readiness();
+        if let Some(b) = self.broker.get() {
+            let (n, first) = crate::health::replicas_out_of_sync(&b.cache.image(), self.node_id);
+            if n > 0 {
+                r.ready = false;
+                r.reasons.push(format!(
+                    "{n} replicas here are not back in their ISR yet ({}{})",
+                    first.join(", "),
+                    if n > first.len() { ", …" } else { "" }
+                ));
+            }
+        }
+        r
     }
 }
 

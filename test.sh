@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of strom: formatting and lints, unit and integration tests, the
 # workspace built and the simulation tests run under madsim, and the end-to-end suite
-# with real Kafka clients against real strom processes. Installs what the tests need
-# (Python venv, kcat, the Java client) through e2e/setup.sh.
+# with real Kafka clients against real strom processes; then the container image is
+# built and the docker compose cluster and the Kubernetes StatefulSet's stand-in are
+# tested under docker. Installs what the tests need (Python venv, kcat, the Java
+# client, Chromium) through e2e/setup.sh.
 #
 # Build outputs go to $CARGO_TARGET_DIR (default ~/.cache/strom-target), outside the
 # clone, so repeated runs are fast; the madsim build has its own dir under it.
@@ -53,6 +55,13 @@ MADSIM_TEST_NUM=2 MADSIM_TEST_CHECK_DETERMINISM=1 RUSTFLAGS="--cfg madsim" RUSTD
 
 stage "e2e: real clients against real strom processes"
 STROM_BIN="$CARGO_TARGET_DIR/debug/strom" bash e2e/run.sh
+
+stage "image: static release build, FROM scratch image (deploy/build-image.sh)"
+STROM_STATIC_TARGET_DIR="$CARGO_TARGET_DIR/static" bash deploy/build-image.sh strom:test
+
+stage "deploy: the image, docker compose cluster and StatefulSet stand-in under docker"
+E2E_DEPLOY=1 STROM_IMAGE=strom:test "${STROM_VENV:-$HOME/.cache/strom-venv}/bin/python" -m pytest \
+  e2e/test_deploy.py e2e/test_k8s.py -p no:xdist -ra --durations=10
 
 stage "finished"
 echo "all tests passed in $(( $(date +%s) - START ))s"

@@ -48,7 +48,7 @@ run_pass() {
   echo "[e2e] $name: running the suite against $TARGET"
   local start code
   start=$(date +%s)
-  E2E_NODES=$nodes "$VENV/bin/python" -m pytest "$HERE" -n "${E2E_WORKERS:-2}" --dist loadfile -ra "$@"
+  E2E_NODES=$nodes "$VENV/bin/python" -m pytest "$HERE" -n "${E2E_WORKERS:-2}" --dist loadfile -ra --durations=15 "$@"
   code=$?
   if [ "$code" -eq 5 ] && [ -n "${ALLOW_EMPTY:-}" ]; then
     echo "[e2e] $name: no test selected (fine: the selection only matched test_cluster.py / test_dev.py)"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import random
 import re
 import resource
 import signal
@@ -126,6 +127,32 @@ def _tail(path: Path | None, lines: int) -> str:
         return "<no file>"
     text = data.decode("utf-8", errors="replace")
     return "\n".join(text.splitlines()[-lines:]) or "<empty>"
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port_block(nodes: int) -> int:
+    """A base port for `strom dev --nodes <nodes>`: base..base+nodes-1 and
+    base+100..base+100+nodes-1 free, all below the kernel's ephemeral range (which
+    free_port() of the other tests draws from)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    top = low - 110 - nodes if low > 12000 else 30000
+    r = random.Random()
+    for _ in range(500):
+        base = r.randrange(10000, top)
+        if all(_bindable(p) for i in range(nodes) for p in (base + i, base + 100 + i, base + 552 + i)):
+            return base
+    raise RuntimeError(f"no free block of ports for {nodes} nodes below {top}")
 
 
 def port_accepts(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:

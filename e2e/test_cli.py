@@ -299,9 +299,10 @@ def help_tree() -> list[list[str]]:
 # What the walk must find at least (so a broken walk cannot pass vacuously).
 KNOWN_COMMANDS = [[], ["node"], ["dev"], ["topic"], ["topic", "create"], ["topic", "list"], ["topic", "describe"],
                   ["topic", "delete"], ["topic", "alter-config"], ["produce"], ["consume"], ["cluster"],
-                  ["cluster", "describe"], ["group"], ["bench"]]
-# Commands that do not talk to a Kafka cluster (no --bootstrap-server).
-LOCAL_COMMANDS = [[], ["node"], ["dev"], ["install-tools"]]
+                  ["cluster", "describe"], ["group"], ["bench"], ["health"], ["chaos"]]
+# Commands that do not take --bootstrap-server: they run nodes, ask one node's admin
+# listener (health), or start or name their own cluster (chaos: --bootstrap for compose).
+LOCAL_COMMANDS = [[], ["node"], ["dev"], ["install-tools"], ["health"], ["chaos"]]
 
 
 def test_help_of_every_subcommand():

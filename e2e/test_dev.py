@@ -17,7 +17,6 @@ test_cluster.py: it would run exactly the same there. Skipped with E2E_BOOTSTRAP
 from __future__ import annotations
 
 import os
-import random
 import re
 import signal
 import socket
@@ -31,7 +30,8 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from e2e_util import wait_until
-from strom_harness import StromNode, _die_with_parent, parse_cluster_describe, port_accepts, strom_binary
+from strom_harness import (StromNode, _die_with_parent, free_port_block, parse_cluster_describe, port_accepts,
+                           strom_binary)
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -44,32 +44,6 @@ STOP_TIMEOUT_S = 30
 
 
 # ------------------------------------------------------------------ processes and ports
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def free_port_block(nodes: int) -> int:
-    """A base port for `strom dev --nodes <nodes>`: base..base+nodes-1 and
-    base+100..base+100+nodes-1 free, all below the kernel's ephemeral range (which
-    free_port() of the other tests draws from)."""
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    top = low - 110 - nodes if low > 12000 else 30000
-    r = random.Random()
-    for _ in range(500):
-        base = r.randrange(10000, top)
-        if all(_bindable(p) for i in range(nodes) for p in (base + i, base + 100 + i, base + 552 + i)):
-            return base
-    raise RuntimeError(f"no free block of ports for {nodes} nodes below {top}")
 
 
 def _stat(pid: int) -> tuple[str, int] | None:

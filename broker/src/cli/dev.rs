@@ -35,7 +35,31 @@ pub struct DevArgs {
 
 /// The admin listener's port of the i-th node (from 1).
 fn admin_port(a: &DevArgs, i: u16) -> u16 {
-    a.base_port + ADMIN_PORT_OFFSET + i - 1
+    admin_port_of(a.base_port, i)
+}
+
+/// The admin listener's port of the i-th node (from 1) of a cluster on `base_port`.
+pub(super) fn admin_port_of(base_port: u16, i: u16) -> u16 {
+    base_port + ADMIN_PORT_OFFSET + i - 1
+}
+
+/// The config file of the i-th of `nodes` local nodes on `base_port`, as `strom dev`
+/// writes it (for `strom chaos`, which starts and restarts such nodes itself).
+pub(super) fn local_node_config(
+    nodes: u16,
+    data_dir: &Path,
+    base_port: u16,
+    i: u16,
+    dir: &Path,
+) -> String {
+    let a = DevArgs {
+        nodes,
+        data_dir: data_dir.to_path_buf(),
+        base_port,
+        first_node_id: 1,
+        sets: Vec::new(),
+    };
+    node_config(&a, i, dir)
 }
 
 /// 9092 + 552 = 9644.

@@ -47,7 +47,7 @@ pub async fn run(a: HealthArgs) -> i32 {
 }
 
 /// A plain HTTP/1.0 GET: the status code and the body.
-async fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+pub(super) async fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await?;

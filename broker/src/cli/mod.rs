@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod chaos;
 mod cluster;
 mod consume;
 mod dev;
@@ -50,6 +51,10 @@ enum Cmd {
     Cluster(cluster::ClusterArgs),
     /// Transactions: list, describe, describe-producers (like kafka-transactions.sh).
     Txn(txn::TxnArgs),
+    /// Run a workload against a cluster while injecting faults (kill -9, SIGSTOP,
+    /// SIGTERM, docker pause and network partitions), then check the history and print
+    /// a verdict.
+    Chaos(chaos::ChaosArgs),
     /// Ask a node's admin listener whether it is live or ready (exit 0 if so): the
     /// container health check.
     Health(health::HealthArgs),
@@ -114,7 +119,7 @@ pub fn main() -> i32 {
         }
     };
     init_logging();
-    if !matches!(cli.cmd, Cmd::Node(_) | Cmd::Dev(_)) {
+    if !matches!(cli.cmd, Cmd::Node(_) | Cmd::Dev(_) | Cmd::Chaos(_)) {
         ignore_sigpipe_default();
     }
     let rt = match runtime() {
@@ -133,6 +138,7 @@ pub fn main() -> i32 {
             Cmd::Cluster(a) => cluster::run(a).await,
             Cmd::Txn(a) => txn::run(a).await,
             Cmd::Health(a) => health::run(a).await,
+            Cmd::Chaos(a) => chaos::run(a).await,
             Cmd::InstallTools { dir } => kafka::install(&dir),
         }
     })

@@ -627,25 +627,7 @@ impl GroupConsumer {
                     })
                     .collect(),
             ));
-        let resp = self.bounded(conn.send(req, version)).await?;
-        if let Some(e) = KafkaError::from_code(resp.error_code, None) {
-            return Err(e.into());
-        }
-        let mut out = BTreeMap::new();
-        for t in resp.topics {
-            for p in t.partitions {
-                if let Some(e) = KafkaError::from_code(p.error_code, None) {
-                    return Err(e.into());
-                }
-                if p.committed_offset >= 0 {
-                    out.insert(
-                        (t.name.0.to_string(), p.partition_index),
-                        p.committed_offset,
-                    );
-                }
-            }
-        }
-        Ok(out)
+        crate::groups::committed_offsets(self.bounded(conn.send(req, version)).await?)
     }
 }
 

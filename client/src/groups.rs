@@ -54,6 +54,31 @@ fn group(id: &str) -> GroupId {
     GroupId(StrBytes::from_string(id.to_string()))
 }
 
+/// The committed offsets of an OffsetFetch answer, (topic, partition) -> offset, leaving
+/// out partitions without one; the group's or a partition's error fails it.
+pub(crate) fn committed_offsets(
+    resp: kafka_protocol::messages::OffsetFetchResponse,
+) -> Result<BTreeMap<(String, i32), i64>, ClientError> {
+    if let Some(e) = KafkaError::from_code(resp.error_code, None) {
+        return Err(ClientError::Kafka(e));
+    }
+    let mut out = BTreeMap::new();
+    for t in resp.topics {
+        for p in t.partitions {
+            if let Some(e) = KafkaError::from_code(p.error_code, None) {
+                return Err(ClientError::Kafka(e));
+            }
+            if p.committed_offset >= 0 {
+                out.insert(
+                    (t.name.0.to_string(), p.partition_index),
+                    p.committed_offset,
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Decodes a classic consumer-protocol assignment (version prefix + struct).
 pub fn decode_assignment(mut b: Bytes) -> BTreeMap<String, Vec<i32>> {
     if b.len() < 2 {
@@ -158,21 +183,7 @@ impl Admin {
                 version,
             )
             .await?;
-        if let Some(e) = KafkaError::from_code(resp.error_code, None) {
-            return Err(ClientError::Kafka(e));
-        }
-        let mut out = BTreeMap::new();
-        for t in resp.topics {
-            for p in t.partitions {
-                if p.committed_offset >= 0 {
-                    out.insert(
-                        (t.name.0.to_string(), p.partition_index),
-                        p.committed_offset,
-                    );
-                }
-            }
-        }
-        Ok(out)
+        committed_offsets(resp)
     }
 
     /// Commits offsets for a group without members (as an offset reset does).

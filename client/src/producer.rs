@@ -373,13 +373,7 @@ impl Producer {
                     // Nothing of these partitions can go: fail their records, and the
                     // transaction with them.
                     let error = to_delivery_error(e);
-                    for ((topic, partition), buffer) in std::mem::take(&mut self.buffers) {
-                        let batch = Batch {
-                            topic,
-                            partition,
-                            records: Bytes::new(),
-                            indexes: buffer.indexes,
-                        };
+                    for batch in self.take_unsent() {
                         self.fail(&batch, error.clone());
                     }
                     return Ok(());
@@ -502,6 +496,19 @@ impl Producer {
             }
         }
         Ok(())
+    }
+
+    /// Empties the buffers, as batches with no bytes: records that will not be sent.
+    fn take_unsent(&mut self) -> Vec<Batch> {
+        std::mem::take(&mut self.buffers)
+            .into_iter()
+            .map(|((topic, partition), buffer)| Batch {
+                topic,
+                partition,
+                records: Bytes::new(),
+                indexes: buffer.indexes,
+            })
+            .collect()
     }
 
     fn succeed(&mut self, batch: &Batch, base_offset: i64) {
@@ -660,13 +667,7 @@ impl Producer {
     pub async fn abort_transaction(&mut self) -> Result<Vec<Delivery>, ClientError> {
         self.require_open()?;
         // Records never sent: reported as failed, without touching the sequences.
-        for ((topic, partition), buffer) in std::mem::take(&mut self.buffers) {
-            let batch = Batch {
-                topic,
-                partition,
-                records: Bytes::new(),
-                indexes: buffer.indexes,
-            };
+        for batch in self.take_unsent() {
             let aborted = DeliveryError::Client("the transaction was aborted".into());
             for &index in &batch.indexes {
                 self.completed

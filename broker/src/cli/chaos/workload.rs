@@ -157,15 +157,8 @@ pub async fn consume(
         match c.poll(Duration::from_millis(300)).await {
             Ok(records) => {
                 let now = strom_common::clock::now_ms();
-                out.lock().extend(
-                    records.into_iter().map(|r| Read {
-                        partition: r.partition,
-                        offset: r.offset,
-                        value: String::from_utf8_lossy(r.value.as_deref().unwrap_or_default())
-                            .into_owned(),
-                        at_ms: now,
-                    }),
-                );
+                out.lock()
+                    .extend(records.into_iter().map(|r| read_of(r, now)));
             }
             Err(e) => {
                 tracing::debug!(error = %e, member, "chaos consumer: poll failed");
@@ -180,6 +173,15 @@ pub async fn consume(
         total_ms: total.as_millis() as u64,
     });
     let _ = c.close().await;
+}
+
+fn read_of(r: strom_client::ConsumerRecord, at_ms: i64) -> Read {
+    Read {
+        partition: r.partition,
+        offset: r.offset,
+        value: String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned(),
+        at_ms,
+    }
 }
 
 /// Reads every partition of `topic` from its start to the end it has now.
@@ -216,17 +218,7 @@ pub async fn read_all(client: &Client, topic: &str) -> Result<Vec<Read>, String>
         }
         let now = strom_common::clock::now_ms();
         match c.poll(Duration::from_millis(500)).await {
-            Ok(records) => {
-                out.extend(
-                    records.into_iter().map(|r| Read {
-                        partition: r.partition,
-                        offset: r.offset,
-                        value: String::from_utf8_lossy(r.value.as_deref().unwrap_or_default())
-                            .into_owned(),
-                        at_ms: now,
-                    }),
-                )
-            }
+            Ok(records) => out.extend(records.into_iter().map(|r| read_of(r, now))),
             Err(e) => tracing::debug!(error = %e, "chaos final read: poll failed"),
         }
     }

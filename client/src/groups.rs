@@ -79,6 +79,33 @@ pub(crate) fn committed_offsets(
     Ok(out)
 }
 
+/// OffsetCommit's topics for `offsets` ((topic, partition) -> offset), no leader epoch
+/// and empty metadata, as Kafka's consumer commits them.
+pub(crate) fn offset_commit_topics(
+    offsets: &BTreeMap<(String, i32), i64>,
+) -> Vec<OffsetCommitRequestTopic> {
+    let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+    for ((t, p), o) in offsets {
+        topics.entry(t).or_default().push(
+            OffsetCommitRequestPartition::default()
+                .with_partition_index(*p)
+                .with_committed_offset(*o)
+                .with_committed_leader_epoch(-1)
+                .with_committed_metadata(Some(StrBytes::from_static_str(""))),
+        );
+    }
+    topics
+        .into_iter()
+        .map(|(t, ps)| {
+            OffsetCommitRequestTopic::default()
+                .with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(
+                    t.to_string(),
+                )))
+                .with_partitions(ps)
+        })
+        .collect()
+}
+
 /// Decodes a classic consumer-protocol assignment (version prefix + struct).
 pub fn decode_assignment(mut b: Bytes) -> BTreeMap<String, Vec<i32>> {
     if b.len() < 2 {
@@ -195,31 +222,10 @@ impl Admin {
         let coordinator = self.find_coordinator(group_id).await?;
         let conn = self.client().broker_connection(coordinator).await?;
         let version = conn.version_for::<OffsetCommitRequest>(8)?;
-        let mut topics: BTreeMap<&String, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for ((t, p), o) in offsets {
-            topics.entry(t).or_default().push(
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(*p)
-                    .with_committed_offset(*o)
-                    .with_committed_leader_epoch(-1)
-                    .with_committed_metadata(Some(StrBytes::from_static_str(""))),
-            );
-        }
         let req = OffsetCommitRequest::default()
             .with_group_id(group(group_id))
             .with_generation_id_or_member_epoch(-1)
-            .with_topics(
-                topics
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        OffsetCommitRequestTopic::default()
-                            .with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(
-                                t.clone(),
-                            )))
-                            .with_partitions(ps)
-                    })
-                    .collect(),
-            );
+            .with_topics(offset_commit_topics(offsets));
         let resp = conn.send(req, version).await?;
         for t in resp.topics {
             for p in t.partitions {

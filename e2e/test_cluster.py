@@ -645,10 +645,12 @@ def test_kill9_one_node_admin_keeps_working_and_it_catches_up(cluster_factory, n
         j_topic = client_attempts("java create+alter", java_create_alter, limit)
         made += [c_topic, j_topic]
 
-        # The victim is fenced after the session timeout: gone from every survivor's Metadata.
+        # The victim is fenced when its session closes (at once; after a new quorum leader's
+        # SESSION_REOPEN_GRACE when it led the quorum) and leaves every survivor's Metadata
+        # a session timeout later.
         cluster.wait_brokers(expected=survivors, timeout=session_ms / 1000 + 10)
         fencing.join(5)
-        assert timings.get("fenced (gone from Metadata)", 99) < session_ms / 1000 + 3, timings
+        assert timings.get("fenced (gone from Metadata)", 99) < session_ms / 1000 + 5, timings
         for node in survivors:
             assert sorted(raw.describe_cluster(node)["brokers"]) == survivors
         d = cluster.describe(*survivors)
@@ -747,10 +749,20 @@ def test_idempotent_producer_rides_out_a_fenced_leader(cluster_factory, new_topi
             wait_until(lambda: prod.acked_count() >= 2000, 60, what="2000 acks before the kill")
             t_kill = time.monotonic()
             cluster.kill9(victim)
-            cluster.wait_brokers(expected=survivors, timeout=15)
-            timings["fenced"] = round(time.monotonic() - t_kill, 2)
+            # Fenced at once (its session closed with the process): its partitions are
+            # leaderless...
             wait_until(lambda: all(leaders(raw, survivors[0], topic)[p] == -1 for p in lead if p not in live_parts),
                        10, what="the victim's partitions leaderless")
+            timings["leaderless"] = round(time.monotonic() - t_kill, 2)
+            # ...while Metadata lists it for broker.session.timeout.ms, as Kafka does
+            # (librdkafka tears down a broker missing from Metadata and a transactional
+            # producer whose group coordinator it was hangs: confluentinc/librdkafka#5511).
+            listed = metadata_brokers(cluster.node(survivors[0]).bootstrap)[0]
+            if time.monotonic() - t_kill < 2.5:
+                assert victim in listed, f"node {victim} gone from Metadata {timings['leaderless']} s after the kill"
+            cluster.wait_brokers(expected=survivors, timeout=15)
+            timings["gone from Metadata"] = round(time.monotonic() - t_kill, 2)
+            assert timings["gone from Metadata"] >= 3.0, timings
 
             def live_partitions_progress():
                 with prod.lock:
@@ -762,8 +774,7 @@ def test_idempotent_producer_rides_out_a_fenced_leader(cluster_factory, new_topi
             cluster.restart(victim)
             timings["restart to READY"] = round(time.monotonic() - t_kill, 2)
             # Asked through a survivor: kafka-python's client forgot the victim when it
-            # was fenced (at once, its session closed) and relearns it only on its next
-            # metadata refresh.
+            # left Metadata and relearns it only on its next metadata refresh.
             wait_until(lambda: leaders(raw, survivors[0], topic) == lead, 20, what=f"node {victim} leads again")
             timings["leads again"] = round(time.monotonic() - t_kill, 2)
             prod.finish()

@@ -16,6 +16,7 @@ Every test starts a cluster of its own (`cluster_factory`), whatever E2E_NODES s
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -57,11 +58,16 @@ class Worker:
 
     def __init__(self, cluster, src, dst, group, tid):
         self.args = [sys.executable, WORKER, cluster.bootstrap, src, dst, group, tid]
+        # librdkafka's transaction log, kept in the cluster's directory for a failure's
+        # post-mortem.
+        self.log = Path(cluster.workdir) / f"worker-{tid}-{uuid.uuid4().hex[:4]}.log"
         self.lines: list[dict] = []
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        env = dict(os.environ, TXN_WORKER_DEBUG="eos,broker")
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
 
     def _read(self, proc):

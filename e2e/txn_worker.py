@@ -10,6 +10,7 @@ Usage: txn_worker.py BOOTSTRAP SRC DST GROUP TRANSACTIONAL_ID
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition, OFFSET_BEGINNING
@@ -21,8 +22,11 @@ def main():
                   "auto.offset.reset": "earliest", "isolation.level": "read_committed",
                   "session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
     c.subscribe([src])
-    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid, "linger.ms": 5,
-                  "transaction.timeout.ms": 10000})
+    conf = {"bootstrap.servers": bootstrap, "transactional.id": tid, "linger.ms": 5,
+            "transaction.timeout.ms": 10000}
+    if os.environ.get("TXN_WORKER_DEBUG"):
+        conf["debug"] = os.environ["TXN_WORKER_DEBUG"]  # librdkafka's log, on stderr
+    p = Producer(conf)
     p.init_transactions(60)
     print(json.dumps({"ready": True}), flush=True)
 
@@ -50,6 +54,7 @@ def main():
                     break
                 except KafkaException as e:
                     if e.args[0].retriable():
+                        print(json.dumps({"commit retry": str(e.args[0])}), flush=True)
                         continue
                     raise
             txns += 1

@@ -252,6 +252,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
 
     let ctl_client = Arc::new(ControllerClient::new(&cfg.voters));
     let cache = Arc::new(MetadataCache::new());
+    cache.set_listing_grace(Duration::from_millis(cfg.session_timeout_ms));
     if let Some(f) = &env.on_image_published {
         cache.observe(f.clone());
     }

@@ -7,7 +7,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::metadata::{live_brokers, CLUSTER_AUTHORIZED_OPERATIONS};
+use super::metadata::{broker_entries, CLUSTER_AUTHORIZED_OPERATIONS};
 use super::RequestContext;
 use crate::broker::Broker;
 
@@ -17,16 +17,17 @@ pub async fn handle(
     req: DescribeClusterRequest,
 ) -> Option<DescribeClusterResponse> {
     let img = b.cache.image();
-    let brokers: Vec<DescribeClusterBroker> = live_brokers(&img, &ctx.listener)
-        .into_iter()
-        .map(|x| {
-            DescribeClusterBroker::default()
-                .with_broker_id(x.node_id)
-                .with_host(x.host)
-                .with_port(x.port)
-                .with_rack(x.rack)
-        })
-        .collect();
+    let brokers: Vec<DescribeClusterBroker> =
+        broker_entries(&img, &b.cache.listed_brokers(&img), &ctx.listener)
+            .into_iter()
+            .map(|x| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(x.node_id)
+                    .with_host(x.host)
+                    .with_port(x.port)
+                    .with_rack(x.rack)
+            })
+            .collect();
     let controller_id = super::metadata::controller_id_for(&img, b.node_id);
     Some(
         DescribeClusterResponse::default()

@@ -114,7 +114,7 @@ pub async fn handle(
         }
     }
 
-    let mut brokers = live_brokers(&img, &ctx.listener);
+    let mut brokers = broker_entries(&img, &b.cache.listed_brokers(&img), &ctx.listener);
     let controller_id = controller_id_for(&img, b.node_id);
     if v < 1 {
         brokers = brokers.into_iter().map(|b| b.with_rack(None)).collect();
@@ -147,11 +147,16 @@ pub fn controller_id_for(img: &MetadataImage, me: i32) -> i32 {
     }
 }
 
-/// Unfenced brokers with their endpoint on `listener`, by id.
-pub fn live_brokers(img: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
-    img.brokers
-        .values()
-        .filter(|b| !b.fenced)
+/// The brokers to list (`MetadataCache::listed_brokers`) with their endpoint on
+/// `listener`, by id.
+pub fn broker_entries(
+    img: &MetadataImage,
+    listed: &[i32],
+    listener: &str,
+) -> Vec<MetadataResponseBroker> {
+    listed
+        .iter()
+        .filter_map(|id| img.brokers.get(id))
         .filter_map(|b| {
             let ep = b
                 .endpoints

@@ -27,7 +27,8 @@ import yaml
 from deploy_util import docker_works, image_tag, record, run
 
 ROOT = Path(__file__).resolve().parent.parent
-K8S = ROOT / "deploy" / "k8s"
+K8S = ROOT / "deploy" / "k8s" / "base"
+OVERLAYS = ROOT / "deploy" / "k8s" / "overlays"
 VENV_BIN = Path(os.environ.get("STROM_VENV", Path.home() / ".cache" / "strom-venv")) / "bin"
 
 pytestmark = pytest.mark.timeout(900)
@@ -60,12 +61,44 @@ def test_schema_validation_catches_a_broken_manifest(tmp_path):
     assert p.returncode != 0, p.stdout + p.stderr
 
 
-def test_kustomize_renders_every_object():
+def kustomize(path: Path) -> list[dict]:
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed here")
-    p = run("kubectl", "kustomize", str(K8S))
-    kinds = sorted(d["kind"] for d in yaml.safe_load_all(p.stdout))
-    assert kinds == ["ConfigMap", "PodDisruptionBudget", "Service", "Service", "StatefulSet"], kinds
+    return list(yaml.safe_load_all(run("kubectl", "kustomize", str(path)).stdout))
+
+
+def test_kustomize_renders_every_object():
+    for path in (K8S, K8S.parent):  # kubectl apply -k deploy/k8s applies the base
+        kinds = sorted(d["kind"] for d in kustomize(path))
+        assert kinds == ["ConfigMap", "PodDisruptionBudget", "Service", "Service", "StatefulSet"], kinds
+
+
+def container_and_claim(docs: list[dict]) -> tuple[dict, dict, dict]:
+    sts = next(d for d in docs if d["kind"] == "StatefulSet")
+    return sts, sts["spec"]["template"]["spec"]["containers"][0], sts["spec"]["volumeClaimTemplates"][0]
+
+
+@pytest.mark.parametrize("size,requests,limits,storage", [
+    ("small", {"cpu": "100m", "memory": "128Mi"}, {"memory": "512Mi"}, "1Gi"),
+    ("large", {"cpu": "4", "memory": "8Gi"}, {"cpu": "4", "memory": "8Gi"}, "500Gi"),
+])
+def test_a_size_overlay_changes_resources_only_and_passes_validation(size, requests, limits, storage, tmp_path):
+    base, overlay = kustomize(K8S), kustomize(OVERLAYS / size)
+    rendered = tmp_path / f"{size}.yaml"
+    rendered.write_text(yaml.safe_dump_all(overlay))
+    p = validate(rendered, version="1.37.0")
+    assert p.returncode == 0 and p.stdout.count("passed") == 5, p.stdout + p.stderr
+    b_sts, b_c, b_claim = container_and_claim(base)
+    o_sts, o_c, o_claim = container_and_claim(overlay)
+    assert o_c["resources"] == {"requests": requests, "limits": limits}
+    assert o_claim["spec"]["resources"]["requests"]["storage"] == storage
+    # Everything else is the base's: the same pods, probes, environment and objects.
+    assert {**o_c, "resources": None} == {**b_c, "resources": None}
+    assert o_sts["spec"]["replicas"] == 3
+    assert [d for d in overlay if d["kind"] != "StatefulSet"] == [d for d in base if d["kind"] != "StatefulSet"]
+    if size == "large":  # one pod per Kubernetes node
+        anti = o_sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+        assert anti["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "kubernetes.io/hostname"
 
 
 def pod_environment(ordinal: int) -> tuple[list[str], dict[str, str], dict]:

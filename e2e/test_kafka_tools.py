@@ -40,6 +40,22 @@ def tool(tools: Path, name: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(tools / name), *args], capture_output=True, text=True, timeout=60)
 
 
+def settle_topic(strom, topic: str):
+    """Waits until every node's Metadata names a leader for each partition of `topic`:
+    a CreateTopics answer means the quorum committed it; each broker applies the metadata
+    log a moment apart (as in KRaft), and a tool may ask any of them."""
+    def everywhere():
+        for n in strom.nodes:
+            md = AdminClient({"bootstrap.servers": n.bootstrap}).list_topics(topic, timeout=10)
+            t = md.topics.get(topic)
+            if t is None or t.error is not None or not t.partitions:
+                return False
+            if any(p.leader < 0 for p in t.partitions.values()):
+                return False
+        return True
+    wait_until(everywhere, 15, interval=0.1, what=f"{topic} in every node's Metadata")
+
+
 def test_seed_004_create_and_describe(strom, tools):
     topic = f"my_topic_{uuid.uuid4().hex[:6]}"
     p = tool(tools, "kafka-topics", "--bootstrap-server", strom.bootstrap, "--create", "--topic", topic,
@@ -376,6 +392,7 @@ def test_kafka_leader_election(strom, tools, tmp_path):
     a = AdminClient({"bootstrap.servers": strom.bootstrap})
     from confluent_kafka.admin import NewTopic
     a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=n)])[topic].result(30)
+    settle_topic(strom, topic)
     # The preferred replica leads already: nothing to do, as Kafka says it.
     p = tool(tools, "kafka-leader-election", "--bootstrap-server", strom.bootstrap, "--election-type", "preferred",
              "--topic", topic, "--partition", "0")
@@ -420,6 +437,7 @@ def test_kafka_reassign_partitions_generate_execute_verify(strom, tools, tmp_pat
     a = AdminClient({"bootstrap.servers": strom.bootstrap})
     from confluent_kafka.admin import NewTopic
     a.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
+    settle_topic(strom, topic)
     topics = tmp_path / "topics.json"
     topics.write_text(json.dumps({"version": 1, "topics": [{"topic": topic}]}))
     target = ids[-1]
@@ -464,6 +482,7 @@ def test_kafka_transactions_list_describe_and_producers(strom, tools):
     topic, tid = f"txn-{uuid.uuid4().hex[:6]}", f"tool-txn-{uuid.uuid4().hex[:6]}"
     a = AdminClient({"bootstrap.servers": strom.bootstrap})
     a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=len(strom.nodes))])[topic].result(30)
+    settle_topic(strom, topic)
     p = Producer({"bootstrap.servers": strom.bootstrap, "transactional.id": tid})
     p.init_transactions(30)
     p.begin_transaction()
@@ -504,6 +523,7 @@ def test_kafka_transactions_find_hanging_and_abort(strom, tools):
     b = strom.bootstrap
     a = AdminClient({"bootstrap.servers": b})
     a.create_topics([NewTopic(topic, num_partitions=2, replication_factor=len(strom.nodes))])[topic].result(30)
+    settle_topic(strom, topic)
     p = Producer({"bootstrap.servers": b, "transactional.id": tid})
     p.init_transactions(30)
     p.begin_transaction()
@@ -561,6 +581,7 @@ def test_kafka_perf_tests(strom, tools):
     topic = f"perf-{uuid.uuid4().hex[:6]}"
     a = AdminClient({"bootstrap.servers": strom.bootstrap})
     a.create_topics([NewTopic(topic, num_partitions=3, replication_factor=len(strom.nodes))])[topic].result(30)
+    settle_topic(strom, topic)
     p = tool(tools, "kafka-producer-perf-test", "--topic", topic, "--num-records", "5000", "--record-size", "100",
              "--throughput", "-1", "--producer-props", f"bootstrap.servers={strom.bootstrap}", "acks=all")
     assert p.returncode == 0, p.stdout + p.stderr
@@ -600,6 +621,7 @@ def test_kafka_perf_tests(strom, tools):
     # partition (at least two transactions, so at least 6 markers over 3 partitions).
     txn_topic, tid = f"perf-txn-{uuid.uuid4().hex[:6]}", f"perf-tx-{uuid.uuid4().hex[:6]}"
     a.create_topics([NewTopic(txn_topic, num_partitions=3, replication_factor=len(strom.nodes))])[txn_topic].result(30)
+    settle_topic(strom, txn_topic)
     p = tool(tools, "kafka-producer-perf-test", "--topic", txn_topic, "--num-records", "2000", "--record-size", "50",
              "--throughput", "2000", "--transactional-id", tid, "--transaction-duration-ms", "200",
              "--producer-props", f"bootstrap.servers={strom.bootstrap}")

@@ -7,7 +7,7 @@
 //!
 //! Positions live only in memory: committing offsets belongs to group code, not here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -347,15 +347,26 @@ impl Consumer {
             tokio::time::sleep(self.client.config().retry_backoff).await;
         }
         let (client, config) = (&self.client, &self.config);
+        let asked: Vec<BTreeSet<String>> = by_leader
+            .values()
+            .map(|ps| ps.iter().map(|(t, ..)| t.clone()).collect())
+            .collect();
         let fetches = by_leader
             .into_iter()
             .map(|(leader, partitions)| fetch_from(client, config, leader, partitions, max_wait));
         let results = futures::future::join_all(fetches).await;
         let mut records = Vec::new();
-        for result in results {
+        for (result, topics) in results.into_iter().zip(asked) {
             match result {
                 Ok(resp) => self.absorb(resp, &mut records, &mut errors).await,
-                Err(e) => errors.push(e),
+                Err(e) => {
+                    // The leader may be gone (a dead broker refuses the connection): ask
+                    // for its partitions' leaders again before the next fetch.
+                    for t in &topics {
+                        self.client.invalidate_topic(t);
+                    }
+                    errors.push(e)
+                }
             }
         }
         match errors.into_iter().next() {

@@ -2,7 +2,8 @@
 # Runs the end-to-end suite: e2e/setup.sh, then pytest over e2e/ on 2 workers, twice:
 #   pass 1: every test module against a single strom node;
 #   pass 2: E2E_NODES=3, every test module against a 3-node strom cluster, except
-#           test_cluster.py, test_dev.py, test_replication.py and test_transactions_failover.py (they start their own clusters / `strom dev`
+#           test_cluster.py, test_dev.py, test_replication.py, test_transactions_failover.py and
+#           test_schema_registry.py (they start their own clusters / `strom dev`
 #           whatever E2E_NODES says, and ran in pass 1).
 #
 #   STROM_BIN=target/debug/strom e2e/run.sh            # both passes
@@ -67,7 +68,7 @@ elif [ -n "${E2E_NODES:-}" ]; then
   run_pass "E2E_NODES=$E2E_NODES" "$E2E_NODES" "$@"
 else
   run_pass "pass 1/2 (single node)" 1 "$@"
-  ALLOW_EMPTY=1 run_pass "pass 2/2 (3-node cluster)" 3 --ignore="$HERE/test_cluster.py" --ignore="$HERE/test_dev.py" --ignore="$HERE/test_replication.py" --ignore="$HERE/test_transactions_failover.py" "$@"
+  ALLOW_EMPTY=1 run_pass "pass 2/2 (3-node cluster)" 3 --ignore="$HERE/test_cluster.py" --ignore="$HERE/test_dev.py" --ignore="$HERE/test_replication.py" --ignore="$HERE/test_transactions_failover.py" --ignore="$HERE/test_schema_registry.py" "$@"
 fi
 printf '%s\n' "${SUMMARY[@]}"
 echo "[e2e] total $(( $(date +%s) - TOTAL_START )) s, exit code $CODE"

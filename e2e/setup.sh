@@ -19,7 +19,7 @@ PYTHON=${PYTHON:-python3}
 # Pinned versions (PyPI). Bump deliberately: the tests know these clients' behaviour.
 PIP_PKGS=(
   "kafka-python[lz4,snappy,zstd,crc32c]==3.0.12"
-  "confluent-kafka==2.16.1"
+  "confluent-kafka[avro,json,protobuf]==2.16.1"
   "aiokafka[lz4,snappy,zstd]==0.14.0"
   "pytest==9.2.0"
   "pytest-xdist==3.8.0"

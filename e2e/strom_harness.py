@@ -309,13 +309,16 @@ class StromNode:
 
     def __init__(self, workdir: Path, settings: dict | None = None, node_id: int = 1,
                  binary: str | None = None, ports: tuple[int, ...] | None = None):
-        """ports: (kafka, internal, admin), free ones when not given. A node of a cluster
-        gets its `controller.quorum.voters` through settings."""
+        """ports: (kafka, internal, admin[, schema registry]), free ones when not given. A
+        node of a cluster gets its `controller.quorum.voters` through settings."""
         self.binary = binary or strom_binary()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.node_id = node_id
-        self.kafka_port, self.internal_port, self.admin_port = ports or free_ports(3)
+        ports = tuple(ports or free_ports(4))
+        if len(ports) < 4:
+            ports += tuple(free_ports(1))
+        self.kafka_port, self.internal_port, self.admin_port, self.registry_port = ports[:4]
         self.data_dir = self.workdir / "data"
         self.config_path = self.workdir / "node.toml"
         self.settings = {
@@ -325,6 +328,7 @@ class StromNode:
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.kafka_port}",
             "internal.listener": f"127.0.0.1:{self.internal_port}",
             "admin.listener": f"127.0.0.1:{self.admin_port}",
+            "schema.registry.listener": f"127.0.0.1:{self.registry_port}",
             "controller.quorum.voters": f"{node_id}@127.0.0.1:{self.internal_port}",
             "data.dir": str(self.data_dir),
             "num.partitions": 1,
@@ -357,6 +361,11 @@ class StromNode:
     def admin_url(self) -> str:
         """The admin listener's base URL (metrics, health, the web console)."""
         return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def registry_url(self) -> str:
+        """The schema registry listener's base URL (Confluent's REST API)."""
+        return f"http://127.0.0.1:{self.registry_port}"
 
     @property
     def running(self) -> bool:
@@ -547,8 +556,8 @@ class StromCluster:
             raise HarnessError(f"a cluster needs at least one node, not {size}")
         self.workdir = Path(workdir)
         self.binary = binary or strom_binary()
-        ports = free_ports(3 * size)  # all at once: no two nodes get the same port
-        pairs = [tuple(ports[3 * i:3 * i + 3]) for i in range(size)]
+        ports = free_ports(4 * size)  # all at once: no two nodes get the same port
+        pairs = [tuple(ports[4 * i:4 * i + 4]) for i in range(size)]
         self.voters = ",".join(f"{i + 1}@127.0.0.1:{p[1]}" for i, p in enumerate(pairs))
         self.nodes: list[StromNode] = []
         for i, pair in enumerate(pairs, start=1):

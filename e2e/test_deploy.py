@@ -61,10 +61,12 @@ class Cluster:
         self.project = f"strome2e{uuid.uuid4().hex[:8]}"
         self.ports = [free_port() for _ in range(3)]
         self.admin_ports = [free_port() for _ in range(3)]
+        self.registry_ports = [free_port() for _ in range(3)]
         self.env = {**os.environ, "STROM_IMAGE": image}
         for i in range(3):
             self.env[f"STROM_PORT_{i + 1}"] = str(self.ports[i])
             self.env[f"STROM_ADMIN_PORT_{i + 1}"] = str(self.admin_ports[i])
+            self.env[f"STROM_REGISTRY_PORT_{i + 1}"] = str(self.registry_ports[i])
         self.bootstrap = ",".join(f"localhost:{p}" for p in self.ports)
         self.network = f"{self.project}_default"
 

@@ -21,6 +21,8 @@ pub mod metadata_cache;
 pub mod metrics;
 pub mod node;
 pub mod producer_ids;
+#[cfg(not(madsim))]
+pub mod registry;
 pub mod replication;
 pub mod runtime;
 pub mod server;

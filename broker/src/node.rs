@@ -74,6 +74,8 @@ pub struct Node {
     pub internal_addr: Option<SocketAddr>,
     /// The bound admin listener (HTTP), when `admin.listener` names one.
     pub admin_addr: Option<SocketAddr>,
+    /// The bound schema registry listener (HTTP), when `schema.registry.listener` names one.
+    pub registry_addr: Option<SocketAddr>,
     pub broker: Option<Arc<Broker>>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
@@ -210,6 +212,7 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         kafka_addrs: Vec::new(),
         internal_addr,
         admin_addr,
+        registry_addr: None,
         broker: None,
         metrics: metrics.clone(),
         health: health.clone(),
@@ -250,6 +253,43 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         })
         .collect();
 
+    // The schema registry's listener, bound now so its address is registered with the
+    // Kafka endpoints (the other nodes forward changes to the registry's writer there).
+    #[cfg(not(madsim))]
+    let mut endpoints = endpoints;
+    #[cfg(not(madsim))]
+    let registry_listener = {
+        let addr: String = cfg.known("schema.registry.listener");
+        if addr.trim().is_empty() {
+            None
+        } else {
+            let l = crate::registry::bind(addr.trim())
+                .await
+                .map_err(|e| StartError::Io(format!("schema.registry.listener {addr}"), e))?;
+            let bound = crate::registry::local_addr(&l);
+            let advertised: String = cfg.known("schema.registry.advertised.listener");
+            let (host, port) = match advertised.trim().rsplit_once(':') {
+                Some((h, p)) if !h.is_empty() => (h.to_string(), p.parse().unwrap_or(0)),
+                _ => {
+                    let ip = bound.map(|a| a.ip());
+                    let host = match ip {
+                        Some(ip) if !ip.is_unspecified() => ip.to_string(),
+                        _ => endpoints
+                            .first()
+                            .map(|e| e.host.clone())
+                            .unwrap_or_default(),
+                    };
+                    (host, bound.map_or(0, |a| a.port() as i32))
+                }
+            };
+            endpoints.push(Endpoint {
+                listener: crate::registry::ENDPOINT.to_string(),
+                host,
+                port,
+            });
+            Some(l)
+        }
+    };
     let ctl_client = Arc::new(ControllerClient::new(&cfg.voters));
     let cache = Arc::new(MetadataCache::new());
     cache.set_listing_grace(Duration::from_millis(cfg.session_timeout_ms));
@@ -387,6 +427,27 @@ pub async fn start(mut cfg: NodeConfig, env: NodeEnv) -> Result<Node, StartError
         if let Some((_, addr)) = node.kafka_addrs.first() {
             admin.attach_broker(broker.clone(), conns.clone(), addr.to_string());
         }
+    }
+    #[cfg(not(madsim))]
+    if let (Some(l), Some((_, addr))) = (registry_listener, node.kafka_addrs.first()) {
+        let level: String = cfg.known("schema.compatibility.level");
+        let default_level = strom_registry::store::Level::parse(&level).ok_or_else(|| {
+            StartError::Config(format!(
+                "schema.compatibility.level {level:?} is not a compatibility level"
+            ))
+        })?;
+        let reg = crate::registry::Registry::new(
+            broker.clone(),
+            addr.to_string(),
+            strom_registry::api::Config {
+                default_level,
+                ..Default::default()
+            },
+        );
+        node.registry_addr = crate::registry::local_addr(&l);
+        node.tasks.push(tokio::spawn(reg.clone().follow()));
+        node.tasks
+            .push(tokio::spawn(crate::registry::serve(l, reg)));
     }
     node.broker = Some(broker);
     Ok(node)

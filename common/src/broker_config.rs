@@ -25,6 +25,14 @@ pub const KNOWN: &[(&str, &str)] = &[
     // Whether /metrics lists series per partition (log offsets, sizes, group lag);
     // per-topic totals are always there.
     ("admin.metrics.partition.detail", "true"),
+    // The Schema Registry's REST API (Confluent's). Empty: none.
+    ("schema.registry.listener", "127.0.0.1:8081"),
+    // What other nodes dial to forward a change to this node when it is the registry's
+    // writer, host:port. Default: the listener's address, with the host of the first
+    // advertised Kafka listener when the listener binds a wildcard address.
+    ("schema.registry.advertised.listener", ""),
+    // Confluent's `schema.compatibility.level`: for subjects with no config of their own.
+    ("schema.compatibility.level", "backward"),
     ("controller.quorum.voters", ""),
     ("data.dir", "./strom-data"),
     ("log.dirs", ""),

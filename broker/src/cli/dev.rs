@@ -2,7 +2,8 @@
 //! node (from 1; its id `first-node-id + i - 1`) serves Kafka on `base-port + i - 1` and
 //! its internal listener on `base-port + 100 + i - 1` and its admin listener (HTTP:
 //! metrics, health, the web console) on `base-port + 552 + i - 1` (9644, 9645, … with
-//! the default base port, as Redpanda's admin API); its data lives in
+//! the default base port, as Redpanda's admin API) and its schema registry on
+//! `base-port - 1011 + i - 1` (8081, 8082, …, Confluent's port); its data lives in
 //! `<data-dir>/node-<id>`, so starting again with the same data dir brings the same
 //! cluster back. Ctrl-C stops them all.
 
@@ -65,6 +66,18 @@ pub(super) fn local_node_config(
 /// 9092 + 552 = 9644.
 const ADMIN_PORT_OFFSET: u16 = 552;
 
+/// The schema registry listener of the i-th node (from 1): 8081, 8082, … with the default
+/// base port (Confluent's port); none when the base port is too low to leave room.
+fn registry_listener(base_port: u16, i: u16) -> String {
+    match (base_port + i - 1).checked_sub(REGISTRY_PORT_BELOW) {
+        Some(p) if p >= 1024 => format!("127.0.0.1:{p}"),
+        _ => String::new(),
+    }
+}
+
+/// 9092 - 1011 = 8081.
+const REGISTRY_PORT_BELOW: u16 = 1011;
+
 fn node_config(a: &DevArgs, i: u16, dir: &Path) -> String {
     let voters: Vec<String> = (1..=a.nodes)
         .map(|n| {
@@ -91,6 +104,10 @@ fn node_config(a: &DevArgs, i: u16, dir: &Path) -> String {
         (
             "admin.listener".into(),
             q(&format!("127.0.0.1:{}", admin_port(a, i))),
+        ),
+        (
+            "schema.registry.listener".into(),
+            q(&registry_listener(a.base_port, i)),
         ),
         ("controller.quorum.voters".into(), q(&voters.join(","))),
         ("data.dir".into(), q(&dir.display().to_string())),

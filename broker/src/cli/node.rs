@@ -63,8 +63,12 @@ pub async fn run(a: NodeArgs) -> i32 {
         .admin_addr
         .map(|a| format!(" admin=http://{a}/"))
         .unwrap_or_default();
+    let registry = node
+        .registry_addr
+        .map(|a| format!(" schema_registry=http://{a}"))
+        .unwrap_or_default();
     println!(
-        "strom node {} READY {}{internal}{admin} ready_ms={}",
+        "strom node {} READY {}{internal}{admin}{registry} ready_ms={}",
         node.node_id,
         if kafka.is_empty() {
             "controller-only".to_string()

@@ -139,9 +139,10 @@ def _bindable(port: int) -> bool:
 
 
 def free_port_block(nodes: int) -> int:
-    """A base port for `strom dev --nodes <nodes>`: base..base+nodes-1 and
-    base+100..base+100+nodes-1 free, all below the kernel's ephemeral range (which
-    free_port() of the other tests draws from)."""
+    """A base port for `strom dev --nodes <nodes>`: base..base+nodes-1 (Kafka),
+    base+100.. (internal), base+552.. (admin) and base-1011.. (schema registry) free, all
+    below the kernel's ephemeral range (which free_port() of the other tests draws
+    from)."""
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
@@ -150,7 +151,7 @@ def free_port_block(nodes: int) -> int:
     r = random.Random()
     for _ in range(500):
         base = r.randrange(10000, top)
-        if all(_bindable(p) for i in range(nodes) for p in (base + i, base + 100 + i, base + 552 + i)):
+        if all(_bindable(p) for i in range(nodes) for p in (base + i, base + 100 + i, base + 552 + i, base - 1011 + i)):
             return base
     raise RuntimeError(f"no free block of ports for {nodes} nodes below {top}")
 

@@ -133,7 +133,8 @@ class StromDev:
 
     @property
     def ports(self) -> list[int]:
-        return [p for i in range(self.nodes) for p in (self.base_port + i, self.base_port + 100 + i, self.base_port + 552 + i)]
+        return [p for i in range(self.nodes)
+                for p in (self.base_port + i, self.base_port + 100 + i, self.base_port + 552 + i, self.base_port - 1011 + i)]
 
     @property
     def effective_data_dir(self) -> Path:

@@ -112,7 +112,7 @@ async fn kill9_of_the_quorum_leader_loses_no_acknowledged_metadata() {
         std::fs::write(
             &cfg,
             format!(
-                "\"node.id\" = {id}\n\"listeners\" = \"PLAINTEXT://127.0.0.1:{kafka}\"\n\"internal.listener\" = \"127.0.0.1:{internal}\"\n\"admin.listener\" = \"127.0.0.1:0\"\n\"controller.quorum.voters\" = \"{}\"\n\"data.dir\" = \"{}\"\n\"broker.heartbeat.interval.ms\" = 500\n",
+                "\"node.id\" = {id}\n\"listeners\" = \"PLAINTEXT://127.0.0.1:{kafka}\"\n\"internal.listener\" = \"127.0.0.1:{internal}\"\n\"admin.listener\" = \"127.0.0.1:0\"\n\"schema.registry.listener\" = \"127.0.0.1:0\"\n\"controller.quorum.voters\" = \"{}\"\n\"data.dir\" = \"{}\"\n\"broker.heartbeat.interval.ms\" = 500\n",
                 voters.join(","),
                 dir.path().join(format!("data-{id}")).display()
             ),

@@ -29,6 +29,7 @@ pub async fn start_in(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> TestNod
     m.insert("listeners".into(), "PLAINTEXT://127.0.0.1:0".into());
     m.insert("internal.listener".into(), "127.0.0.1:0".into());
     m.insert("admin.listener".into(), "127.0.0.1:0".into());
+    m.insert("schema.registry.listener".into(), "127.0.0.1:0".into());
     m.insert("data.dir".into(), dir.path().display().to_string());
     m.insert("broker.heartbeat.interval.ms".into(), "200".into());
     for (k, v) in extra {

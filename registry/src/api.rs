@@ -220,7 +220,7 @@ fn route(store: &Store, cfg: &Config, req: &Request) -> Result<Action> {
         (Get, ["schemas", "ids", id, "subjects"]) => reply(id_uses(store, id, &q, false)),
         (Get, ["schemas", "ids", id, "versions"]) => reply(id_uses(store, id, &q, true)),
         (Get, ["subjects"]) => reply(list_subjects(store, &q)),
-        (Post, ["subjects", s]) => reply(lookup(store, s, &q, req.body)),
+        (Post, ["subjects", s]) => reply(lookup(store, cfg, s, &q, req.body)),
         (Delete, ["subjects", s]) => delete_subject(store, s, &q),
         (Get, ["subjects", s, "versions"]) => reply(list_versions(store, s, &q)),
         (Post, ["subjects", s, "versions"]) => register(store, cfg, s, &q, req.body),
@@ -685,14 +685,16 @@ fn level_of(store: &Store, cfg: &Config, s: &str) -> Level {
         .unwrap_or(cfg.default_level)
 }
 
-/// The subject's live versions, newest first, parsed.
-fn live_parsed(store: &Store, s: &str) -> Vec<(i32, ParsedSchema)> {
+/// The subject's live versions, newest first, parsed: every one, or only the latest
+/// (what a non-transitive level checks against).
+fn live_parsed(store: &Store, s: &str, all: bool) -> Vec<(i32, ParsedSchema)> {
     store
         .versions(s)
         .into_iter()
         .flatten()
         .rev()
         .filter(|(_, e)| !e.deleted)
+        .take(if all { usize::MAX } else { 1 })
         .filter_map(|(v, e)| parsed_version(store, e.id).map(|p| (*v, p)))
         .collect()
 }
@@ -758,7 +760,8 @@ fn register(store: &Store, cfg: &Config, s: &str, _q: &Query, body: &[u8]) -> Re
         _ => next_version,
     };
     if mode != Mode::Import {
-        let why = incompatibilities(level_of(store, cfg, s), &parsed, &live_parsed(store, s));
+        let level = level_of(store, cfg, s);
+        let why = incompatibilities(level, &parsed, &live_parsed(store, s, level.transitive()));
         if !why.is_empty() {
             return Err(Reply::error(
                 409,
@@ -810,13 +813,13 @@ fn register(store: &Store, cfg: &Config, s: &str, _q: &Query, body: &[u8]) -> Re
     })
 }
 
-fn lookup(store: &Store, s: &str, q: &Query, body: &[u8]) -> Result<Reply> {
+fn lookup(store: &Store, cfg: &Config, s: &str, q: &Query, body: &[u8]) -> Result<Reply> {
     let req: SchemaRequest = body_json(body)?;
     let deleted = q.flag(&["deleted"]);
     let has_versions = store
         .versions(s)
         .is_some_and(|vs| vs.values().any(|e| deleted || !e.deleted));
-    let (refs, parsed) = parse_request(store, &Config::default(), &req)?;
+    let (refs, parsed) = parse_request(store, cfg, &req)?;
     if !has_versions {
         return Err(not_found_subject(s));
     }
@@ -849,8 +852,8 @@ fn compatibility(
     let want = version.map(parse_version).transpose()?;
     let olds: Vec<(i32, ParsedSchema)> = match want {
         // Against all live versions, as the level says.
-        None => live_parsed(store, s),
-        Some(None) => live_parsed(store, s).into_iter().take(1).collect(),
+        None => live_parsed(store, s, level_of(store, cfg, s).transitive()),
+        Some(None) => live_parsed(store, s, false),
         Some(Some(n)) => {
             let e = store
                 .versions(s)

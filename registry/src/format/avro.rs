@@ -84,16 +84,15 @@ fn inline(
             Value::Array(items.iter().map(|x| inline(x, ns, defs, done)).collect())
         }
         Value::Object(o) => {
-            let own_ns =
-                full_name(v, ns).and_then(|n| n.rsplit_once('.').map(|(a, _)| a.to_string()));
-            let here = own_ns.as_deref().or(ns);
-            if let Some(n) = full_name(v, ns) {
-                if o.contains_key("type")
-                    && matches!(o.get("type"), Some(Value::String(t)) if t == "record" || t == "enum" || t == "fixed" || t == "error")
-                {
-                    done.insert(n);
-                }
+            // A named type defined here is not inlined again; its namespace is the
+            // enclosing one for what it contains.
+            let name = full_name(v, ns);
+            let named = matches!(o.get("type"), Some(Value::String(t)) if matches!(t.as_str(), "record" | "enum" | "fixed" | "error"));
+            if let (Some(n), true) = (&name, named) {
+                done.insert(n.clone());
             }
+            let own_ns = name.and_then(|n| n.rsplit_once('.').map(|(a, _)| a.to_string()));
+            let here = own_ns.as_deref().or(ns);
             let mut out = Map::new();
             for (k, x) in o {
                 let y = match k.as_str() {

@@ -223,7 +223,7 @@ mod tests {
         let id = uuid::Uuid::from_u128(7);
         img.topics.insert(
             id,
-            TopicImage {
+            std::sync::Arc::new(TopicImage {
                 name: "t".into(),
                 id,
                 partitions: BTreeMap::from([
@@ -233,7 +233,7 @@ mod tests {
                     (3, part(-1, vec![], vec![])),    // no leader
                     (4, part(2, vec![1, 2, 3], vec![])),
                 ]),
-            },
+            }),
         );
         assert_eq!(replicas_out_of_sync(&img, 3), (1, vec!["t-0".to_string()]));
         assert_eq!(replicas_out_of_sync(&img, 2), (0, vec![]));

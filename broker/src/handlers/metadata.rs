@@ -87,7 +87,7 @@ pub async fn handle(
         for (name, id) in wanted {
             let found = match &name {
                 Some(n) => img.topic_by_name(n),
-                None => img.topics.get(&id),
+                None => img.topics.get(&id).map(|t| &**t),
             };
             match found {
                 Some(t) if !just_created.contains(&t.name) => {

@@ -689,7 +689,11 @@ impl Storage for SimStorage {
         storage_yield().await;
         let fs = self.fs.lock();
         let mut out = BTreeSet::new();
-        for p in fs.current.files.keys().chain(fs.current.dirs.iter()) {
+        // Paths order by component, so a directory's descendants follow it in one run.
+        let below = |p: &&PathBuf| p.starts_with(dir);
+        let files = fs.current.files.range(dir.to_path_buf()..).map(|(p, _)| p);
+        let dirs = fs.current.dirs.range(dir.to_path_buf()..);
+        for p in files.take_while(below).chain(dirs.take_while(below)) {
             if p.parent() == Some(dir) {
                 if let Some(n) = p.file_name() {
                     out.insert(n.to_string_lossy().into_owned());

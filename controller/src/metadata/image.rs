@@ -3,6 +3,7 @@
 //! that iteration order (and therefore every decision derived from it) is deterministic.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use strom_proto::metadata::{
     metadata_record::Record, ClusterRecord, ConfigRecord, ControlledShutdownRecord, Endpoint,
@@ -100,7 +101,10 @@ pub struct MetadataImage {
     pub offset: u64,
     pub cluster_id: Option<String>,
     pub brokers: BTreeMap<i32, BrokerRegistration>,
-    pub topics: BTreeMap<Uuid, TopicImage>,
+    /// Each topic shared between images: a new image (one per committed batch) copies
+    /// the map, not every topic's partitions; a change copies the topic it changes
+    /// (`Arc::make_mut`).
+    pub topics: BTreeMap<Uuid, Arc<TopicImage>>,
     pub topic_ids: BTreeMap<String, Uuid>,
     pub configs: BTreeMap<ConfigKey, BTreeMap<String, String>>,
     /// The first producer id not yet handed out.
@@ -155,10 +159,14 @@ impl MetadataImage {
             Record::ClearElr(c) => {
                 let only = (!c.topic_id.is_empty()).then(|| uuid_from_bytes(&c.topic_id));
                 for t in self.topics.values_mut() {
-                    if only.is_some_and(|id| id != t.id) {
+                    if only.is_some_and(|id| id != t.id)
+                        || t.partitions
+                            .values()
+                            .all(|p| p.elr.is_empty() && p.last_known_elr.is_empty())
+                    {
                         continue;
                     }
-                    for p in t.partitions.values_mut() {
+                    for p in Arc::make_mut(t).partitions.values_mut() {
                         if !p.elr.is_empty() || !p.last_known_elr.is_empty() {
                             p.elr.clear();
                             p.last_known_elr.clear();
@@ -198,16 +206,16 @@ impl MetadataImage {
                 self.topic_ids.insert(t.name.clone(), id);
                 self.topics.insert(
                     id,
-                    TopicImage {
+                    Arc::new(TopicImage {
                         name: t.name.clone(),
                         id,
                         partitions: BTreeMap::new(),
-                    },
+                    }),
                 );
             }
             Record::Partition(p) => {
                 let id = uuid_from_bytes(&p.topic_id);
-                if let Some(t) = self.topics.get_mut(&id) {
+                if let Some(t) = self.topics.get_mut(&id).map(Arc::make_mut) {
                     t.partitions.insert(
                         p.partition,
                         PartitionImage {
@@ -230,6 +238,8 @@ impl MetadataImage {
                 let Some(p) = self
                     .topics
                     .get_mut(&id)
+                    .filter(|t| t.partitions.contains_key(&c.partition))
+                    .map(Arc::make_mut)
                     .and_then(|t| t.partitions.get_mut(&c.partition))
                 else {
                     return;
@@ -261,7 +271,7 @@ impl MetadataImage {
                 if let Some(t) = self.topics.remove(&id) {
                     self.topic_ids.remove(&t.name);
                     self.configs
-                        .remove(&(ResourceType::ResourceTopic as i32, t.name));
+                        .remove(&(ResourceType::ResourceTopic as i32, t.name.clone()));
                 }
             }
             Record::Config(c) => {
@@ -291,7 +301,10 @@ impl MetadataImage {
 
     /// The topic called `name`.
     pub fn topic_by_name(&self, name: &str) -> Option<&TopicImage> {
-        self.topic_ids.get(name).and_then(|id| self.topics.get(id))
+        self.topic_ids
+            .get(name)
+            .and_then(|id| self.topics.get(id))
+            .map(|t| &**t)
     }
 
     /// Cluster-wide dynamic broker configs (Kafka's `--entity-default` broker configs,

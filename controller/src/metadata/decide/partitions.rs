@@ -622,6 +622,7 @@ fn selected<'a>(img: &'a MetadataImage, list: &Option<TopicPartitionsList>) -> V
             .topics
             .values()
             .flat_map(|t| {
+                let t: &crate::metadata::TopicImage = t;
                 t.partitions
                     .iter()
                     .map(move |(&i, p)| (t.name.clone(), i, Some((t, p))))

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the strom image: `deploy/build-image.sh [TAG]` (default strom:latest).
+# Builds the strom image: `deploy/build-image.sh [TAG]` (default strom:latest);
+# `deploy/build-image.sh --build-only` builds the static binary and stops.
 #
 # The binary is linked statically against glibc (RUSTFLAGS=+crt-static, which needs an
 # explicit --target and its own target dir), stripped, and put FROM scratch with
@@ -8,6 +9,11 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+build_only=
+if [ "${1:-}" = "--build-only" ]; then
+  build_only=1
+  shift
+fi
 tag=${1:-strom:latest}
 target_dir=${STROM_STATIC_TARGET_DIR:-$HOME/.cache/strom-target/static}
 triple=x86_64-unknown-linux-gnu
@@ -16,6 +22,10 @@ echo "[image] cargo build --release (static, $triple) in $target_dir"
 (cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
   cargo build --release --locked -p strom-broker --bin strom --target "$triple")
 bin="$target_dir/$triple/release/strom"
+if [ -n "$build_only" ]; then
+  echo "[image] built $bin"
+  exit 0
+fi
 if readelf -d "$bin" | grep -q NEEDED; then
   echo "[image] $bin needs shared libraries: refusing to put it in a scratch image" >&2
   readelf -d "$bin" | grep NEEDED >&2

@@ -1,8 +1,9 @@
 """The Schema Registry built into every node (Confluent's REST API on
 `schema.registry.listener`), with Confluent's own clients: the legacy
 `confluent_kafka.avro` AvroProducer/AvroConsumer (as Confluent's README shows them, with
-`schema.registry.url`), `confluent_kafka.schema_registry`'s client and Avro serializers,
-and plain REST calls with their compatibility verdicts and error codes; on a three-node
+`schema.registry.url`), `confluent_kafka.schema_registry`'s client, its Avro and JSON
+Schema serializers, and plain REST calls with their compatibility verdicts and error
+codes (Avro and JSON Schema, references between subjects); on a three-node
 cluster where changes made through any node go to one writer (the leader of `_schemas`),
 and a writer killed with -9 loses nothing: the others go on answering and registering
 with the ids unchanged, and the restarted node rebuilds its registry from the topic.
@@ -287,3 +288,117 @@ def test_the_writer_killed_the_others_answer_and_register_with_ids_unchanged(clu
                what="the restarted node's registry caught up")
     for s, i in {**made, "after-kill": new_id}.items():
         assert sr(us[writer], "GET", f"/subjects/{s}/versions/1")[1]["id"] == i
+
+
+def obj(props: dict, required=(), additional=None) -> str:
+    s = {"type": "object", "properties": props}
+    if required:
+        s["required"] = list(required)
+    if additional is not None:
+        s["additionalProperties"] = additional
+    return json.dumps(s)
+
+
+def test_json_schema_serializer_round_trip_and_verdicts(cluster):
+    """confluent_kafka.schema_registry.json's JSONSerializer/JSONDeserializer (which
+    validate each record against the schema the registry serves), then JSON Schema
+    compatibility verdicts over REST, references between subjects, and bad schemas."""
+    pytest.importorskip("jsonschema", reason="confluent-kafka[json] is not installed (e2e/setup.sh)")
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    topic = f"js-{uuid.uuid4().hex[:8]}"
+    schema = json.dumps({
+        "$schema": "http://json-schema.org/draft-07/schema#", "title": "User", "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
+        "required": ["name"], "additionalProperties": False,
+    })
+    client = SchemaRegistryClient({"url": urls(cluster)[0]})
+    ser = JSONSerializer(schema, client)
+    p = Producer({"bootstrap.servers": cluster.bootstrap})
+    for i in range(20):
+        p.produce(topic, value=ser({"name": f"u{i}", "age": i}, SerializationContext(topic, MessageField.VALUE)))
+    assert p.flush(30) == 0
+    # The serializer checks records against the schema before anything is sent.
+    with pytest.raises(Exception):
+        ser({"age": -1}, SerializationContext(topic, MessageField.VALUE))
+    des = JSONDeserializer(None, schema_registry_client=SchemaRegistryClient({"url": urls(cluster)[1]}))
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < 20 and time.monotonic() < deadline:
+        m = c.poll(1)
+        if m is not None and not m.error():
+            assert m.value()[0] == 0
+            got.append(des(m.value(), SerializationContext(topic, MessageField.VALUE)))
+    c.close()
+    assert sorted(g["age"] for g in got) == list(range(20))
+    latest = client.get_latest_version(f"{topic}-value")
+    assert latest.schema.schema_type == "JSON" and latest.version == 1
+    assert client.register_schema(f"{topic}-value", Schema(schema, "JSON")) == latest.schema_id
+    _, types = sr(urls(cluster)[2], "GET", "/schemas/types")
+    assert "JSON" in types
+
+    # Verdicts: the closed model above can gain an optional property (no old record has
+    # it) but not a required one without a default; an open model cannot gain a typed
+    # property (old records may carry anything under that name).
+    u = urls(cluster)[2]
+    s = f"{topic}-value"
+    closed_added = json.loads(schema)
+    closed_added["properties"]["email"] = {"type": "string"}
+    closed_required = json.loads(json.dumps(closed_added))
+    closed_required["required"] = ["name", "email"]
+    narrowed = json.loads(schema)
+    narrowed["properties"]["age"] = {"type": "integer", "minimum": 10}
+    widened = json.loads(schema)
+    widened["properties"]["age"] = {"type": "number"}
+    cases = [
+        ("BACKWARD", closed_added, True),
+        ("BACKWARD", closed_required, False),
+        ("BACKWARD", narrowed, False),
+        ("BACKWARD", widened, True),
+        ("FORWARD", widened, False),
+        ("FORWARD", narrowed, True),
+        ("FULL", closed_added, False),  # old readers refuse the new property (closed model)
+        ("NONE", {"type": "string"}, True),
+    ]
+    for level, new, ok in cases:
+        assert sr(u, "PUT", f"/config/{s}", {"compatibility": level})[0] == 200
+        code, body = sr(u, "POST", f"/compatibility/subjects/{s}/versions/latest?verbose=true",
+                        {"schema": json.dumps(new), "schemaType": "JSON"})
+        assert code == 200 and body["is_compatible"] is ok, (level, new, body)
+    sr(u, "PUT", f"/config/{s}", {"compatibility": "BACKWARD"})
+    code, body = sr(u, "POST", f"/subjects/{s}/versions", {"schema": json.dumps(closed_required), "schemaType": "JSON"})
+    assert code == 409, body
+    open_s = f"open-{topic}"
+    assert sr(u, "POST", f"/subjects/{open_s}/versions", {"schema": obj({"a": {"type": "string"}}), "schemaType": "JSON"})[0] == 200
+    code, body = sr(u, "POST", f"/compatibility/subjects/{open_s}/versions/latest?verbose=true",
+                    {"schema": obj({"a": {"type": "string"}, "b": {"type": "integer"}}), "schemaType": "JSON"})
+    assert body["is_compatible"] is False and any("OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL" in m for m in body["messages"]), body
+
+    # References: a schema that uses another subject's schema by name.
+    addr = f"addr-{topic}"
+    addr_schema = obj({"city": {"type": "string"}}, required=["city"])
+    assert sr(u, "POST", f"/subjects/{addr}/versions", {"schema": addr_schema, "schemaType": "JSON"})[0] == 200
+    person = json.dumps({"type": "object", "properties": {"home": {"$ref": "address.json"}}})
+    refs = [{"name": "address.json", "subject": addr, "version": 1}]
+    code, body = sr(u, "POST", f"/subjects/person-{topic}/versions", {"schema": person, "schemaType": "JSON", "references": refs})
+    assert code == 200, body
+    _, got = sr(urls(cluster)[0], "GET", f"/schemas/ids/{body['id']}")
+    assert got["schemaType"] == "JSON" and got["references"] == refs
+    # A reference that names nothing, a `$ref` that resolves nowhere, a schema of the
+    # wrong shape: 422 with 42201, nothing stored.
+    for bad, r in [
+        (person, [{"name": "address.json", "subject": "no-such-subject", "version": 1}]),
+        (json.dumps({"properties": {"a": {"$ref": "#/definitions/missing"}}}), []),
+        (json.dumps({"type": "strnig"}), []),
+        (json.dumps({"properties": {"a": 5}}), []),
+        ("[1, 2]", []),
+        ("{nope", []),
+    ]:
+        code, body = sr(u, "POST", f"/subjects/bad-{topic}/versions", {"schema": bad, "schemaType": "JSON", "references": r})
+        assert (code, body["error_code"]) == (422, 42201), (bad, code, body)
+    assert sr(u, "GET", f"/subjects/bad-{topic}/versions")[1]["error_code"] == 40401

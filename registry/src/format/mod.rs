@@ -1,12 +1,13 @@
 //! Schema formats: parsing a submitted schema into its stored (canonical) text, and the
 //! compatibility check between two schemas of a format.
 //!
-//! Only Avro is implemented so far; JSON Schema and Protobuf are recognised names whose
-//! registrations are refused with 42201 until their checkers exist.
+//! Avro and JSON Schema are implemented; Protobuf is a recognised name whose
+//! registrations are refused with 42201 until its checker exists.
 
 use std::fmt;
 
 mod avro;
+mod json;
 
 /// A schema's type, as the REST API and the `_schemas` records name it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -42,7 +43,7 @@ impl SchemaType {
 
     /// The types this registry can register (`GET /schemas/types`).
     pub fn supported() -> &'static [SchemaType] {
-        &[SchemaType::Avro]
+        &[SchemaType::Avro, SchemaType::Json]
     }
 }
 
@@ -90,6 +91,7 @@ pub struct ParsedSchema {
 #[derive(Clone, Debug)]
 enum Inner {
     Avro(Box<apache_avro::Schema>),
+    Json(Box<json::JsonSchema>),
 }
 
 /// Parses `text` as a schema of type `t`; `deps` are its references, resolved
@@ -104,8 +106,16 @@ pub fn parse(t: SchemaType, text: &str, deps: &[Dependency]) -> Result<ParsedSch
                 inner: Inner::Avro(Box::new(schema)),
             })
         }
-        SchemaType::Json | SchemaType::Protobuf => Err(format!(
-            "schema type {t} is not supported by this registry yet (supported: AVRO)"
+        SchemaType::Json => {
+            let (schema, canonical) = json::parse(text, deps)?;
+            Ok(ParsedSchema {
+                schema_type: t,
+                canonical,
+                inner: Inner::Json(Box::new(schema)),
+            })
+        }
+        SchemaType::Protobuf => Err(format!(
+            "schema type {t} is not supported by this registry yet (supported: AVRO, JSON)"
         )),
     }
 }
@@ -120,6 +130,8 @@ impl ParsedSchema {
         }
         match (&self.inner, &writer.inner) {
             (Inner::Avro(reader), Inner::Avro(w)) => avro::can_read(reader, w),
+            (Inner::Json(reader), Inner::Json(w)) => json::can_read(reader, w),
+            _ => vec!["Incompatible because of different schema type".to_string()],
         }
     }
 }

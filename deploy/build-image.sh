@@ -19,7 +19,8 @@ target_dir=${STROM_STATIC_TARGET_DIR:-$HOME/.cache/strom-target/static}
 triple=x86_64-unknown-linux-gnu
 
 echo "[image] cargo build --release (static, $triple) in $target_dir"
-(cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
+# No line tables (the release profile's): the binary is stripped below anyway.
+(cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" CARGO_PROFILE_RELEASE_DEBUG=false \
   cargo build --release --locked -p strom-broker --bin strom --target "$triple")
 bin="$target_dir/$triple/release/strom"
 if [ -n "$build_only" ]; then

@@ -224,10 +224,11 @@ fn route(store: &Store, cfg: &Config, req: &Request) -> Result<Action> {
         (Delete, ["subjects", s]) => delete_subject(store, s, &q),
         (Get, ["subjects", s, "versions"]) => reply(list_versions(store, s, &q)),
         (Post, ["subjects", s, "versions"]) => register(store, cfg, s, &q, req.body),
-        (Get, ["subjects", s, "versions", v]) => reply(
-            get_version(store, s, v, &q)
-                .map(|(version, id)| Reply::ok(version_json(store, s, version, id))),
-        ),
+        (Get, ["subjects", s, "versions", v]) => {
+            reply(get_version(store, s, v, &q).map(|(version, id)| {
+                Reply::ok(version_json(store, s, version, id, q.get(&["format"])))
+            }))
+        }
         (Get, ["subjects", s, "versions", v, "schema"]) => {
             reply(get_version(store, s, v, &q).map(|(_, id)| {
                 Reply {
@@ -359,16 +360,25 @@ fn parse_version(v: &str) -> Result<Option<i32>> {
     }
 }
 
-fn schema_fields(store: &Store, id: i32) -> serde_json::Map<String, Value> {
+/// `format` is the query's `format`: `serialized` gives a Protobuf schema as its base64
+/// `FileDescriptorProto` (what confluent-kafka-python's deserializer asks for).
+fn schema_fields(store: &Store, id: i32, format: Option<&str>) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
     if let Some(s) = store.schema(id) {
+        let serialized = format
+            .filter(|f| f.eq_ignore_ascii_case("serialized"))
+            .and_then(|_| parsed_version(store, id))
+            .and_then(|p| p.serialized());
         if !s.schema_type.is_avro() {
             m.insert("schemaType".into(), json!(s.schema_type.name()));
         }
         if !s.references.is_empty() {
             m.insert("references".into(), json!(refs_json(&s.references)));
         }
-        m.insert("schema".into(), json!(s.schema));
+        m.insert(
+            "schema".into(),
+            json!(serialized.unwrap_or_else(|| s.schema.clone())),
+        );
     }
     m
 }
@@ -381,12 +391,18 @@ fn refs_json(refs: &[Reference]) -> Value {
 }
 
 /// Confluent's `Schema` entity for a subject's version.
-fn version_json(store: &Store, subject: &str, version: i32, id: i32) -> Value {
+fn version_json(
+    store: &Store,
+    subject: &str,
+    version: i32,
+    id: i32,
+    format: Option<&str>,
+) -> Value {
     let mut m = serde_json::Map::new();
     m.insert("subject".into(), json!(subject));
     m.insert("version".into(), json!(version));
     m.insert("id".into(), json!(id));
-    m.extend(schema_fields(store, id));
+    m.extend(schema_fields(store, id, format));
     Value::Object(m)
 }
 
@@ -395,7 +411,7 @@ fn schema_by_id(store: &Store, id: &str, q: &Query) -> Result<Reply> {
     if store.schema(n).is_none() {
         return Err(Reply::error(404, 40403, format!("Schema {n} not found")));
     }
-    let mut m = schema_fields(store, n);
+    let mut m = schema_fields(store, n, q.get(&["format"]));
     if q.flag(&["fetchMaxId"]) {
         m.insert("maxId".into(), json!(store.max_id()));
     }
@@ -461,7 +477,7 @@ fn list_schemas(store: &Store, q: &Query) -> Result<Reply> {
             vs
         };
         for (v, id) in pick {
-            out.push(version_json(store, s, v, id));
+            out.push(version_json(store, s, v, id, q.get(&["format"])));
         }
     }
     Ok(Reply::ok(json!(out)))
@@ -834,7 +850,13 @@ fn lookup(store: &Store, cfg: &Config, s: &str, q: &Query, body: &[u8]) -> Resul
         .rev()
         .find(|(_, e)| e.id == id && (deleted || !e.deleted));
     match found {
-        Some((v, _)) => Ok(Reply::ok(version_json(store, s, *v, id))),
+        Some((v, _)) => Ok(Reply::ok(version_json(
+            store,
+            s,
+            *v,
+            id,
+            q.get(&["format"]),
+        ))),
         None => Err(not_found_schema()),
     }
 }

@@ -1,13 +1,15 @@
 //! Schema formats: parsing a submitted schema into its stored (canonical) text, and the
 //! compatibility check between two schemas of a format.
 //!
-//! Avro and JSON Schema are implemented; Protobuf is a recognised name whose
-//! registrations are refused with 42201 until its checker exists.
+//! Avro, JSON Schema and Protobuf, each with the compatibility rules Confluent's registry
+//! applies to it.
 
 use std::fmt;
 
 mod avro;
 mod json;
+mod proto;
+mod proto_text;
 
 /// A schema's type, as the REST API and the `_schemas` records name it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,7 +45,7 @@ impl SchemaType {
 
     /// The types this registry can register (`GET /schemas/types`).
     pub fn supported() -> &'static [SchemaType] {
-        &[SchemaType::Avro, SchemaType::Json]
+        &[SchemaType::Avro, SchemaType::Json, SchemaType::Protobuf]
     }
 }
 
@@ -92,6 +94,7 @@ pub struct ParsedSchema {
 enum Inner {
     Avro(Box<apache_avro::Schema>),
     Json(Box<json::JsonSchema>),
+    Proto(Box<proto::ProtoSchema>),
 }
 
 /// Parses `text` as a schema of type `t`; `deps` are its references, resolved
@@ -114,13 +117,27 @@ pub fn parse(t: SchemaType, text: &str, deps: &[Dependency]) -> Result<ParsedSch
                 inner: Inner::Json(Box::new(schema)),
             })
         }
-        SchemaType::Protobuf => Err(format!(
-            "schema type {t} is not supported by this registry yet (supported: AVRO, JSON)"
-        )),
+        SchemaType::Protobuf => {
+            let (schema, canonical) = proto::parse(text, deps)?;
+            Ok(ParsedSchema {
+                schema_type: t,
+                canonical,
+                inner: Inner::Proto(Box::new(schema)),
+            })
+        }
     }
 }
 
 impl ParsedSchema {
+    /// The schema in Confluent's `serialized` format, where its type has one (Protobuf:
+    /// the base64 `FileDescriptorProto`).
+    pub fn serialized(&self) -> Option<String> {
+        match &self.inner {
+            Inner::Proto(p) => p.serialized(),
+            _ => None,
+        }
+    }
+
     /// Whether data written with `writer` can be read with `self` (Confluent's
     /// `isBackwardCompatible(previous)` with `self` new, `writer` previous): the reasons
     /// it cannot, empty when it can.
@@ -131,6 +148,7 @@ impl ParsedSchema {
         match (&self.inner, &writer.inner) {
             (Inner::Avro(reader), Inner::Avro(w)) => avro::can_read(reader, w),
             (Inner::Json(reader), Inner::Json(w)) => json::can_read(reader, w),
+            (Inner::Proto(reader), Inner::Proto(w)) => proto::can_read(reader, w),
             _ => vec!["Incompatible because of different schema type".to_string()],
         }
     }

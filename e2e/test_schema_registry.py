@@ -262,6 +262,10 @@ def test_the_writer_killed_the_others_answer_and_register_with_ids_unchanged(clu
         code, body = sr(us[1], "POST", f"/subjects/{s}/versions", {"schema": record(f"K{i}", [("n", "int")])})
         assert code == 200, body
         made[s] = body["id"]
+    # Node 1 reads its own writes; the others follow `_schemas` and catch up.
+    for u in us.values():
+        for s in made:
+            wait_until(lambda: sr(u, "GET", f"/subjects/{s}/versions/1")[0] == 200, 30, what=f"{s} on {u}")
     md = AdminClient({"bootstrap.servers": c.bootstrap}).list_topics("_schemas", timeout=10)
     writer = md.topics["_schemas"].partitions[0].leader
     assert len(md.topics["_schemas"].partitions[0].replicas) == 3

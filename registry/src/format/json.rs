@@ -221,6 +221,7 @@ pub fn parse(text: &str, deps: &[Dependency]) -> Result<(JsonSchema, String), St
         draft,
         nodes: Vec::new(),
         cache: HashMap::new(),
+        depth: 0,
     };
     let root = loader.load(0, String::new())?;
     Ok((
@@ -239,7 +240,13 @@ struct Loader {
     draft: Draft,
     nodes: Vec<Node>,
     cache: HashMap<(usize, String), NodeId>,
+    /// Subschemas being loaded, nested (a chain of `$ref`s nests them too).
+    depth: usize,
 }
+
+/// How deep subschemas may nest, `$ref`s followed included: deeper is refused rather
+/// than risking the stack (JSON text itself nests at most 128 deep).
+const MAX_NESTING: usize = 128;
 
 fn escape(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
@@ -277,7 +284,15 @@ impl Loader {
             text: String::new(),
         });
         self.cache.insert((doc, pointer.clone()), id);
-        let kind = self.build(doc, &pointer, &value)?;
+        if self.depth >= MAX_NESTING {
+            return Err(format!(
+                "subschemas nest deeper than {MAX_NESTING} (with $refs followed) at #{pointer}"
+            ));
+        }
+        self.depth += 1;
+        let kind = self.build(doc, &pointer, &value);
+        self.depth -= 1;
+        let kind = kind?;
         let node = &mut self.nodes[id];
         node.kind = kind;
         node.has_default = value.get("default").is_some();
@@ -1008,6 +1023,10 @@ impl Cx<'_> {
             self.optimistic = true;
             return vec![];
         }
+        // As deep as the loader allowed, and no deeper: past that, nothing more is told.
+        if self.active.len() > 2 * MAX_NESTING {
+            return vec![];
+        }
         self.active.insert(key);
         let d = self.compare_types(o, u);
         self.active.remove(&key);
@@ -1728,4 +1747,60 @@ fn max_matching(n: usize, m: usize, edges: &[Vec<(usize, Vec<Diff>)>]) -> Vec<Op
         }
     }
     left
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(old: &str, new: &str) -> Vec<String> {
+        let (o, _) = parse(old, &[]).unwrap();
+        let (n, _) = parse(new, &[]).unwrap();
+        can_read(&n, &o)
+    }
+
+    #[test]
+    fn content_models_decide_added_properties() {
+        let closed = r#"{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":false}"#;
+        let open = r#"{"type":"object","properties":{"a":{"type":"string"}}}"#;
+        let add = |s: &str| {
+            s.replace(
+                r#""a":{"type":"string"}"#,
+                r#""a":{"type":"string"},"b":{"type":"integer"}"#,
+            )
+        };
+        assert!(verdict(closed, &add(closed)).is_empty());
+        let v = verdict(open, &add(open));
+        assert!(
+            v[0].contains("OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn recursive_schemas_compare_and_long_ref_chains_are_refused() {
+        let tree = serde_json::json!({
+            "$ref": "#/definitions/node",
+            "definitions": {"node": {"type": "object", "properties": {
+                "kids": {"type": "array", "items": {"$ref": "#/definitions/node"}},
+                "n": {"type": "integer"}
+            }}}
+        })
+        .to_string();
+        let tree = tree.as_str();
+        assert!(verdict(tree, &tree.replace("integer", "number")).is_empty());
+        assert!(!verdict(&tree.replace("integer", "number"), tree).is_empty());
+        // 10,000 definitions, each a $ref to the next: refused, not a stack overflow.
+        let mut defs = serde_json::Map::new();
+        for i in 0..10_000 {
+            defs.insert(
+                format!("d{i}"),
+                serde_json::json!({"$ref": format!("#/definitions/d{}", i + 1)}),
+            );
+        }
+        defs.insert("d10000".into(), serde_json::json!({"type": "string"}));
+        let chain =
+            serde_json::json!({"$ref": "#/definitions/d0", "definitions": defs}).to_string();
+        assert!(parse(&chain, &[]).unwrap_err().contains("nest deeper"));
+    }
 }

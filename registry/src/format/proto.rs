@@ -20,6 +20,9 @@ use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 use super::proto_text;
 use super::Dependency;
 
+/// How deep braces, brackets and parentheses may nest in `.proto` text.
+const MAX_NESTING: usize = 64;
+
 /// The name a schema's own file is compiled under (its references keep their names).
 const MAIN: &str = "strom-registry-schema.proto";
 
@@ -48,6 +51,19 @@ impl FileResolver for Sources {
 fn source(name: &str, text: &str) -> Result<File, String> {
     if text.trim().is_empty() {
         return Err("Empty schema".to_string());
+    }
+    // The parser descends once per nested block: refuse depths no schema needs before
+    // they can exhaust the stack (a descriptor's decoder has its own limit).
+    let mut depth = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'{' | b'[' | b'(' | b'<' => depth += 1,
+            b'}' | b']' | b')' | b'>' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_NESTING {
+            return Err(format!("blocks nest deeper than {MAX_NESTING}"));
+        }
     }
     match File::from_source(name, text) {
         Ok(f) => Ok(f),
@@ -486,12 +502,19 @@ mod tests {
 
     #[test]
     fn broken_schemas_are_refused() {
+        // 100,000 nested messages: refused before the parser descends into them.
+        let deep = format!(
+            "syntax = \"proto3\"; {}{}",
+            "message A { ".repeat(100_000),
+            "}".repeat(100_000)
+        );
         for bad in [
             "",
             "message {",
             "syntax = \"proto3\"; message A { Missing m = 1; }",
             "syntax = \"proto3\"; import \"nowhere.proto\"; message A {}",
             "bm90IGEgZGVzY3JpcHRvcg==",
+            deep.as_str(),
         ] {
             assert!(parse(bad, &[]).is_err(), "{bad}");
         }

@@ -1034,6 +1034,22 @@ impl Cx<'_> {
         d
     }
 
+    /// A property or item one side names and the other covers with a schema of its
+    /// partially open content model: compared with that schema; `names` = [covered, not].
+    fn coverage(
+        &mut self,
+        seg: &str,
+        o: NodeId,
+        u: NodeId,
+        names: [&'static str; 2],
+        out: &mut Vec<Diff>,
+    ) {
+        let d = self.cmp(Some(o), Some(u));
+        let ok = all_compatible(&d);
+        prefixed(seg, d, out);
+        out.push(diff(if ok { names[0] } else { names[1] }, seg));
+    }
+
     fn sub(&mut self, seg: &str, o: Option<NodeId>, u: Option<NodeId>, out: &mut Vec<Diff>) {
         let d = self.cmp(o, u);
         prefixed(seg, d, out);
@@ -1270,17 +1286,16 @@ impl Cx<'_> {
                     if open_object(self.u, b) {
                         out.push(diff("PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL", &seg));
                     } else if let Some(s) = partial_object(self.u, b, p) {
-                        let d = self.cmp(Some(x), Some(s));
-                        let ok = all_compatible(&d);
-                        prefixed(&seg, d, out);
-                        out.push(diff(
-                            if ok {
-                                "PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-                            } else {
-                                "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-                            },
+                        self.coverage(
                             &seg,
-                        ));
+                            x,
+                            s,
+                            [
+                                "PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                                "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                            ],
+                            out,
+                        );
                     } else if matches!(self.node_o(deref(self.o, x)), Kind::False) {
                         out.push(diff(
                             "PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL",
@@ -1313,17 +1328,16 @@ impl Cx<'_> {
                         }
                     } else {
                         if let Some(s) = partial_object(self.o, a, p) {
-                            let d = self.cmp(Some(s), Some(y));
-                            let ok = all_compatible(&d);
-                            prefixed(&seg, d, out);
-                            out.push(diff(
-                                if ok {
-                                    "PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-                                } else {
-                                    "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-                                },
+                            self.coverage(
                                 &seg,
-                            ));
+                                s,
+                                y,
+                                [
+                                    "PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                                    "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                                ],
+                                out,
+                            );
                         }
                         out.push(diff(
                             match (required, default) {
@@ -1495,17 +1509,16 @@ impl Cx<'_> {
             if open_array(self.u, b) {
                 out.push(diff("ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL", &seg));
             } else if let Some(s) = partial_array(self.u, b) {
-                let d = self.cmp(Some(x), Some(s));
-                let ok = all_compatible(&d);
-                prefixed(&seg, d, out);
-                out.push(diff(
-                    if ok {
-                        "ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-                    } else {
-                        "ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-                    },
+                self.coverage(
                     &seg,
-                ));
+                    x,
+                    s,
+                    [
+                        "ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                        "ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                    ],
+                    out,
+                );
             } else if matches!(self.node_o(deref(self.o, x)), Kind::False) {
                 out.push(diff(
                     "ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL",
@@ -1528,17 +1541,16 @@ impl Cx<'_> {
                     &seg,
                 ));
             } else if let Some(s) = partial_array(self.o, a) {
-                let d = self.cmp(Some(s), Some(y));
-                let ok = all_compatible(&d);
-                prefixed(&seg, d, out);
-                out.push(diff(
-                    if ok {
-                        "ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-                    } else {
-                        "ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-                    },
+                self.coverage(
                     &seg,
-                ));
+                    s,
+                    y,
+                    [
+                        "ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                        "ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                    ],
+                    out,
+                );
             } else {
                 out.push(diff("ITEM_ADDED_TO_CLOSED_CONTENT_MODEL", &seg));
             }

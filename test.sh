@@ -65,14 +65,14 @@ cargo test --workspace
 stage "madsim: build the workspace with --cfg madsim"
 RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim" CARGO_TARGET_DIR="$SIM_TARGET_DIR" cargo build --workspace --all-targets
 
-stage "madsim: simulation tests (${MADSIM_TEST_NUM:-32} seeds each)"
+stage "madsim: simulation tests (${MADSIM_TEST_NUM:-50} seeds each)"
 # cargo-nextest runs every test binary's tests in one pool (cargo test runs the binaries
 # one after another, and a binary with one long test leaves a core idle meanwhile).
 if cargo nextest --version >/dev/null 2>&1; then
-  MADSIM_TEST_NUM="${MADSIM_TEST_NUM:-32}" RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim" CARGO_TARGET_DIR="$SIM_TARGET_DIR" \
+  MADSIM_TEST_NUM="${MADSIM_TEST_NUM:-50}" RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim" CARGO_TARGET_DIR="$SIM_TARGET_DIR" \
     cargo nextest run --workspace --no-fail-fast --failure-output final
 else
-  MADSIM_TEST_NUM="${MADSIM_TEST_NUM:-32}" RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim" CARGO_TARGET_DIR="$SIM_TARGET_DIR" cargo test --workspace
+  MADSIM_TEST_NUM="${MADSIM_TEST_NUM:-50}" RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim" CARGO_TARGET_DIR="$SIM_TARGET_DIR" cargo test --workspace
 fi
 
 stage "madsim: determinism check (every simulation test, 2 seeds, each run twice)"

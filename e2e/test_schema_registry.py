@@ -51,6 +51,24 @@ def record(name: str, fields: list[tuple[str, object] | tuple[str, object, objec
     return json.dumps({"type": "record", "name": name, "namespace": "e2e", "fields": fs})
 
 
+def consume(cluster, topic: str, n: int, decode) -> list:
+    """Reads n records of topic from the start in a group of its own; each value in
+    Confluent's wire format (magic byte 0, then the schema id), decoded."""
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < n and time.monotonic() < deadline:
+        m = c.poll(1)
+        if m is not None and not m.error():
+            assert m.value()[0] == 0
+            got.append(decode(m.value()))
+    c.close()
+    return got
+
+
 @pytest.fixture(scope="module")
 def cluster(strom_cluster):
     return strom_cluster
@@ -132,7 +150,7 @@ def test_seed_002_avro_producer_and_consumer(cluster):
 
 
 def test_schema_registry_client_and_avro_serializers(cluster):
-    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import Producer
     from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
     from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
     from confluent_kafka.serialization import MessageField, SerializationContext
@@ -147,16 +165,7 @@ def test_schema_registry_client_and_avro_serializers(cluster):
     assert p.flush(30) == 0
     reader = SchemaRegistryClient({"url": urls(cluster)[2]})
     des = AvroDeserializer(reader)
-    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
-    c.subscribe([topic])
-    got = []
-    deadline = time.monotonic() + 60
-    while len(got) < 20 and time.monotonic() < deadline:
-        m = c.poll(1)
-        if m is not None and not m.error():
-            assert m.value()[0] == 0  # Confluent's wire format: magic byte, then the id
-            got.append(des(m.value(), SerializationContext(topic, MessageField.VALUE)))
-    c.close()
+    got = consume(cluster, topic, 20, lambda v: des(v, SerializationContext(topic, MessageField.VALUE)))
     assert sorted(g["age"] for g in got) == list(range(20))
 
     # The client's own calls: register (idempotent), lookup, versions, compatibility.
@@ -308,7 +317,7 @@ def test_json_schema_serializer_round_trip_and_verdicts(cluster):
     validate each record against the schema the registry serves), then JSON Schema
     compatibility verdicts over REST, references between subjects, and bad schemas."""
     pytest.importorskip("jsonschema", reason="confluent-kafka[json] is not installed (e2e/setup.sh)")
-    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import Producer
     from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
     from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
     from confluent_kafka.serialization import MessageField, SerializationContext
@@ -329,16 +338,7 @@ def test_json_schema_serializer_round_trip_and_verdicts(cluster):
     with pytest.raises(Exception):
         ser({"age": -1}, SerializationContext(topic, MessageField.VALUE))
     des = JSONDeserializer(None, schema_registry_client=SchemaRegistryClient({"url": urls(cluster)[1]}))
-    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
-    c.subscribe([topic])
-    got = []
-    deadline = time.monotonic() + 60
-    while len(got) < 20 and time.monotonic() < deadline:
-        m = c.poll(1)
-        if m is not None and not m.error():
-            assert m.value()[0] == 0
-            got.append(des(m.value(), SerializationContext(topic, MessageField.VALUE)))
-    c.close()
+    got = consume(cluster, topic, 20, lambda v: des(v, SerializationContext(topic, MessageField.VALUE)))
     assert sorted(g["age"] for g in got) == list(range(20))
     latest = client.get_latest_version(f"{topic}-value")
     assert latest.schema.schema_type == "JSON" and latest.version == 1
@@ -415,7 +415,7 @@ def test_protobuf_serializer_round_trip_references_and_verdicts(cluster):
     text and serves the base64 descriptor with `format=serialized`. Then Protobuf
     compatibility verdicts over REST, and bad schemas."""
     pytest.importorskip("google.protobuf", reason="confluent-kafka[protobuf] is not installed (e2e/setup.sh)")
-    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import Producer
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
     from confluent_kafka.serialization import MessageField, SerializationContext
@@ -454,15 +454,7 @@ def test_protobuf_serializer_round_trip_references_and_verdicts(cluster):
     assert p.flush(30) == 0
     des = ProtobufDeserializer(User, {"use.deprecated.format": False},
                                schema_registry_client=SchemaRegistryClient({"url": urls(cluster)[1]}))
-    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
-    c.subscribe([topic])
-    got = []
-    deadline = time.monotonic() + 60
-    while len(got) < 20 and time.monotonic() < deadline:
-        m = c.poll(1)
-        if m is not None and not m.error():
-            got.append(des(m.value(), SerializationContext(topic, MessageField.VALUE)))
-    c.close()
+    got = consume(cluster, topic, 20, lambda v: des(v, SerializationContext(topic, MessageField.VALUE)))
     assert sorted((g.age, g.home.city, g.created.seconds, list(g.tags)) for g in got) == \
         [(i, f"c{i}", 1_700_000_000 + i, ["a", f"t{i}"]) for i in range(20)]
     # What the registry holds: the dependency under its own subject, the value schema

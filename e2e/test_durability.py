@@ -61,9 +61,12 @@ def create_topic(node, name, partitions, config=None):
 
 def read_all(bootstrap, topic, partitions, timeout=60) -> dict[int, list]:
     """{partition: [(offset, key, value, headers, timestamp)]} up to each high watermark."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"e2e-unused-{uuid.uuid4().hex[:6]}",
-                  "enable.auto.commit": False, "enable.auto.offset.store": False, "check.crcs": True},
-                 logger=RDKAFKA_LOG)
+    def consumer():
+        return Consumer({"bootstrap.servers": bootstrap, "group.id": f"e2e-unused-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False, "enable.auto.offset.store": False, "check.crcs": True},
+                        logger=RDKAFKA_LOG)
+
+    c = consumer()
     try:
         deadline = time.monotonic() + timeout
         ends = {}
@@ -75,6 +78,11 @@ def read_all(bootstrap, topic, partitions, timeout=60) -> dict[int, list]:
                 except Exception:  # noqa: BLE001 - the node may still be loading the partition
                     assert time.monotonic() < deadline, f"no watermarks for {topic}[{p}]"
                     time.sleep(0.2)
+                    # librdkafka answers a watermark query from its metadata cache and
+                    # does not refresh it when that cache says the partition has no
+                    # leader (as it had while the nodes restarted): a new client asks anew.
+                    c.close()
+                    c = consumer()
             assert lo == 0, f"{topic}[{p}]: log start offset {lo}, expected 0 (nothing was deleted)"
             ends[p] = hi
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions) if ends[p] > 0])

@@ -22,7 +22,7 @@ CHUNK=${CHUNK:-50}
 OUT=sim-tests/failing-seeds.txt
 export RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/strom-target}/sim
-cargo build -q -p strom-sim-tests --tests || exit 1
+cargo build -q --profile sim -p strom-sim-tests --tests || exit 1
 failures=0
 for spec in "${TESTS[@]}"; do
   file=${spec%%::*}
@@ -34,7 +34,7 @@ for spec in "${TESTS[@]}"; do
   while [ "$seed" -lt "$last" ]; do
     n=$((last - seed < CHUNK ? last - seed : CHUNK))
     log=$(mktemp)
-    MADSIM_TEST_SEED=$seed MADSIM_TEST_NUM=$n cargo test -q -p strom-sim-tests --test "$file" -- $name >"$log" 2>&1
+    MADSIM_TEST_SEED=$seed MADSIM_TEST_NUM=$n cargo test -q --profile sim -p strom-sim-tests --test "$file" -- $name >"$log" 2>&1
     if grep -q "^test result: ok" "$log" && ! grep -q "FAILED" "$log"; then
       seed=$((seed + n))
     else

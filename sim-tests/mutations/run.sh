@@ -55,7 +55,7 @@ for patch in sim-tests/mutations/*.patch; do
     echo "MUTANT $name: patch does not apply"; status=1; continue; }
   out="$WORK/$name.log"
   (cd "$WORK/tree" && MADSIM_TEST_NUM=$SEEDS RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR="$TARGET" \
-    timeout 1800 cargo test -q -p strom-sim-tests --test "${TEST[$name]:-t04_replication}" -- ${FILTER[$name]:-} --test-threads 2) >"$out" 2>&1
+    timeout 1800 cargo test -q --profile sim -p strom-sim-tests --test "${TEST[$name]:-t04_replication}" -- ${FILTER[$name]:-} --test-threads 2) >"$out" 2>&1
   if grep -q "could not compile" "$out"; then
     echo "MUTANT $name: does not build"; grep -m3 "^error" "$out"; status=1; continue
   fi

@@ -103,6 +103,9 @@ pub struct Controller {
     cfg: ControllerConfig,
     /// Last heartbeat of each broker, as seen by this node while leader.
     heartbeats: parking_lot::Mutex<BTreeMap<i32, Liveness>>,
+    /// Each broker's latest session stream with this node while leader: how many it has
+    /// opened, and whether the latest is still open.
+    session_streams: parking_lot::Mutex<BTreeMap<i32, (u64, bool)>>,
     /// Brokers in controlled shutdown, with the metadata offset of the records that
     /// moved their leaderships (Kafka's `controlledShutdownOffset`, kept in memory: the
     /// registration's flag is in the image, and the broker keeps asking after a failover).
@@ -178,6 +181,7 @@ impl Controller {
             write_lock: Mutex::new(()),
             cfg,
             heartbeats: parking_lot::Mutex::new(BTreeMap::new()),
+            session_streams: parking_lot::Mutex::new(BTreeMap::new()),
             controlled_shutdown: parking_lot::Mutex::new(BTreeMap::new()),
             recovery: parking_lot::Mutex::new(RecoveryState::default()),
         });
@@ -265,8 +269,19 @@ impl Controller {
     }
 
     /// Whether the broker's last heartbeat is within the session timeout (Kafka's
-    /// `hasValidSession`): a new incarnation must wait for it to end.
+    /// `hasValidSession`): a new incarnation must wait for it to end. A session whose
+    /// stream closed with no newer one is over at once: the process died (its kernel
+    /// closed the socket), or a live one lost its connection and reopens within moments.
+    /// That covers the case where the closing could not be committed as a fencing,
+    /// because the broker's node died together with a majority of the voters: its next
+    /// incarnation registers as soon as the quorum is back rather than after the timeout.
     pub fn has_valid_session(&self, broker_id: i32) -> bool {
+        if matches!(
+            self.session_streams.lock().get(&broker_id),
+            Some((_, false))
+        ) {
+            return false;
+        }
         self.heartbeats
             .lock()
             .get(&broker_id)
@@ -391,6 +406,12 @@ impl Controller {
             Result<strom_proto::controller::BrokerSessionEvent, tonic::Status>,
         >,
     ) {
+        let stream = {
+            let mut streams = self.session_streams.lock();
+            let latest = streams.entry(broker_id).or_default();
+            *latest = (latest.0 + 1, true);
+            latest.0
+        };
         loop {
             tokio::select! {
                 // biased: the simulation needs the same choice on every run.
@@ -405,6 +426,11 @@ impl Controller {
                         return;
                     }
                 }
+            }
+        }
+        if let Some(latest) = self.session_streams.lock().get_mut(&broker_id) {
+            if latest.0 == stream {
+                latest.1 = false;
             }
         }
         if !self.is_leader() {
@@ -436,6 +462,9 @@ impl Controller {
                 );
             }
             Ok((false, _)) => {}
+            // The quorum could not commit (say this broker's node died with a majority of
+            // the voters): the broker is fenced when its session times out, or when its
+            // next incarnation registers (`has_valid_session`: its stream is closed).
             Err(e) => {
                 tracing::warn!(broker = broker_id, error = %e, "fencing a broker whose session closed")
             }
@@ -509,6 +538,7 @@ async fn leader_duties(weak: std::sync::Weak<Controller>) {
                 .unwrap_or(now);
             let mut hb = ctl.heartbeats.lock();
             hb.clear();
+            ctl.session_streams.lock().clear();
             ctl.controlled_shutdown.lock().clear();
             *ctl.recovery.lock() = RecoveryState::default();
             for id in ctl.sm.with_image(|i| {

@@ -7,7 +7,9 @@
 //!   committed batch (each applied log a prefix of the others);
 //! - a leader that loses power while clients write comes back as a follower: the logs
 //!   still agree;
-//! - a broker whose heartbeats stop is fenced, and is unfenced when it comes back.
+//! - a broker whose heartbeats stop is fenced, and is unfenced when it comes back;
+//! - two nodes killed together (a majority) register again once the quorum is back,
+//!   without waiting out their old sessions.
 #![cfg(madsim)]
 
 use std::collections::BTreeSet;
@@ -363,4 +365,70 @@ async fn a_silent_broker_is_fenced_and_comes_back() {
         !img.brokers[&victim].fenced,
         "broker {victim} should be unfenced after it caught up"
     );
+}
+
+/// The two nodes that do not lead the quorum are killed together and restarted at once:
+/// while a majority is down the leader cannot commit their fencing, and their new
+/// incarnations must not wait out the old sessions (6 s here) to register once the quorum
+/// is back.
+#[madsim::test]
+async fn a_majority_killed_together_registers_again_before_its_sessions_expire() {
+    let session = Duration::from_secs(6);
+    let cluster = SimCluster::start(
+        3,
+        &[
+            ("broker.session.timeout.ms", "6000"),
+            ("broker.heartbeat.interval.ms", "500"),
+        ],
+    );
+    cluster.wait_started(Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let leader = cluster.quorum_leader().expect("a quorum leader");
+    let image = |cluster: &SimCluster| {
+        (1..=3)
+            .filter_map(|i| cluster.live(i).and_then(|l| l.broker))
+            .map(|b| b.cache.image())
+            .max_by_key(|img| img.offset)
+            .expect("a running broker")
+    };
+    let victims: Vec<i32> = (1..=3).filter(|&i| i != leader).collect();
+    let before = image(&cluster);
+    let old_epochs: Vec<i64> = victims
+        .iter()
+        .map(|v| before.brokers[v].broker_epoch)
+        .collect();
+    tracing::info!(
+        ?victims,
+        "--- kill -9 both followers of the quorum, restart them"
+    );
+    for &v in &victims {
+        cluster.kill(v);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for &v in &victims {
+        cluster.restart(v);
+    }
+    let restarted = Instant::now();
+    loop {
+        let img = image(&cluster);
+        let back = victims.iter().zip(&old_epochs).all(|(v, old)| {
+            img.brokers
+                .get(v)
+                .is_some_and(|b| b.broker_epoch != *old && !b.fenced)
+        });
+        if back {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < session - Duration::from_secs(2),
+            "brokers {victims:?} not registered and unfenced {} ms after their restart",
+            restarted.elapsed().as_millis()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!(
+        ms = restarted.elapsed().as_millis() as u64,
+        "--- both registered again and unfenced"
+    );
+    check_metadata(&cluster);
 }

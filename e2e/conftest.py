@@ -96,11 +96,15 @@ def _strom_survives_the_test(request):
 @pytest.fixture
 def strom_factory(tmp_path):
     """make(settings=None) -> a started StromNode of this test alone (kill/restart allowed).
+    Skipped in the 3-node pass (E2E_NODES > 1): the node would be the same.
 
     In E2E_BOOTSTRAP mode the test is skipped: an external broker cannot be
     killed, restarted or configured by the test.
     """
     _skip_if_external("a strom process")
+    if E2E_NODES != 1:
+        # The node is the same single node in both passes: pass 1 ran this test.
+        pytest.skip("starts a single node of its own: once, in pass 1, is enough")
     nodes: list[StromNode] = []
 
     def make(settings: dict | None = None, start: bool = True) -> StromNode:

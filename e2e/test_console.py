@@ -25,7 +25,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from e2e_util import E2E_NODES, wait_until
+from e2e_util import wait_until
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -292,7 +292,6 @@ def test_live_numbers_refresh_by_themselves(page, strom):
     assert page.text_of('[data-card="records"] .n', "12", timeout=20)
 
 
-@pytest.mark.skipif(E2E_NODES != 1, reason="starts a node of its own: once, in pass 1, is enough")
 def test_a_read_only_console_refuses_changes(browser, strom_factory):
     node = strom_factory()  # admin.console.write.enable defaults to false
     url = node.admin_url

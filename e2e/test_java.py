@@ -12,7 +12,7 @@ import time
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from e2e_util import (CODECS, NEAR_1MIB_VALUE, RF_TOO_LARGE, Got, Java, Rec, assert_same_records, compressible,
+from e2e_util import (CODECS, E2E_NODES, NEAR_1MIB_VALUE, RF_TOO_LARGE, Got, Java, Rec, assert_same_records, compressible,
                       payload, rng, sample_records, settled, wait_until)
 
 DEFAULT_RETENTION_MS = "604800000"
@@ -56,8 +56,16 @@ def test_round_trip_keys_headers_bytes(java, new_topic):
     assert [g.timestamp for g in got] == [a["timestamp"] for a in acks]
 
 
+def one_codec_on_a_cluster(codec):
+    """Codecs are a node's concern (it checks and keeps each batch byte for byte, and
+    followers copy the batches): pass 1 runs every codec, the 3-node pass one of them."""
+    if E2E_NODES != 1 and codec != "zstd":
+        pytest.skip("a node's codec handling: pass 1 ran every codec, the 3-node pass runs zstd")
+
+
 @pytest.mark.parametrize("codec", CODECS)
 def test_compression_round_trip(java, new_topic, codec):
+    one_codec_on_a_cluster(codec)
     topic = create(java, new_topic(codec))
     sent = [Rec(f"key-{i}".encode(), compressible(i, 2000), [("codec", codec.encode())]) for i in range(300)]
     acks, _ = java.produce(topic, sent, compression=codec, config={"linger.ms": 50, "batch.size": 262144})
@@ -70,6 +78,7 @@ def test_compression_round_trip(java, new_topic, codec):
 def test_compression_across_clients(strom, java, new_topic, codec):
     """Batches compressed by the Java client are read by librdkafka and vice versa:
     the broker stores and serves both byte for byte."""
+    one_codec_on_a_cluster(codec)
     t1 = create(java, new_topic("java-to-rdkafka"))
     sent = [Rec(b"j%d" % i, compressible(i, 1000)) for i in range(100)]
     acks, _ = java.produce(t1, sent, compression=codec, config={"linger.ms": 50})

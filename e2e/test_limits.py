@@ -3,7 +3,8 @@ little memory and are closed after `connections.max.idle.ms`, connections past
 `max.connections.per.ip` are closed at once, and the node keeps serving a real client
 (confluent-kafka) throughout. Each refusal leaves a log line.
 
-Runs once (it starts its own node); skipped against an external broker.
+Runs once, in the single-node pass (it starts its own node); skipped against an external
+broker.
 """
 from __future__ import annotations
 

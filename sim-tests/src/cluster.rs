@@ -370,6 +370,15 @@ impl SimCluster {
         self.node(id).live.lock().clone()
     }
 
+    /// The newest metadata image among the running brokers.
+    pub fn newest_image(&self) -> Option<Arc<strom_controller::metadata::MetadataImage>> {
+        self.nodes
+            .iter()
+            .filter_map(|n| self.live(n.id).and_then(|l| l.broker))
+            .map(|b| b.cache.image())
+            .max_by_key(|i| i.offset)
+    }
+
     /// The quorum leader as some running controller sees it.
     pub fn quorum_leader(&self) -> Option<i32> {
         self.nodes

@@ -306,13 +306,7 @@ pub async fn try_converge(
 }
 
 fn converged(cluster: &SimCluster, topic: &str) -> bool {
-    let Some(img) = cluster
-        .nodes
-        .iter()
-        .filter_map(|n| cluster.live(n.id).and_then(|l| l.broker))
-        .map(|b| b.cache.image())
-        .max_by_key(|i| i.offset)
-    else {
+    let Some(img) = cluster.newest_image() else {
         return false;
     };
     let Some(t) = img.topic_by_name(topic) else {

@@ -384,13 +384,7 @@ async fn a_majority_killed_together_registers_again_before_its_sessions_expire()
     cluster.wait_started(Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let leader = cluster.quorum_leader().expect("a quorum leader");
-    let image = |cluster: &SimCluster| {
-        (1..=3)
-            .filter_map(|i| cluster.live(i).and_then(|l| l.broker))
-            .map(|b| b.cache.image())
-            .max_by_key(|img| img.offset)
-            .expect("a running broker")
-    };
+    let image = |cluster: &SimCluster| cluster.newest_image().expect("a running broker");
     let victims: Vec<i32> = (1..=3).filter(|&i| i != leader).collect();
     let before = image(&cluster);
     let old_epochs: Vec<i64> = victims

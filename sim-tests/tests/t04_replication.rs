@@ -128,11 +128,7 @@ async fn finish(cluster: &SimCluster, w: Workload) -> History {
 /// The current leader of a partition as a running broker's image says.
 fn leader_of(cluster: &SimCluster, partition: i32) -> i32 {
     cluster
-        .nodes
-        .iter()
-        .filter_map(|n| cluster.live(n.id).and_then(|l| l.broker))
-        .map(|b| b.cache.image())
-        .max_by_key(|i| i.offset)
+        .newest_image()
         .and_then(|img| {
             img.topic_by_name(TOPIC)
                 .and_then(|t| t.partitions.get(&partition))
@@ -144,11 +140,7 @@ fn leader_of(cluster: &SimCluster, partition: i32) -> i32 {
 /// The replicas of a partition.
 fn replicas_of(cluster: &SimCluster, partition: i32) -> Vec<i32> {
     cluster
-        .nodes
-        .iter()
-        .filter_map(|n| cluster.live(n.id).and_then(|l| l.broker))
-        .map(|b| b.cache.image())
-        .max_by_key(|i| i.offset)
+        .newest_image()
         .and_then(|img| {
             img.topic_by_name(TOPIC)
                 .and_then(|t| t.partitions.get(&partition))
